@@ -1,0 +1,12 @@
+"""The agent engine: tools, models, the per-request event handler and the executor.
+
+`run_agent(question, history, settings)` is the entry point: an async iterator
+of the events in `agent.events`. `agent_turn(...)` gives the same turn as a
+context manager, for consumers that read events in batches. Nothing here
+imports Gradio.
+"""
+
+from agent.executor import agent_turn, run_agent
+from agent.models import Settings, backend_label
+
+__all__ = ["Settings", "agent_turn", "backend_label", "run_agent"]

@@ -1,0 +1,112 @@
+"""Everything that can happen during one agent turn, as typed events.
+
+The engine produces these on a per-request queue; the UI consumes them. They are
+the only vocabulary the two sides share, so a reader of this file knows every
+kind of update a chat can show.
+
+A turn is a sequence of steps (one model call each). In a step the model may
+stream answer text and start tool calls whose arguments stream in; the tools then
+run concurrently and report results. Every turn ends with exactly one
+`Finished` or `Failed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    """The model is being asked for step `step` (1-based)."""
+
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerDelta:
+    """More text of the answer shown to the user."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """The model decided to call a tool; its arguments follow as `ToolArgsDelta`s."""
+
+    call_id: str
+    name: str
+    step: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolArgsDelta:
+    """A piece of a tool call's JSON arguments, as the model streams it."""
+
+    call_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A tool call finished, with its output or the error fed back to the model."""
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """The model request failed in a way worth retrying; the engine waits, then retries."""
+
+    step: int
+    attempt: int
+    wait_s: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnded:
+    """A step's model call and tool calls are all done; token usage as reported."""
+
+    step: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The turn ended with an answer."""
+
+    answer: str
+    tools_used: tuple[str, ...]
+
+
+FailureKind = Literal[
+    "auth", "rate_limit", "upstream", "network", "step_limit", "input", "cancelled", "internal"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The turn ended without an answer; `message` is written for a person to read."""
+
+    kind: FailureKind
+    message: str
+
+
+AgentEvent = (
+    StepStarted
+    | AnswerDelta
+    | ToolCallStarted
+    | ToolArgsDelta
+    | ToolResult
+    | Retrying
+    | StepEnded
+    | Finished
+    | Failed
+)
+TerminalEvent = Finished | Failed

@@ -1,0 +1,147 @@
+"""Settings from the environment, and the chat model each request talks to.
+
+`Settings.from_env()` reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `AGENT_MODEL`,
+`AGENT_MAX_STEPS`, ... from the process environment, falling back to a `.env`
+file (the environment wins). A request that brings its own key or model gets
+its own `Settings` through `for_request`; nothing global changes.
+
+`build_model` returns the model with the tools bound (`tool_choice="any"`: the
+model must call a tool every step) and a configurable `callbacks` field, so each
+request passes its own handler:
+`model.astream(messages, config={"configurable": {"callbacks": [handler]}})`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values, find_dotenv
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import ConfigurableField, Runnable
+from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
+
+from agent.offline import OfflineArithmeticModel
+from agent.tools import TOOLS
+
+DEFAULT_MODEL = "gpt-4.1-mini"
+OPENAI_HOST = "api.openai.com"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a turn needs to know about its backend and limits."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    model: str = DEFAULT_MODEL
+    max_steps: int = 10
+    force_offline: bool = False
+    offline_token_delay_ms: float = 20.0
+    max_input_chars: int = 4000
+    max_history_chars: int = 24_000
+    request_timeout_s: float = 60.0
+    max_retries: int = 2
+
+    @property
+    def offline(self) -> bool:
+        return self.force_offline or self.api_key is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str | None] | None = None) -> Settings:
+        """Settings from `env` (default: `.env` overlaid by the process environment).
+
+        Empty values count as unset, so `OPENAI_API_KEY=` disables a key from `.env`.
+        """
+        if env is None:
+            env = {**dotenv_values(find_dotenv(usecwd=True)), **os.environ}
+        values = {name: value for name, value in env.items() if value not in (None, "")}
+        key = values.get("OPENAI_API_KEY")
+        return cls(
+            api_key=SecretStr(key) if key else None,
+            base_url=values.get("OPENAI_BASE_URL"),
+            model=values.get("AGENT_MODEL", DEFAULT_MODEL),
+            max_steps=_read(values, "AGENT_MAX_STEPS", int, cls.max_steps, minimum=1),
+            force_offline=values.get("AGENT_OFFLINE", "").lower() in ("1", "true", "yes"),
+            offline_token_delay_ms=_read(
+                values, "AGENT_OFFLINE_TOKEN_DELAY_MS", float, cls.offline_token_delay_ms, minimum=0
+            ),
+            max_input_chars=_read(values, "AGENT_MAX_INPUT_CHARS", int, cls.max_input_chars, minimum=1),
+            request_timeout_s=_read(values, "AGENT_REQUEST_TIMEOUT_S", float, cls.request_timeout_s, minimum=1),
+            max_retries=_read(values, "AGENT_MAX_RETRIES", int, cls.max_retries, minimum=0),
+        )
+
+    def for_request(self, api_key: str | None = None, model: str | None = None) -> Settings:
+        """These settings with one user's own key and model, for one request."""
+        changes: dict[str, Any] = {}
+        if api_key and api_key.strip():
+            changes["api_key"] = SecretStr(api_key.strip())
+        if model and model.strip():
+            changes["model"] = model.strip()
+        return dataclasses.replace(self, **changes)
+
+
+def _read(values: Mapping[str, str], name: str, kind: Callable[[str], T], default: T, minimum: float) -> T:
+    if name not in values:
+        return default
+    try:
+        value = kind(values[name])
+    except ValueError:
+        value = None
+    if value is None or value < minimum:  # type: ignore[operator]
+        raise ValueError(f"{name} must be a {kind.__name__} of at least {minimum}, got {values[name]!r}")
+    return value
+
+
+def backend_label(settings: Settings) -> str:
+    """One line saying which backend answers, for people (never includes the key)."""
+    if settings.offline:
+        reason = "forced offline" if settings.force_offline else "no API key"
+        return f"Offline model ({reason}): arithmetic only"
+    host = urlparse(settings.base_url).netloc if settings.base_url else OPENAI_HOST
+    if host == OPENAI_HOST:
+        return f"OpenAI · {settings.model}"
+    return f"OpenAI-compatible · {host} · {settings.model}"
+
+
+def chat_model(settings: Settings) -> BaseChatModel:
+    if settings.offline:
+        return OfflineArithmeticModel(token_delay_ms=settings.offline_token_delay_ms)
+    return ChatOpenAI(
+        model=settings.model,
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        streaming=True,
+        stream_usage=True,
+        max_retries=0,
+        timeout=settings.request_timeout_s,
+        stream_chunk_timeout=settings.request_timeout_s,
+    )
+
+
+def build_model(
+    settings: Settings, model: BaseChatModel | None = None
+) -> Runnable[LanguageModelInput, BaseMessage]:
+    """The tool-calling model (`model`, or the one the settings name), with
+    `callbacks` configurable per request.
+
+    `configurable.bind_tools(...)` would be forwarded to the default instance and
+    lose the configurable field, so the tool arguments come from a plain
+    `bind_tools` and are bound on top of the configurable model.
+    """
+    model = model or chat_model(settings)
+    tool_kwargs = model.bind_tools(TOOLS, tool_choice="any").kwargs
+    configurable = model.configurable_fields(
+        callbacks=ConfigurableField(
+            id="callbacks", name="Callbacks", description="The request's own callback handlers."
+        )
+    )
+    return configurable.bind(**tool_kwargs)

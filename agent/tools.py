@@ -1,0 +1,114 @@
+"""The agent's tools: four arithmetic operations and `final_answer`.
+
+To add a tool, write one `@tool` function (an `args_schema` and a docstring the
+model reads) and append it to `TOOLS`. Tools are `async` and must finish in
+milliseconds: a tool that could be made to run for long (a huge power) checks
+its cost *before* computing and raises `ValueError` with a message for the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+from langchain_core.tools import BaseTool, tool
+from pydantic import BaseModel, Field
+
+Number = int | float
+
+MAX_RESULT_DIGITS = 1000
+"""Largest integer result, in decimal digits, that a tool will produce."""
+
+
+class TwoNumbers(BaseModel):
+    a: Number = Field(description="The first operand.")
+    b: Number = Field(description="The second operand.")
+
+
+class Power(BaseModel):
+    base: Number = Field(description="The number to raise.")
+    exponent: Number = Field(description="The power to raise it to.")
+
+
+class FinalAnswer(BaseModel):
+    answer: str = Field(description="The complete answer for the user, in Markdown.")
+    tools_used: list[str] = Field(
+        default_factory=list, description="Names of the tools you called for this answer."
+    )
+
+
+def format_number(value: Number) -> str:
+    """Exact integers; floats rounded to 15 significant digits (0.1 + 0.2 -> 0.3)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.15g}"
+    return str(value)
+
+
+def checked(value: Number | complex) -> str:
+    """Refuse results that are not finite real numbers or are too long to be useful."""
+    if isinstance(value, complex):
+        raise ValueError("the result is not a real number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("the result is too large to represent")
+    if isinstance(value, int) and value.bit_length() * math.log10(2) > MAX_RESULT_DIGITS:
+        raise ValueError(f"the result has more than {MAX_RESULT_DIGITS:,} digits")
+    return format_number(value)
+
+
+def estimated_power_digits(base: Number, exponent: Number) -> float:
+    """Decimal digits of base ** exponent, estimated without computing it."""
+    if base == 0 or exponent <= 0:
+        return 1.0
+    try:
+        return exponent * math.log10(abs(base))
+    except OverflowError:
+        return math.inf
+
+
+@tool(args_schema=TwoNumbers)
+async def add(a: Number, b: Number) -> str:
+    """Add two numbers: returns a + b."""
+    return checked(a + b)
+
+
+@tool(args_schema=TwoNumbers)
+async def subtract(a: Number, b: Number) -> str:
+    """Subtract the second number from the first: returns a - b."""
+    return checked(a - b)
+
+
+@tool(args_schema=TwoNumbers)
+async def multiply(a: Number, b: Number) -> str:
+    """Multiply two numbers: returns a * b."""
+    return checked(a * b)
+
+
+@tool(args_schema=Power)
+async def exponentiate(base: Number, exponent: Number) -> str:
+    """Raise a number to a power: returns base ** exponent. A negative exponent divides
+    (x ** -1 is 1 / x), a fractional one takes a root (x ** 0.5 is the square root of x)."""
+    digits = estimated_power_digits(base, exponent)
+    if digits > MAX_RESULT_DIGITS:
+        raise ValueError(
+            f"{format_number(base)} ** {format_number(exponent)} would have about "
+            f"{digits:,.0f} digits; the limit is {MAX_RESULT_DIGITS:,}"
+        )
+    if base == 0 and exponent < 0:
+        raise ValueError("0 cannot be raised to a negative power (that is a division by zero)")
+    try:
+        return checked(base**exponent)
+    except OverflowError:
+        raise ValueError("the result is too large to represent") from None
+
+
+@tool(args_schema=FinalAnswer)
+async def final_answer(answer: str, tools_used: list[str]) -> str:
+    """Give the user the final answer. Call it once, when you know the answer; the
+    `answer` text is shown to the user as it is, so write it for them."""
+    return answer
+
+
+TOOLS: list[BaseTool] = [add, subtract, multiply, exponentiate, final_answer]
+TOOLS_BY_NAME: dict[str, BaseTool] = {t.name: t for t in TOOLS}
+FINAL_ANSWER = final_answer.name

@@ -1,0 +1,147 @@
+"""Settings from the environment, backend labels, and the per-request model."""
+
+import asyncio
+import json
+
+import pytest
+from langchain_core.messages import HumanMessage
+from llmock.testing import LLMockServer
+from pydantic import SecretStr
+
+from agent import Settings, backend_label
+from agent.callbacks import QueueCallbackHandler
+from agent.events import Finished, StepStarted
+from agent.models import DEFAULT_MODEL, build_model, chat_model
+from agent.offline import OfflineArithmeticModel
+from tests.conftest import run_turn_events
+
+
+def test_defaults_without_any_configuration():
+    settings = Settings.from_env({})
+    assert settings.offline and settings.api_key is None
+    assert settings.model == DEFAULT_MODEL and settings.max_steps == 10
+    assert settings.offline_token_delay_ms == 20
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env({
+        "OPENAI_API_KEY": "sk-env",
+        "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
+        "AGENT_MODEL": "gpt-test",
+        "AGENT_MAX_STEPS": "3",
+        "AGENT_OFFLINE_TOKEN_DELAY_MS": "0",
+        "AGENT_MAX_INPUT_CHARS": "100",
+        "AGENT_REQUEST_TIMEOUT_S": "5",
+        "AGENT_MAX_RETRIES": "0",
+    })
+    assert settings.api_key.get_secret_value() == "sk-env" and not settings.offline
+    assert (settings.base_url, settings.model, settings.max_steps) == ("http://127.0.0.1:8000/v1", "gpt-test", 3)
+    assert (settings.offline_token_delay_ms, settings.max_input_chars) == (0, 100)
+    assert (settings.request_timeout_s, settings.max_retries) == (5, 0)
+
+
+def test_an_empty_key_means_no_key_and_offline_can_be_forced():
+    assert Settings.from_env({"OPENAI_API_KEY": ""}).offline
+    forced = Settings.from_env({"OPENAI_API_KEY": "sk-x", "AGENT_OFFLINE": "1"})
+    assert forced.offline and backend_label(forced) == "Offline model (forced offline): arithmetic only"
+
+
+@pytest.mark.parametrize(("name", "value"), [("AGENT_MAX_STEPS", "many"), ("AGENT_MAX_STEPS", "0"), ("AGENT_OFFLINE_TOKEN_DELAY_MS", "-1")])
+def test_bad_values_are_refused_with_the_variable_name(name, value):
+    with pytest.raises(ValueError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("AGENT_MODEL=from-dotenv\nAGENT_MAX_STEPS=7\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AGENT_MAX_STEPS", "4")
+    monkeypatch.delenv("AGENT_MODEL", raising=False)
+    settings = Settings.from_env()
+    assert (settings.model, settings.max_steps) == ("from-dotenv", 4)
+
+
+@pytest.mark.parametrize(
+    ("settings", "label"),
+    [
+        (Settings(), "Offline model (no API key): arithmetic only"),
+        (Settings(api_key=SecretStr("sk-secret"), model="gpt-4.1-mini"), "OpenAI · gpt-4.1-mini"),
+        (Settings(api_key=SecretStr("sk-secret"), base_url="https://api.openai.com/v1"), f"OpenAI · {DEFAULT_MODEL}"),
+        (Settings(api_key=SecretStr("sk-secret"), base_url="http://10.0.0.5:8000/v1", model="llama"),
+         "OpenAI-compatible · 10.0.0.5:8000 · llama"),
+    ],
+)
+def test_backend_label_names_the_backend_and_never_the_key(settings, label):
+    assert backend_label(settings) == label
+
+
+def test_a_request_can_bring_its_own_key_and_model_without_changing_the_server_settings():
+    server = Settings(api_key=SecretStr("sk-server"), model="gpt-server")
+    mine = server.for_request(api_key="  sk-mine ", model="gpt-mine")
+    assert (mine.api_key.get_secret_value(), mine.model) == ("sk-mine", "gpt-mine")
+    assert (server.api_key.get_secret_value(), server.model) == ("sk-server", "gpt-server")
+    assert server.for_request(api_key="", model=" ") == server
+    assert "sk-mine" not in repr(mine)
+    assert Settings().for_request(api_key="sk-mine").offline is False
+
+
+def test_the_model_follows_the_settings():
+    assert isinstance(chat_model(Settings()), OfflineArithmeticModel)
+    openai_model = chat_model(Settings(api_key=SecretStr("sk-a"), model="m", request_timeout_s=7))
+    assert openai_model.openai_api_key.get_secret_value() == "sk-a"
+    assert (openai_model.model_name, openai_model.max_retries, openai_model.streaming) == ("m", 0, True)
+
+
+async def test_callbacks_are_configurable_per_request():
+    model = build_model(Settings(offline_token_delay_ms=0))
+    first, second = QueueCallbackHandler(), QueueCallbackHandler()
+    first.start_step(1)
+    second.start_step(1)
+
+    async def stream(question: str, handler: QueueCallbackHandler) -> None:
+        async for _ in model.astream([HumanMessage(question)], config={"configurable": {"callbacks": [handler]}}):
+            pass
+
+    await asyncio.gather(stream("2 + 3", first), stream("hello", second))
+    first.close()
+    second.close()
+    first_events = [e async for e in first.events()]
+    second_events = [e async for e in second.events()]
+    assert [e.name for e in first_events if hasattr(e, "name")] == ["add"]
+    assert [e.name for e in second_events if hasattr(e, "name")] == ["final_answer"]
+    assert first_events[0] == second_events[0] == StepStarted(1)
+
+
+class AuthorizationRecorder:
+    """ASGI middleware that notes (Authorization header, requested model) for every request."""
+
+    def __init__(self, app, seen: list[tuple[str, str]]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+        body = bytearray()
+
+        async def recording_receive():
+            message = await receive()
+            body.extend(message.get("body", b""))
+            if message["type"] == "http.request" and not message.get("more_body"):
+                self.seen.append((authorization, json.loads(body or b"{}").get("model")))
+            return message
+
+        await self.app(scope, recording_receive, send)
+
+
+async def test_each_request_sends_its_own_key_and_the_server_key_otherwise():
+    seen: list[tuple[str, str]] = []
+    server = LLMockServer()
+    server.app.add_middleware(AuthorizationRecorder, seen=seen)
+    with server:
+        base = Settings(api_key=SecretStr("sk-server"), base_url=server.base_url(), model="server-model", max_retries=0)
+        users = [base.for_request(api_key=f"sk-user-{n}", model=f"user-model-{n}") for n in range(5)]
+        turns = await asyncio.gather(*(run_turn_events("hi", s) for s in [*users, base, *users]))
+    assert all(isinstance(events[-1], Finished) for events in turns)
+    expected = {(f"Bearer sk-user-{n}", f"user-model-{n}") for n in range(5)} | {("Bearer sk-server", "server-model")}
+    assert set(seen) == expected

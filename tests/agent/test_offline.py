@@ -1,0 +1,176 @@
+"""The offline model, played end to end through the executor: questions in, plans and answers out."""
+
+import time
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+
+from agent import Settings
+from agent.events import AnswerDelta, Failed, Finished, ToolCallStarted, ToolResult
+from agent.offline import OfflineArithmeticModel, next_reply, pieces, stream_chunks
+from tests.conftest import run_turn_events
+
+A = ("add",)
+M = ("multiply",)
+E = ("exponentiate",)
+S = ("subtract",)
+
+# question, answer value, tool calls per step (each step's calls run in parallel)
+QUESTIONS = [
+    ("what is 10 plus 10", "20", [A]),
+    ("what is (2 + 3) * (4 + 5)?", "45", [("add", "add"), M]),
+    ("2 to the power of 10", "1024", [E]),
+    ("2 + 3 * 4", "14", [M, A]),
+    ("(2 + 3) * 4", "20", [A, M]),
+    ("10 - 4 - 3", "3", [A, S]),
+    ("2 ^ 3 ^ 2", "512", [E, E]),
+    ("-2 ^ 2", "-4", [E, S]),
+    ("(-2) ^ 2", "4", [E]),
+    ("3.5 * -2", "-7", [M]),
+    ("0.1 + 0.2", "0.3", [A]),
+    ("10 / 4", "2.5", [E, M]),
+    ("1 + 2 + 3 + 4 + 5 + 6 + 7 + 8", "36", [A * 4, A * 2, A]),
+    ("what is 7 times 6?", "42", [M]),
+    ("12 divided by 3", "4", [E, M]),
+    ("9 minus 12", "-3", [S]),
+    ("five plus seven", "12", [A]),
+    ("twenty-one times two", "42", [M]),
+    ("two hundred fifty-one plus nine", "260", [A]),
+    ("square root of 16 plus 9", "13", [E, A]),
+    ("sqrt(16 + 9)", "5", [A, E]),
+    ("5 squared", "25", [E]),
+    ("3 cubed minus 7", "20", [E, S]),
+    ("2(3 + 4)", "14", [A, M]),
+    ("1,000 x 3", "3000", [M]),
+    ("multiply 6 by 7", "42", [M]),
+    ("subtract 3 from 10", "7", [S]),
+    ("add 2.5 and 2.5", "5", [A]),
+    ("2 ** 8", "256", [E]),
+    ("6 × 7 ÷ 2", "21", [("multiply", "exponentiate"), M]),
+    ("(1 + 2) * (3 + 4) * (5 + 6)", "231", [A * 3, M, M]),
+    ("((((1 + 1))))", "2", [A]),
+    ("1e3 + 1", "1001", [A]),
+    ("-(2 + 3)", "-5", [A, S]),
+    ("2 - -3", "5", [S]),
+    ("100 / 8 / 5", "2.5", [M, E, M]),
+    ("0.5 ^ -2", "4", [E]),
+    ("1 / 3", "0.333333333333333", [E, M]),
+    ("What's 2+2? Thanks!", "4", [A]),
+]
+
+
+def tool_steps(events) -> list[tuple[str, ...]]:
+    steps: dict[int, list[str]] = {}
+    for event in events:
+        if isinstance(event, ToolCallStarted) and event.name != "final_answer":
+            steps.setdefault(event.step, []).append(event.name)
+    return [tuple(names) for _, names in sorted(steps.items())]
+
+
+def test_the_table_is_large_enough():
+    assert len(QUESTIONS) >= 30
+
+
+@pytest.mark.parametrize(("question", "value", "steps"), QUESTIONS, ids=[q for q, _, _ in QUESTIONS])
+async def test_offline_model_plans_and_answers(question, value, steps, offline_settings):
+    events = await run_turn_events(question, offline_settings)
+    finished = events[-1]
+    assert isinstance(finished, Finished), finished
+    assert finished.answer.endswith(f"= **{value}**")
+    assert tool_steps(events) == steps
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == finished.answer
+    assert not [e for e in events if isinstance(e, ToolResult) and e.is_error]
+
+
+@pytest.mark.parametrize("question", ["hello", "who are you?", "write me a poem", "what is 5?"])
+async def test_anything_but_arithmetic_gets_an_honest_introduction(question, offline_settings):
+    events = await run_turn_events(question, offline_settings)
+    assert isinstance(events[-1], Finished)
+    assert "offline model" in events[-1].answer
+    assert "OPENAI_API_KEY" in events[-1].answer
+    assert tool_steps(events) == []
+
+
+async def test_operations_without_a_tool_are_named(offline_settings):
+    events = await run_turn_events("what is log 100?", offline_settings)
+    assert "no tool for “log”" in events[-1].answer
+
+
+async def test_division_by_zero_is_explained(offline_settings):
+    events = await run_turn_events("what is 1 / 0", offline_settings)
+    errors = [e for e in events if isinstance(e, ToolResult) and e.is_error]
+    assert [e.name for e in errors] == ["exponentiate"]
+    assert events[-1].answer.startswith("I could not compute 1 / 0: 0 cannot be raised to a negative power")
+
+
+async def test_an_exponent_bomb_is_refused_quickly(offline_settings):
+    started = time.perf_counter()
+    events = await run_turn_events("what is 10 ^ 10 ^ 10?", offline_settings)
+    assert time.perf_counter() - started < 2
+    assert "digits; the limit is 1,000" in events[-1].answer
+
+
+async def test_deep_nesting_is_refused_quickly(offline_settings):
+    started = time.perf_counter()
+    events = await run_turn_events("(" * 3000 + "1 + 1" + ")" * 3000, Settings(offline_token_delay_ms=0, max_input_chars=10_000))
+    assert time.perf_counter() - started < 2
+    assert "nested more than" in events[-1].answer
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "value"),
+    [("times 4", "20"), ("multiply that by 3", "15"), ("what is the result plus 1?", "6"), ("that squared", "25")],
+)
+async def test_follow_up_questions_use_the_previous_answer(follow_up, value, offline_settings):
+    history = [HumanMessage("what is 2 + 3?"), AIMessage("2 + 3 = **5**")]
+    events = await run_turn_events(follow_up, offline_settings, history)
+    assert events[-1].answer.endswith(f"= **{value}**")
+
+
+async def test_a_reference_without_history_is_explained(offline_settings):
+    events = await run_turn_events("times 4", offline_settings)
+    assert "no earlier result" in events[-1].answer
+
+
+def test_pieces_join_back_to_the_text():
+    text = '{"answer": "(2 + 3) * 4 = **20** — ok\\n", "tools_used": ["add"]}'
+    assert "".join(pieces(text)) == text
+    assert len(pieces(text)) > 10
+
+
+def test_stream_chunks_look_like_openai_tool_call_deltas():
+    reply = next_reply([HumanMessage("(2 + 3) * (4 + 5)")], {"add", "multiply", "final_answer"})
+    chunks = stream_chunks(reply)
+    headers = [c.tool_call_chunks[0] for c in chunks if c.tool_call_chunks and c.tool_call_chunks[0]["name"]]
+    assert [(h["name"], h["index"], h["args"]) for h in headers] == [("add", 0, ""), ("add", 1, "")]
+    assert all(h["id"].startswith("call_") for h in headers)
+    merged = chunks[0] + chunks[1:]
+    assert [c["args"] for c in merged.tool_calls] == [{"a": 2, "b": 3}, {"a": 4, "b": 5}]
+    assert merged.response_metadata["finish_reason"] == "tool_calls"
+
+
+def test_without_final_answer_bound_the_answer_is_plain_content():
+    reply = next_reply([HumanMessage("what is 7 times 6")], {"multiply"})
+    assert reply.tool_calls[0]["name"] == "multiply"
+    reply = next_reply([HumanMessage("hi")], {"multiply"})
+    assert not reply.tool_calls and "offline model" in reply.text
+
+
+async def test_the_offline_model_streams_at_the_configured_pace():
+    model = OfflineArithmeticModel(token_delay_ms=10)
+    bound = model.bind_tools([])
+    started = time.perf_counter()
+    chunks = [c async for c in bound.astream([HumanMessage("hello")])]
+    elapsed = time.perf_counter() - started
+    assert len(chunks) > 20
+    assert elapsed >= (len(chunks) - 2) * 0.010 * 0.9
+
+
+def test_sync_invoke_gives_the_same_plan():
+    reply = OfflineArithmeticModel().bind_tools([]).invoke([HumanMessage("hello")])
+    assert "offline model" in reply.text
+
+
+async def test_a_failed_turn_is_never_reported_as_an_offline_answer(offline_settings):
+    events = await run_turn_events("   ", offline_settings)
+    assert isinstance(events[-1], Failed) and events[-1].kind == "input"

@@ -1,0 +1,245 @@
+"""One turn as the chat shows it: agent events folded into `gr.ChatMessage`s.
+
+`TurnView.apply` folds events into plain state; `TurnView.render` builds the
+messages from that state, as **new** objects each time (Gradio diffs each yield
+against the previous one, so a message mutated in place would stream stale
+updates). The view is pure: no I/O, no clock but the one it is given.
+
+What the user sees, in order: each tool call as a collapsible message whose
+title names the tool and flips from pending to done with its result and
+duration (calls of one step that run in parallel are nested under a step
+message), the answer as a plain assistant message that grows as it streams, a
+clear message if the turn failed or was stopped, and a subdued footer with the
+turn's cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from agent.events import (
+    AgentEvent,
+    AnswerDelta,
+    Failed,
+    Finished,
+    Retrying,
+    StepEnded,
+    StepStarted,
+    ToolArgsDelta,
+    ToolCallStarted,
+    ToolResult,
+)
+from agent.tools import FINAL_ANSWER
+
+TITLE_RESULT_CHARS = 40
+
+FAILURE_TITLES = {
+    "auth": "API key rejected",
+    "rate_limit": "Rate limited",
+    "upstream": "Model server error",
+    "network": "Connection problem",
+    "step_limit": "Step limit reached",
+    "input": "Message not accepted",
+    "internal": "Internal error",
+}
+
+
+@dataclass
+class ToolCallView:
+    call_id: str
+    name: str
+    step: int
+    arguments: str = ""
+    output: str | None = None
+    is_error: bool = False
+    duration_s: float | None = None
+    interrupted: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.output is not None or self.interrupted
+
+
+@dataclass
+class TextView:
+    text: str = ""
+
+
+@dataclass
+class NoteView:
+    """A line about the turn itself: a retry, a failure, a stop."""
+
+    title: str
+    body: str = ""
+
+
+Item = ToolCallView | TextView | NoteView
+
+
+@dataclass
+class TurnView:
+    """The state of one turn on screen; `apply` events, then `render` messages."""
+
+    backend: str
+    clock: Callable[[], float] = time.monotonic
+    items: list[Item] = field(default_factory=list)
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    outcome: str | None = None  # "finished" or "failed" once the turn is over
+    started_at: float = field(init=False)
+    first_visible_s: float | None = None
+    total_s: float | None = None
+    _calls: dict[str, ToolCallView] = field(default_factory=dict)
+    _answer_calls: set[str] = field(default_factory=set)
+    _text_closed: bool = True
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock()
+
+    def apply(self, event: AgentEvent) -> None:
+        match event:
+            case StepStarted(step):
+                self.steps = step
+            case ToolCallStarted(call_id, name, step) if name == FINAL_ANSWER:
+                self._answer_calls.add(call_id)
+                self._text_closed = True
+            case ToolCallStarted(call_id, name, step):
+                self._add_call(ToolCallView(call_id, name, step))
+            case ToolArgsDelta(call_id, text) if call_id in self._calls:
+                self._calls[call_id].arguments += text
+            case ToolResult(call_id, name, output, is_error, duration_s):
+                self._finish_call(call_id, name, output, is_error, duration_s)
+            case AnswerDelta(text):
+                self._append_answer(text)
+            case Retrying(_, attempt, wait_s, reason):
+                self.items.append(NoteView(f"🔁 Retrying in {wait_s:.1f} s (attempt {attempt})", reason))
+            case StepEnded(_, input_tokens, output_tokens):
+                self.input_tokens += input_tokens
+                self.output_tokens += output_tokens
+            case Finished(answer):
+                if not any(isinstance(item, TextView) and item.text for item in self.items):
+                    self._append_answer(answer)
+                self._end("finished")
+            case Failed(kind, message):
+                self.items.append(NoteView(f"⚠️ {FAILURE_TITLES.get(kind, 'Error')}", message))
+                self._end("failed")
+
+    def _add_call(self, call: ToolCallView) -> None:
+        self._calls[call.call_id] = call
+        self.items.append(call)
+        self._text_closed = True
+        self._note_visible()
+
+    def _finish_call(self, call_id: str, name: str, output: str, is_error: bool, duration_s: float) -> None:
+        if call_id in self._answer_calls and not is_error:
+            return
+        if call_id not in self._calls:
+            self._add_call(ToolCallView(call_id, name, self.steps))
+        call = self._calls[call_id]
+        call.output, call.is_error, call.duration_s = output, is_error, duration_s
+
+    def _append_answer(self, text: str) -> None:
+        if self._text_closed:
+            self.items.append(TextView())
+            self._text_closed = False
+        last = self.items[-1]
+        assert isinstance(last, TextView)
+        last.text += text
+        self._note_visible()
+
+    def _note_visible(self) -> None:
+        if self.first_visible_s is None:
+            self.first_visible_s = self.clock() - self.started_at
+
+    def _end(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.total_s = self.clock() - self.started_at
+        for call in self._calls.values():
+            call.interrupted = not call.done
+
+    # -- rendering --------------------------------------------------------------------
+
+    def render(self) -> list[gr.ChatMessage]:
+        messages: list[gr.ChatMessage] = []
+        parallel_steps = self._parallel_steps()
+        opened_steps: set[int] = set()
+        for item in self.items:
+            if isinstance(item, ToolCallView):
+                if item.step in parallel_steps and item.step not in opened_steps:
+                    opened_steps.add(item.step)
+                    messages.append(self._render_step(item.step))
+                messages.append(_render_call(item, nested=item.step in parallel_steps))
+            elif isinstance(item, TextView):
+                messages.append(gr.ChatMessage(content=item.text))
+            else:
+                messages.append(gr.ChatMessage(content=item.body, metadata={"title": item.title, "status": "done"}))
+        if self.outcome is not None:
+            messages.append(self._render_footer())
+        return messages
+
+    def _parallel_steps(self) -> set[int]:
+        counts: dict[int, int] = {}
+        for call in self._calls.values():
+            counts[call.step] = counts.get(call.step, 0) + 1
+        return {step for step, count in counts.items() if count > 1}
+
+    def _render_step(self, step: int) -> gr.ChatMessage:
+        calls = [c for c in self._calls.values() if c.step == step]
+        done = all(c.done for c in calls)
+        metadata = {
+            "title": f"⚡ Step {step}: {len(calls)} tool calls in parallel",
+            "id": f"step-{step}",
+            "status": "done" if done else "pending",
+        }
+        if done:
+            metadata["duration"] = round(max(c.duration_s or 0.0 for c in calls), 3)
+        return gr.ChatMessage(content="", metadata=metadata)
+
+    def summary(self) -> str:
+        """One line: steps, tool calls, tokens, time to first visible token, total time."""
+        calls = len(self._calls)
+        parts = [
+            f"{self.steps} step{'s' * (self.steps != 1)}",
+            f"{calls} tool call{'s' * (calls != 1)}",
+            f"{self.input_tokens:,} tokens in · {self.output_tokens:,} out",
+        ]
+        if self.first_visible_s is not None:
+            parts.append(f"first token {self.first_visible_s:.2f} s")
+        if self.total_s is not None:
+            parts.append(f"total {self.total_s:.2f} s")
+        return " · ".join(parts)
+
+    def _render_footer(self) -> gr.ChatMessage:
+        return gr.ChatMessage(
+            content=f"Answered by: {self.backend}",
+            metadata={"title": f"📊 {self.summary()}", "status": "done"},
+        )
+
+
+def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
+    metadata: dict[str, str | float] = {"title": _call_title(call), "id": call.call_id}
+    if nested:
+        metadata["parent_id"] = f"step-{call.step}"
+    metadata["status"] = "done" if call.done else "pending"
+    if call.duration_s is not None:
+        metadata["duration"] = round(call.duration_s, 3)
+    body = f"```json\n{call.arguments}\n```"
+    if call.output is not None:
+        body += f"\n{'**Error:** ' if call.is_error else '**Result:** '}{call.output.removeprefix('Error: ')}"
+    elif call.interrupted:
+        body += "\n_Not finished: the turn ended first._"
+    return gr.ChatMessage(content=body, metadata=metadata)
+
+
+def _call_title(call: ToolCallView) -> str:
+    if call.output is None:
+        return f"🛠️ {call.name}"
+    if call.is_error:
+        return f"🛠️ {call.name} → error"
+    shown = call.output if len(call.output) <= TITLE_RESULT_CHARS else call.output[:TITLE_RESULT_CHARS] + "…"
+    return f"🛠️ {call.name} → {shown}"
