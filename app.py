@@ -18,7 +18,7 @@ import gradio as gr
 from agent import Settings, agent_turn, backend_label
 from ui.history import to_langchain
 from ui.pacing import UpdateBudget
-from ui.view import TurnView
+from ui.view import TurnView, mark_stopped
 
 TITLE = "🧮 Streaming tool-calling agent"
 DESCRIPTION = (
@@ -48,6 +48,7 @@ def create_app(settings: Settings, budget: UpdateBudget | None = None, concurren
     budget = budget or UpdateBudget()
 
     async def chat(message: str, history: list[dict[str, Any]], model: str, api_key: str) -> AsyncIterator[list[gr.ChatMessage]]:
+        mark_stopped(history)
         request_settings = settings.for_request(api_key=api_key, model=model)
         view = TurnView(backend_label(request_settings))
         with budget.stream():
@@ -60,7 +61,7 @@ def create_app(settings: Settings, budget: UpdateBudget | None = None, concurren
     def backend_line(model: str, api_key: str) -> str:
         label = backend_label(settings.for_request(api_key=api_key, model=model))
         mine = " (your key, this session only)" if api_key.strip() else ""
-        return f"**Backend:** {label}{mine}"
+        return f"Backend: **{label}**{mine}"
 
     model_box = gr.Textbox(value=settings.model, label="Model", render=False)
     key_box = gr.Textbox(
@@ -70,11 +71,11 @@ def create_app(settings: Settings, budget: UpdateBudget | None = None, concurren
     with gr.Blocks(title=TITLE, fill_height=True) as demo:
         gr.Markdown(f"<h1 style='text-align: center'>{TITLE}</h1>\n\n{DESCRIPTION}")
         backend = gr.Markdown(backend_line(settings.model, ""))
-        gr.ChatInterface(
+        chat_interface = gr.ChatInterface(
             chat,
             chatbot=gr.Chatbot(label="Agent", scale=1, buttons=["copy", "copy_all"]),
             additional_inputs=[model_box, key_box],
-            additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False),
+            additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
             examples=EXAMPLES,
             api_name="chat",
             concurrency_limit=concurrency,
@@ -83,6 +84,11 @@ def create_app(settings: Settings, budget: UpdateBudget | None = None, concurren
         )
         gr.on([model_box.change, key_box.change], backend_line, [model_box, key_box], backend,
               queue=False, api_visibility="private")
+        chat_interface.textbox.stop(
+            lambda history: history if mark_stopped(history) else gr.skip(),
+            [chat_interface.chatbot], [chat_interface.chatbot],
+            queue=False, api_visibility="private",
+        )
     demo.queue(default_concurrency_limit=concurrency)
     return demo
 

@@ -56,6 +56,14 @@ class PlannedCall:
     problem: str | None = None
 
 
+_running_turns: set[asyncio.Task[None]] = set()
+
+
+def running_turns() -> int:
+    """How many turns are running in this process right now (for health checks and tests)."""
+    return len(_running_turns)
+
+
 @asynccontextmanager
 async def agent_turn(
     question: str,
@@ -71,6 +79,8 @@ async def agent_turn(
     """
     handler = QueueCallbackHandler()
     turn = asyncio.create_task(run_turn(question, history, settings, handler, chat_model), name="agent-turn")
+    _running_turns.add(turn)
+    turn.add_done_callback(_running_turns.discard)
     turn.add_done_callback(lambda _: handler.close())
     try:
         yield handler

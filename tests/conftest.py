@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import socket
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 from langchain_core.language_models import BaseChatModel
@@ -11,6 +12,25 @@ from agent import Settings, run_agent
 from agent.events import AgentEvent
 
 TURN_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_app() -> Iterator[str]:
+    """The app, offline model at 10 ms a token, served in this process on a free port."""
+    import app
+    from ui.pacing import UpdateBudget
+
+    demo = app.create_app(Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=50)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, max_threads=60)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
 
 
 @pytest.fixture

@@ -71,10 +71,9 @@ class TextView:
 
 @dataclass
 class NoteView:
-    """A line about the turn itself: a retry, a failure, a stop."""
+    """A line about the turn itself (a retry, a failure), shown as a message title."""
 
     title: str
-    body: str = ""
 
 
 Item = ToolCallView | TextView | NoteView
@@ -117,7 +116,7 @@ class TurnView:
             case AnswerDelta(text):
                 self._append_answer(text)
             case Retrying(_, attempt, wait_s, reason):
-                self.items.append(NoteView(f"🔁 Retrying in {wait_s:.1f} s (attempt {attempt})", reason))
+                self.items.append(NoteView(f"🔁 {reason} Retrying in {wait_s:.1f} s (attempt {attempt})."))
             case StepEnded(_, input_tokens, output_tokens):
                 self.input_tokens += input_tokens
                 self.output_tokens += output_tokens
@@ -126,7 +125,7 @@ class TurnView:
                     self._append_answer(answer)
                 self._end("finished")
             case Failed(kind, message):
-                self.items.append(NoteView(f"⚠️ {FAILURE_TITLES.get(kind, 'Error')}", message))
+                self.items.append(NoteView(f"⚠️ {FAILURE_TITLES.get(kind, 'Error')}: {message}"))
                 self._end("failed")
 
     def _add_call(self, call: ToolCallView) -> None:
@@ -177,7 +176,7 @@ class TurnView:
             elif isinstance(item, TextView):
                 messages.append(gr.ChatMessage(content=item.text))
             else:
-                messages.append(gr.ChatMessage(content=item.body, metadata={"title": item.title, "status": "done"}))
+                messages.append(gr.ChatMessage(content="", metadata={"title": item.title, "status": "done"}))
         if self.outcome is not None:
             messages.append(self._render_footer())
         return messages
@@ -197,7 +196,7 @@ class TurnView:
             "status": "done" if done else "pending",
         }
         if done:
-            metadata["duration"] = round(max(c.duration_s or 0.0 for c in calls), 3)
+            metadata["duration"] = round(max(c.duration_s or 0.0 for c in calls), 6)
         return gr.ChatMessage(content="", metadata=metadata)
 
     def summary(self) -> str:
@@ -227,12 +226,12 @@ def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
         metadata["parent_id"] = f"step-{call.step}"
     metadata["status"] = "done" if call.done else "pending"
     if call.duration_s is not None:
-        metadata["duration"] = round(call.duration_s, 3)
-    body = f"```json\n{call.arguments}\n```"
+        metadata["duration"] = round(call.duration_s, 6)
+    body = f"Arguments: `{call.arguments}`" if call.arguments else "Arguments: …"
     if call.output is not None:
-        body += f"\n{'**Error:** ' if call.is_error else '**Result:** '}{call.output.removeprefix('Error: ')}"
+        body += f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{call.output.removeprefix('Error: ')}"
     elif call.interrupted:
-        body += "\n_Not finished: the turn ended first._"
+        body += "\n\n_Not finished: the turn ended first._"
     return gr.ChatMessage(content=body, metadata=metadata)
 
 
@@ -243,3 +242,42 @@ def _call_title(call: ToolCallView) -> str:
         return f"🛠️ {call.name} → error"
     shown = call.output if len(call.output) <= TITLE_RESULT_CHARS else call.output[:TITLE_RESULT_CHARS] + "…"
     return f"🛠️ {call.name} → {shown}"
+
+
+STOPPED_MARK = "⏹️ Stopped"
+
+
+def mark_stopped(history: list[dict]) -> bool:
+    """Mark the last turn as stopped, in place, if it never finished; True if it changed.
+
+    Stop cancels the turn's generator, which cannot yield again, so the mark is
+    made on the messages themselves: once by the Stop button's own listener (what
+    the browser shows), and again on the history the next turn receives, because
+    Gradio's copy of the history is synced before that listener's result arrives.
+    Gradio passes the next turn a shallow copy of the history, so a message
+    changed in place there is what the chat shows from then on.
+    """
+    turn_start = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history)) + 1
+    turn = history[turn_start:]
+    if not turn or any(_title(m).startswith("📊") or STOPPED_MARK in _text(m) + _title(m) for m in turn):
+        return False
+    for message in turn:
+        if (message.get("metadata") or {}).get("status") == "pending":
+            message["metadata"]["status"] = "done"
+    last = turn[-1]
+    if _title(last):
+        last["metadata"]["title"] = f"{_title(last)} · {STOPPED_MARK}"
+    else:
+        last["content"] = [{"type": "text", "text": f"{_text(last)}\n\n{STOPPED_MARK}"}]
+    return True
+
+
+def _title(message: dict) -> str:
+    return (message.get("metadata") or {}).get("title", "")
+
+
+def _text(message: dict) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))

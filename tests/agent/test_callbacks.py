@@ -123,3 +123,50 @@ async def test_the_consumer_awaits_without_polling():
     handler.emit(AnswerDelta("x"))
     assert await consumer == AnswerDelta("x")
     assert loop.time() - emitted_at < 0.05
+
+
+async def test_batches_send_the_first_event_at_once_then_one_group_per_frame():
+    handler = QueueCallbackHandler()
+    loop = asyncio.get_running_loop()
+    received: list[tuple[float, list]] = []
+
+    async def consume():
+        async for batch in handler.batches(lambda: 0.1):
+            received.append((loop.time(), batch))
+
+    consumer = asyncio.create_task(consume())
+    started = loop.time()
+    handler.emit(AnswerDelta("a"))
+    await asyncio.sleep(0.02)
+    for text in "bcd":
+        handler.emit(AnswerDelta(text))
+        await asyncio.sleep(0.01)
+    handler.emit(Finished("abcd", ()))
+    async with asyncio.timeout(1):
+        await consumer
+    assert [[e.text if isinstance(e, AnswerDelta) else "end" for e in batch] for _, batch in received] == [
+        ["a"], ["b", "c", "d", "end"]
+    ]
+    assert received[0][0] - started < 0.02
+    assert received[1][0] - received[0][0] >= 0.09
+
+
+async def test_batches_end_at_close_and_after_a_quiet_spell_the_next_event_is_immediate():
+    handler = QueueCallbackHandler()
+    loop = asyncio.get_running_loop()
+    times = []
+
+    async def consume():
+        async for _ in handler.batches(lambda: 0.05):
+            times.append(loop.time())
+
+    consumer = asyncio.create_task(consume())
+    handler.emit(AnswerDelta("a"))
+    await asyncio.sleep(0.2)
+    emitted = loop.time()
+    handler.emit(AnswerDelta("b"))
+    await asyncio.sleep(0.01)
+    handler.close()
+    async with asyncio.timeout(1):
+        await consumer
+    assert len(times) == 2 and times[1] - emitted < 0.02

@@ -1,0 +1,86 @@
+"""The chat in a real headless Chromium, as a person uses it: type, press Enter, watch, press Stop."""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.executor import running_turns
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+        pytest.skip("Chromium is not installed (apt-get install -y chromium fonts-noto-color-emoji)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, served_app):
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    page.goto(served_app)
+    yield page
+    page.close()
+
+
+def ask(page, question: str) -> float:
+    box = page.get_by_role("textbox").first
+    box.fill(question)
+    started = time.perf_counter()
+    box.press("Enter")
+    return started
+
+
+def test_a_question_shows_tool_steps_then_the_answer(page, tmp_path):
+    started = ask(page, "What is (2 + 3) * (4 + 5)?")
+    page.get_by_text("🛠️ add").first.wait_for(timeout=10_000)
+    first_tool_step_s = time.perf_counter() - started
+    page.get_by_text("(2 + 3) * (4 + 5) =").wait_for(timeout=15_000)
+    page.get_by_text("📊 3 steps · 3 tool calls").wait_for(timeout=5_000)
+    page.get_by_text("⚡ Step 1: 2 tool calls in parallel").click()
+    page.get_by_text("🛠️ add → 9").wait_for()
+    page.get_by_text("🛠️ multiply → 45").wait_for()
+    page.wait_for_timeout(500)  # let the step's expand animation finish before the screenshot
+    assert page.locator("strong", has_text="45").count() >= 1
+    print(f"first tool step visible after {first_tool_step_s:.2f} s")
+    assert first_tool_step_s < 5
+    page.screenshot(path=tmp_path / "chat.png")
+    if target := os.environ.get("SAVE_SCREENSHOT"):
+        page.screenshot(path=target)
+
+
+def test_the_backend_line_says_which_model_answers(page):
+    page.get_by_text("Offline model (no API key): arithmetic only").wait_for()
+
+
+def test_stop_keeps_the_partial_answer_marks_it_and_cancels_the_work(page):
+    ask(page, "hello, who are you?")
+    page.get_by_text("I'm the").wait_for(timeout=10_000)
+    page.locator(".stop-button").click()
+    page.get_by_text("⏹️ Stopped").wait_for(timeout=5_000)
+    deadline = time.monotonic() + 2
+    while running_turns() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running_turns() == 0
+    partial = page.get_by_text("I'm the").inner_text()
+    assert "OPENAI_API_KEY" not in partial, "the answer should have been cut short"
+
+    ask(page, "what is 2 + 2")
+    page.get_by_text("2 + 2 =").wait_for(timeout=10_000)
+    page.get_by_text("📊 2 steps").wait_for(timeout=5_000)
+    assert page.get_by_text("⏹️ Stopped").count() == 1, "the stop mark stays with the stopped turn"
