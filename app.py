@@ -80,6 +80,7 @@ def create_app(settings: Settings, budget: UpdateBudget | None = None, concurren
             api_name="chat",
             concurrency_limit=concurrency,
             save_history=True,
+            editable=True,
             fill_height=True,
         )
         gr.on([model_box.change, key_box.change], backend_line, [model_box, key_box], backend,
@@ -116,7 +117,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.offline:
         os.environ["AGENT_OFFLINE"] = "1"  # also holds when `gradio app.py` reloads the module
         app = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share, max_threads=max(40, CONCURRENCY))
+    share = _share_requested(args.share)
+    app.launch(
+        server_name=args.host, server_port=args.port, share=share,
+        max_threads=max(40, CONCURRENCY), prevent_thread_lock=True,
+    )
+    if share and not app.share_url:
+        print(
+            "No public link: Gradio could not open its share tunnel (it downloads a tunnel binary and "
+            f"connects to Gradio's share server, which needs internet access). Still serving at {app.local_url}",
+            flush=True,
+        )
+    app.block_thread()
+
+
+def _share_requested(flag: bool | None) -> bool:
+    """--share, else GRADIO_SHARE; never on Hugging Face Spaces, which serves the app itself."""
+    if os.environ.get("SPACE_ID"):
+        return False
+    if flag is not None:
+        return flag
+    return os.environ.get("GRADIO_SHARE", "").lower() in ("1", "true", "yes")
 
 
 if __name__ == "__main__":

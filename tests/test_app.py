@@ -6,6 +6,7 @@ import pytest
 from gradio_client import Client
 
 from agent.executor import running_turns
+from agent.offline import pieces
 
 QUESTION = "what is (2 + 3) * (4 + 5)?"
 
@@ -96,3 +97,10 @@ def test_cancelling_a_job_stops_the_server_side_work(client):
     assert running_turns() == 0
     updates, _ = stream(client, "what is 1 + 1")
     assert updates[-1][-2]["content"] == "1 + 1 = **2**"
+
+
+def test_updates_are_paced_per_frame_not_per_token(client):
+    updates, _ = stream(client, "hello, who are you?")
+    answer = updates[-1][0]["content"]
+    tokens = len(pieces(answer)) + 40  # the answer's JSON arguments stream as more pieces than its words
+    assert 8 < len(updates) < tokens / 2, f"{len(updates)} updates for {tokens} streamed pieces"

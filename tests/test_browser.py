@@ -84,3 +84,30 @@ def test_stop_keeps_the_partial_answer_marks_it_and_cancels_the_work(page):
     page.get_by_text("2 + 2 =").wait_for(timeout=10_000)
     page.get_by_text("📊 2 steps").wait_for(timeout=5_000)
     assert page.get_by_text("⏹️ Stopped").count() == 1, "the stop mark stays with the stopped turn"
+
+
+def test_an_example_runs_when_clicked(page):
+    page.get_by_text("What is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8?").click()
+    page.get_by_text("= 36").wait_for(timeout=15_000)
+    page.get_by_text("⚡ Step 1: 4 tool calls in parallel").wait_for()
+
+
+def test_retry_runs_the_last_question_again_cleanly(page):
+    ask(page, "what is 6 times 7")
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    page.get_by_role("button", name="Retry").click()
+    page.get_by_text("6 * 7 =").wait_for(timeout=10_000)
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    assert page.get_by_text("6 * 7 =").count() == 1
+    assert page.locator("[data-testid=user]").count() == 1
+
+
+def test_a_key_typed_in_settings_changes_the_backend_line_for_this_page_only(page, browser, served_app):
+    page.get_by_text("⚙️ Settings").last.click()
+    page.get_by_label("Your OpenAI API key (optional)").fill("sk-test-not-a-real-key")
+    page.get_by_text("Backend: OpenAI · gpt-4.1-mini (your key, this session only)").wait_for(timeout=5_000)
+    other = browser.new_page()
+    other.goto(served_app)
+    other.get_by_text("Offline model (no API key): arithmetic only").wait_for()
+    assert "sk-test-not-a-real-key" not in other.content()
+    other.close()
