@@ -104,6 +104,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 CONCURRENCY = int(_env_number("AGENT_CONCURRENCY", 200))
+MAX_SESSIONS = int(_env_number("AGENT_MAX_SESSIONS", 2000))
 BUDGET = UpdateBudget(
     min_frame_s=_env_number("AGENT_UI_FRAME_MS", 40) / 1000,
     updates_per_s=_env_number("AGENT_UI_UPDATES_PER_S", 500),
@@ -120,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     share = _share_requested(args.share)
     app.launch(
         server_name=args.host, server_port=args.port, share=share,
-        max_threads=max(40, CONCURRENCY), prevent_thread_lock=True,
+        max_threads=max(40, CONCURRENCY), state_session_capacity=MAX_SESSIONS, prevent_thread_lock=True,
     )
     if share and not app.share_url:
         print(

@@ -42,7 +42,7 @@ SYSTEM_PROMPT = (
 )
 TOOL_TIMEOUT_S = 30.0
 _NO_CHUNKS = "No generation chunks were returned"  # LangChain's ValueError for an empty stream
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_CHARACTERS = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # ANSI codes too
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,9 +34,9 @@ def served_app() -> Iterator[str]:
     import app
     from ui.pacing import UpdateBudget
 
-    demo = app.create_app(Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=50)
+    demo = app.create_app(Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250)
     port = free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, max_threads=60)
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, max_threads=250)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 

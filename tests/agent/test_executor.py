@@ -176,7 +176,7 @@ async def test_bad_input_is_refused_before_any_model_call(question, message):
 
 async def test_control_characters_are_removed_and_emoji_kept():
     model = ScriptedChatModel(script=[answer("ok")])
-    await run_turn_events("2\x00 + 2 🎉\x1b", SETTINGS, chat_model=model)
+    await run_turn_events("2\x00 + 2 🎉\x1b[31m", SETTINGS, chat_model=model)
     assert model.seen[0][-1].text == "2 + 2 🎉"
 
 

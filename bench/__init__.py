@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints a table of figures and runs its baseline in the same run."""

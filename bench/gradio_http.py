@@ -1,0 +1,147 @@
+"""A lean client for Gradio's queue protocol (httpx + server-sent events).
+
+`gradio_client` runs a thread and a polling loop per job and burns a core at
+about 50 concurrent jobs, so it would measure itself rather than the server.
+This client joins the queue and reads the event stream with plain async httpx,
+applying Gradio's diffs to rebuild each update, and can do what a browser does
+(submit through the chat textbox) or what an API user does (call `/chat`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from gradio_client.utils import apply_diff
+
+Mode = Literal["api", "browser"]
+
+
+@dataclass
+class ChatStream:
+    """What one streamed chat turn looked like from the client side."""
+
+    session_hash: str
+    updates: int = 0
+    payload_bytes: int = 0
+    first_update_s: float | None = None
+    total_s: float = 0.0
+    value: Any = None
+    completed: bool = False
+    cancelled: bool = False
+    error: str | None = None
+    update_times: list[float] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[dict]:
+        return self.value or []
+
+
+class GradioChatClient:
+    """One client for many concurrent chat turns against a Gradio app's `/chat` (or its textbox)."""
+
+    def __init__(self, base_url: str, http: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), limits=httpx.Limits(max_connections=None))
+        self._fn: dict[str, int] = {}
+
+    async def __aenter__(self) -> GradioChatClient:
+        config = (await self.http.get(f"{self.base_url}/config")).json()
+        self._fn = {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    async def ask(
+        self,
+        question: str,
+        *,
+        mode: Mode = "api",
+        session_hash: str | None = None,
+        model: str = "gpt-4.1-mini",
+        api_key: str = "",
+        cancel_after_updates: int | None = None,
+        disconnect: bool = False,
+        keep_raw: bool = False,
+    ) -> ChatStream:
+        """Stream one turn. With `cancel_after_updates`, stop after that many updates:
+        as the Stop button does, or by dropping the connection (`disconnect`) as a
+        closed tab does. `keep_raw` keeps every event line the server sent."""
+        stream = ChatStream(session_hash or uuid.uuid4().hex)
+        started = time.perf_counter()
+        if mode == "browser":
+            await self._predict("_clear_and_save_textbox", [question], stream.session_hash)
+            fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key], 1
+        else:
+            fn_index, data, output = self._fn["chat"], [question, None, model, api_key], 0
+        joined = await self.http.post(
+            f"{self.base_url}/gradio_api/queue/join",
+            json={"data": data, "fn_index": fn_index, "session_hash": stream.session_hash, "event_data": None, "trigger_id": None},
+        )
+        joined.raise_for_status()
+        event_id = joined.json()["event_id"]
+        async with self.http.stream(
+            "GET", f"{self.base_url}/gradio_api/queue/data", params={"session_hash": stream.session_hash}
+        ) as response:
+            async for line in response.aiter_lines():
+                if keep_raw:
+                    stream.raw.append(line)
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("event_id") not in (None, event_id):
+                    continue
+                kind = message.get("msg")
+                if kind in ("process_generating", "process_completed"):
+                    self._apply(stream, message, output, started, len(line))
+                if kind == "process_completed":
+                    stream.completed = message.get("success", True)
+                    if not stream.completed:
+                        stream.error = str(message.get("output", {}).get("error"))
+                    break
+                if cancel_after_updates is not None and stream.updates >= cancel_after_updates:
+                    if not disconnect:
+                        await self.cancel(stream.session_hash, fn_index, event_id)
+                    stream.cancelled = True
+                    break
+        stream.total_s = time.perf_counter() - started
+        return stream
+
+    async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
+        await self.http.post(
+            f"{self.base_url}/gradio_api/cancel",
+            json={"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id},
+        )
+
+    async def get_text(self, path: str) -> str:
+        return (await self.http.get(f"{self.base_url}{path}")).text
+
+    async def _predict(self, api_name: str, data: list[Any], session_hash: str) -> Any:
+        response = await self.http.post(
+            f"{self.base_url}/gradio_api/run/predict",
+            json={"data": data, "fn_index": self._fn[api_name], "session_hash": session_hash, "event_data": None, "trigger_id": None},
+        )
+        response.raise_for_status()
+        return response.json()
+
+    @staticmethod
+    def _apply(stream: ChatStream, message: dict, output: int, started: float, size: int) -> None:
+        data = (message.get("output") or {}).get("data")
+        if data is None:
+            return
+        now = time.perf_counter() - started
+        stream.first_update_s = stream.first_update_s if stream.first_update_s is not None else now
+        stream.update_times.append(now)
+        stream.updates += 1
+        stream.payload_bytes += size
+        value = data[output]
+        if message.get("msg") == "process_generating" and stream.value is not None:
+            stream.value = apply_diff(stream.value, value)
+        else:
+            stream.value = value
