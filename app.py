@@ -9,11 +9,13 @@ Spaces find it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import gradio as gr
+from langchain_core.language_models import BaseChatModel
 
 from agent import Settings, agent_turn, backend_label
 from ui.history import to_langchain
@@ -43,20 +45,30 @@ def _env_number(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {value!r}") from None
 
 
-def create_app(settings: Settings, budget: UpdateBudget | None = None, concurrency: int = 200) -> gr.Blocks:
-    """The chat UI for these server settings; each request may bring its own key and model."""
+def create_app(
+    settings: Settings,
+    budget: UpdateBudget | None = None,
+    concurrency: int = 200,
+    chat_model: BaseChatModel | None = None,
+) -> gr.Blocks:
+    """The chat UI for these server settings; each request may bring its own key and model.
+
+    `chat_model` replaces the model the settings name (benchmarks serve scripted ones).
+    """
     budget = budget or UpdateBudget()
 
-    async def chat(message: str, history: list[dict[str, Any]], model: str, api_key: str) -> AsyncIterator[list[gr.ChatMessage]]:
+    async def chat(message: str, history: list[dict[str, Any]], model: str, api_key: str) -> AsyncIterator[list[dict[str, Any]]]:
         mark_stopped(history)
         request_settings = settings.for_request(api_key=api_key, model=model)
         view = TurnView(backend_label(request_settings))
         with budget.stream():
-            async with agent_turn(message, to_langchain(history), request_settings) as turn:
+            async with agent_turn(message, to_langchain(history), request_settings, chat_model) as turn:
                 async for batch in turn.batches(budget.frame_s):
                     for event in batch:
                         view.apply(event)
-                    yield view.render()
+                    # Sent as plain dicts: Gradio diffs dicts field by field, so on the API path too a
+                    # growing answer travels as appended text instead of the whole message each time.
+                    yield [dataclasses.asdict(message) for message in view.render()]
 
     def backend_line(model: str, api_key: str) -> str:
         label = backend_label(settings.for_request(api_key=api_key, model=model))
@@ -107,7 +119,7 @@ CONCURRENCY = int(_env_number("AGENT_CONCURRENCY", 200))
 MAX_SESSIONS = int(_env_number("AGENT_MAX_SESSIONS", 2000))
 BUDGET = UpdateBudget(
     min_frame_s=_env_number("AGENT_UI_FRAME_MS", 40) / 1000,
-    updates_per_s=_env_number("AGENT_UI_UPDATES_PER_S", 500),
+    updates_per_s=_env_number("AGENT_UI_UPDATES_PER_S", 650),
 )
 demo = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
 

@@ -96,8 +96,8 @@ def test_retry_runs_the_last_question_again_cleanly(page):
     ask(page, "what is 6 times 7")
     page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
     page.get_by_role("button", name="Retry").click()
-    page.get_by_text("6 * 7 =").wait_for(timeout=10_000)
-    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    page.get_by_text("📊 2 steps").wait_for(state="detached", timeout=5_000)  # the old turn goes
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)  # the new one ends
     assert page.get_by_text("6 * 7 =").count() == 1
     assert page.locator("[data-testid=user]").count() == 1
 

@@ -20,7 +20,7 @@ class UpdateBudget:
     """Frame length for each stream, from the number of streams active right now."""
 
     min_frame_s: float = 0.04
-    updates_per_s: float = 500.0  # 0 means no server-wide budget
+    updates_per_s: float = 650.0  # 0 means no server-wide budget
     active: int = field(default=0, init=False)
 
     @contextmanager

@@ -1,0 +1,51 @@
+"""The baseline a user would write: a bare `gr.ChatInterface` that yields once per token.
+
+    python -m bench.bare_chat --port 7861 [--token-ms 30]
+
+It streams the same token sequence as the agent's offline model for the
+benchmark question, at the same pace, with concurrency raised like ours, so
+that the only difference is what each design yields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import gradio as gr
+
+from agent import Settings, run_agent
+from agent.events import AnswerDelta, ToolArgsDelta
+
+QUESTION = "What is (2 + 3) * (4 + 5)?"
+
+
+async def agent_tokens(question: str) -> list[str]:
+    """Every streamed piece (tool arguments and answer) of the offline agent's turn."""
+    events = [e async for e in run_agent(question, [], Settings(offline_token_delay_ms=0))]
+    return [e.text for e in events if isinstance(e, AnswerDelta | ToolArgsDelta)]
+
+
+def create_app(tokens: list[str], token_s: float, concurrency: int) -> gr.Blocks:
+    async def chat(message: str, history: list[dict]):
+        text = ""
+        for token in tokens:
+            await asyncio.sleep(token_s)
+            text += token
+            yield text
+
+    demo = gr.ChatInterface(chat, api_name="chat", concurrency_limit=concurrency)
+    demo.queue(default_concurrency_limit=concurrency)
+    return demo
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--token-ms", type=float, default=30)
+    parser.add_argument("--concurrency", type=int, default=200)
+    args = parser.parse_args()
+    tokens = asyncio.run(agent_tokens(QUESTION))
+    create_app(tokens, args.token_ms / 1000, args.concurrency).launch(
+        server_port=args.port, max_threads=args.concurrency
+    )

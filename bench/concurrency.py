@@ -1,0 +1,99 @@
+"""Concurrent chats through the real server, next to the designs it improves on.
+
+    python -m bench.concurrency [--sizes 1,10,50,100] [--token-ms 30]
+
+Each design is served as its own process on 127.0.0.1; N chats are started at
+once through the browser's path (textbox submit → streamed chatbot updates) by
+a lean httpx client. Printed per N: wall time until every chat finished, its
+ratio to one chat, the server's CPU time, and the updates each chat received.
+
+- ours: `python app.py`, the offline model at `--token-ms` per token (a 2–3 s chat);
+- ours, pacing off: the same with `AGENT_UI_FRAME_MS=0 AGENT_UI_UPDATES_PER_S=0`;
+- bare ChatInterface: `bench.bare_chat`, the same tokens at the same pace, one yield per token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+from bench.bare_chat import QUESTION
+from bench.gradio_http import GradioChatClient
+from bench.report import machine_line, table
+from bench.servers import ServedProcess, app_environment, free_port
+
+
+EXTRA_ENV: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str
+    module: list[str]
+    env: dict[str, str]
+
+
+def designs(token_ms: float) -> list[Design]:
+    pace = {"AGENT_OFFLINE_TOKEN_DELAY_MS": str(token_ms), **EXTRA_ENV}
+    return [
+        Design("ours: 40 ms frame + 650 updates/s budget", ["app.py"], pace),
+        Design("ours, pacing off", ["app.py"], {**pace, "AGENT_UI_FRAME_MS": "0", "AGENT_UI_UPDATES_PER_S": "0"}),
+        Design("bare ChatInterface, yield per token", ["-m", "bench.bare_chat", "--token-ms", str(token_ms)], {}),
+    ]
+
+
+async def run_chats(url: str, count: int) -> tuple[float, list]:
+    async with GradioChatClient(url) as client:
+        started = time.perf_counter()
+        streams = await asyncio.gather(*(client.ask(QUESTION, mode="browser") for _ in range(count)))
+        return time.perf_counter() - started, streams
+
+
+async def measure(design: Design, sizes: list[int]) -> list[list[str]]:
+    port = free_port()
+    server = ServedProcess([sys.executable, *design.module, "--port", str(port)], app_environment(**design.env))
+    try:
+        url = server.wait_for_url()
+        await run_chats(url, 2)  # warm up
+        rows, single = [], None
+        for count in sizes:
+            cpu_before = server.cpu_seconds()
+            wall, streams = await run_chats(url, count)
+            cpu = server.cpu_seconds() - cpu_before
+            single = single or wall
+            rates = [s.updates / s.total_s for s in streams]
+            failed = sum(not s.completed for s in streams)
+            rows.append([
+                design.name, count, f"{wall:.2f}", f"{wall / single:.2f}×", f"{cpu:.2f}",
+                f"{statistics.median(s.updates for s in streams):.0f}",
+                f"{min(rates):.1f}", f"{statistics.median(rates):.1f}", failed,
+            ])
+        return rows
+    finally:
+        server.stop()
+
+
+async def main(sizes: list[int], token_ms: float, only: str | None) -> None:
+    rows = []
+    for design in designs(token_ms):
+        if only is None or only in design.name:
+            rows.extend(await measure(design, sizes))
+    print(f"Concurrent chats through the server: “{QUESTION}”, offline model at {token_ms} ms per token")
+    print(machine_line())
+    print(table(
+        ["design", "chats", "wall s", "vs 1 chat", "server CPU s", "updates/chat", "min upd/s", "median upd/s", "failed"],
+        rows,
+    ))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1,10,50,100")
+    parser.add_argument("--token-ms", type=float, default=30)
+    parser.add_argument("--only", help="run only the designs whose name contains this")
+    args = parser.parse_args()
+    asyncio.run(main([int(n) for n in args.sizes.split(",")], args.token_ms, args.only))
