@@ -57,7 +57,9 @@ def create_app(
     """
     budget = budget or UpdateBudget()
 
-    async def chat(message: str, history: list[dict[str, Any]], model: str, api_key: str) -> AsyncIterator[list[dict[str, Any]]]:
+    async def chat(
+        message: str, history: list[dict[str, Any]], model: str, api_key: str
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         mark_stopped(history)
         request_settings = settings.for_request(api_key=api_key, model=model)
         view = TurnView(backend_label(request_settings))
@@ -77,7 +79,10 @@ def create_app(
 
     model_box = gr.Textbox(value=settings.model, label="Model", render=False)
     key_box = gr.Textbox(
-        value="", type="password", label="Your OpenAI API key (optional)", render=False,
+        value="",
+        type="password",
+        label="Your OpenAI API key (optional)",
+        render=False,
         info="Used for your requests only; never stored or logged.",
     )
     with gr.Blocks(title=TITLE, fill_height=True) as demo:
@@ -95,12 +100,20 @@ def create_app(
             editable=True,
             fill_height=True,
         )
-        gr.on([model_box.change, key_box.change], backend_line, [model_box, key_box], backend,
-              queue=False, api_visibility="private")
+        gr.on(
+            [model_box.change, key_box.change],
+            backend_line,
+            [model_box, key_box],
+            backend,
+            queue=False,
+            api_visibility="private",
+        )
         chat_interface.textbox.stop(
             lambda history: history if mark_stopped(history) else gr.skip(),
-            [chat_interface.chatbot], [chat_interface.chatbot],
-            queue=False, api_visibility="private",
+            [chat_interface.chatbot],
+            [chat_interface.chatbot],
+            queue=False,
+            api_visibility="private",
         )
     demo.queue(default_concurrency_limit=concurrency)
     return demo
@@ -111,7 +124,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to bind (default: GRADIO_SERVER_NAME or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", default=None, help="create a public Gradio link")
-    parser.add_argument("--offline", action="store_true", help="use the offline arithmetic model even if a key is set")
+    parser.add_argument(
+        "--offline", action="store_true", help="use the offline arithmetic model even if a key is set"
+    )
     return parser.parse_args(argv)
 
 
@@ -132,8 +147,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
     share = _share_requested(args.share)
     app.launch(
-        server_name=args.host, server_port=args.port, share=share,
-        max_threads=max(40, CONCURRENCY), state_session_capacity=MAX_SESSIONS, prevent_thread_lock=True,
+        server_name=args.host,
+        server_port=args.port,
+        share=share,
+        max_threads=max(40, CONCURRENCY),
+        state_session_capacity=MAX_SESSIONS,
+        prevent_thread_lock=True,
     )
     if share and not app.share_url:
         print(

@@ -181,11 +181,29 @@ def _combine(tool: str, operands: list[Node]) -> Node:
 
 # -- reading text ---------------------------------------------------------------------
 
-_SMALL = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SMALL = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _WORD_VALUES = {word: value for value, word in enumerate(_SMALL)} | {
     word: 10 * (index + 2) for index, word in enumerate(_TENS)
 }
@@ -223,8 +241,21 @@ _PHRASES = {
     "it": "ref",
     "previous": "ref",
 }
-_UNSUPPORTED = ["logarithm", "log", "ln", "sine", "sin", "cosine", "cos", "tangent", "tan",
-                "factorial", "modulo", "mod", "percent"]
+_UNSUPPORTED = [
+    "logarithm",
+    "log",
+    "ln",
+    "sine",
+    "sin",
+    "cosine",
+    "cos",
+    "tangent",
+    "tan",
+    "factorial",
+    "modulo",
+    "mod",
+    "percent",
+]
 _WORDS = sorted([*_PHRASES, *_UNSUPPORTED], key=len, reverse=True)
 _TOKEN = re.compile(
     r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+)"

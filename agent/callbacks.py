@@ -158,6 +158,10 @@ class QueueCallbackHandler(AsyncCallbackHandler):
         except ValueError:
             return
         answer = decoded.get("answer") if isinstance(decoded, dict) else None
-        if isinstance(answer, str) and len(answer) > len(call.answer_shown) and answer.startswith(call.answer_shown):
+        if (
+            isinstance(answer, str)
+            and len(answer) > len(call.answer_shown)
+            and answer.startswith(call.answer_shown)
+        ):
             self.emit(AnswerDelta(answer[len(call.answer_shown) :]))
             call.answer_shown = answer

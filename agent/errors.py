@@ -44,15 +44,23 @@ def failure_for(error: BaseException, settings: Settings) -> Failed:
     import openai
 
     if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-        return Failed("auth", f"The API key was rejected ({error.status_code}). Check OPENAI_API_KEY or the key under Settings.")
+        return Failed(
+            "auth",
+            f"The API key was rejected ({error.status_code}). Check OPENAI_API_KEY or the key under Settings.",
+        )
     if isinstance(error, openai.RateLimitError):
         wait = _retry_after(error)
         hint = f" The server asks to wait {wait:.0f} s." if wait else ""
-        return Failed("rate_limit", f"The model provider is rate limiting requests (429).{hint} Please try again shortly.")
+        return Failed(
+            "rate_limit",
+            f"The model provider is rate limiting requests (429).{hint} Please try again shortly.",
+        )
     if isinstance(error, openai.APITimeoutError | TimeoutError):
         return Failed("network", "The model server stopped responding (timed out). Please try again.")
     if isinstance(error, openai.APIConnectionError):
-        return Failed("network", "Could not reach the model server, or the connection dropped. Please try again.")
+        return Failed(
+            "network", "Could not reach the model server, or the connection dropped. Please try again."
+        )
     if isinstance(error, openai.BadRequestError) and error.code == "context_length_exceeded":
         return Failed("input", "The conversation is too long for the model. Clear the chat and ask again.")
     if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
@@ -61,10 +69,14 @@ def failure_for(error: BaseException, settings: Settings) -> Failed:
         detail = redact(_provider_message(error), settings)
         return Failed("upstream", f"The model server refused the request ({error.status_code}): {detail}")
     if isinstance(error, IncompleteReply | json.JSONDecodeError):
-        reason = str(error) if isinstance(error, IncompleteReply) else "The model server sent a malformed reply."
+        reason = (
+            str(error) if isinstance(error, IncompleteReply) else "The model server sent a malformed reply."
+        )
         return Failed("upstream", f"{reason} Please try again.")
     log.error("Unexpected error in an agent turn", exc_info=(type(error), error, error.__traceback__))
-    return Failed("internal", f"Something went wrong inside the agent ({type(error).__name__}). Please try again.")
+    return Failed(
+        "internal", f"Something went wrong inside the agent ({type(error).__name__}). Please try again."
+    )
 
 
 def retry_delay(error: BaseException, attempt: int, max_retries: int) -> float | None:

@@ -1,4 +1,4 @@
-"""The agent loop, and `run_agent`: the one entry point the UI and the tests use.
+"""The agent loop, and the entry points the UI and the tests use: `agent_turn` and `run_agent`.
 
 One turn: stream the model's reply (its chunks reach the request's handler as
 they arrive), merge the chunks, run every tool call of the step concurrently,
@@ -6,9 +6,10 @@ feed one `ToolMessage` per call back, and repeat until `final_answer` or the
 step limit. The executor keeps no state between turns: history comes in as a
 parameter.
 
-`run_agent` runs the turn as a task and yields its events; when the consumer
-stops (Stop button, closed tab, an exception), `finally` cancels the task and
-waits for it, so nothing keeps running for a user who has gone.
+`agent_turn` runs the turn as a task and hands out its handler (whose queue the
+caller reads); `run_agent` wraps it as an async iterator of events. When the
+consumer stops (Stop button, closed tab, an exception), leaving `agent_turn`
+cancels the task and waits for it, so nothing keeps running for a user who has gone.
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ import asyncio
 import json
 import re
 import time
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import Runnable
 from pydantic import ValidationError
 
@@ -42,7 +50,9 @@ SYSTEM_PROMPT = (
 )
 TOOL_TIMEOUT_S = 30.0
 _NO_CHUNKS = "No generation chunks were returned"  # LangChain's ValueError for an empty stream
-_CONTROL_CHARACTERS = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # ANSI codes too
+_CONTROL_CHARACTERS = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+)  # ANSI codes too
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +130,7 @@ async def run_turn(
     try:
         model = build_model(settings, chat_model)
         handler.emit(await _run_steps(model, question, history, settings, handler))
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:  # noqa: BLE001 - every failure becomes a message in the chat
+    except Exception as error:
         handler.emit(failure_for(error, settings))
 
 
@@ -144,7 +152,11 @@ async def _run_steps(
     settings: Settings,
     handler: QueueCallbackHandler,
 ) -> Finished | Failed:
-    messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), *trim_history(history, settings), HumanMessage(question)]
+    messages: list[BaseMessage] = [
+        SystemMessage(SYSTEM_PROMPT),
+        *trim_history(history, settings),
+        HumanMessage(question),
+    ]
     tools_used: list[str] = []
     for step in range(1, settings.max_steps + 1):
         handler.start_step(step)
@@ -215,7 +227,9 @@ def planned_calls(reply: AIMessageChunk, step: int) -> list[PlannedCall]:
         try:
             args = json.loads(raw_args or "{}")
         except json.JSONDecodeError as error:
-            calls.append(PlannedCall(call_id, name, {}, raw_args, f"the arguments are not valid JSON ({error.msg})"))
+            calls.append(
+                PlannedCall(call_id, name, {}, raw_args, f"the arguments are not valid JSON ({error.msg})")
+            )
             continue
         if not isinstance(args, dict):
             calls.append(PlannedCall(call_id, name, {}, raw_args, "the arguments must be a JSON object"))
@@ -250,18 +264,23 @@ async def run_tool_call(call: PlannedCall, handler: QueueCallbackHandler) -> Too
 async def _tool_output(call: PlannedCall) -> tuple[str, bool]:
     tool = TOOLS_BY_NAME.get(call.name)
     if tool is None:
-        return f"Error: there is no tool named {call.name!r}; the tools are {', '.join(TOOLS_BY_NAME)}.", False
+        return (
+            f"Error: there is no tool named {call.name!r}; the tools are {', '.join(TOOLS_BY_NAME)}.",
+            False,
+        )
     if call.problem:
         return f"Error: {call.problem}.", False
     try:
         async with asyncio.timeout(TOOL_TIMEOUT_S):
             return str(await tool.ainvoke(call.args)), True
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors()
+        )
         return f"Error: invalid arguments for {call.name}: {problems}.", False
     except TimeoutError:
         return f"Error: {call.name} took longer than {TOOL_TIMEOUT_S:.0f} s and was stopped.", False
-    except Exception as error:  # noqa: BLE001 - a failing tool is reported to the model
+    except Exception as error:
         return f"Error: {error}", False
 
 

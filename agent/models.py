@@ -74,7 +74,9 @@ class Settings:
                 values, "AGENT_OFFLINE_TOKEN_DELAY_MS", float, cls.offline_token_delay_ms, minimum=0
             ),
             max_input_chars=_read(values, "AGENT_MAX_INPUT_CHARS", int, cls.max_input_chars, minimum=1),
-            request_timeout_s=_read(values, "AGENT_REQUEST_TIMEOUT_S", float, cls.request_timeout_s, minimum=1),
+            request_timeout_s=_read(
+                values, "AGENT_REQUEST_TIMEOUT_S", float, cls.request_timeout_s, minimum=1
+            ),
             max_retries=_read(values, "AGENT_MAX_RETRIES", int, cls.max_retries, minimum=0),
         )
 

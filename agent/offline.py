@@ -118,20 +118,26 @@ def stream_chunks(reply: AIMessage) -> list[AIMessageChunk]:
     """The reply as OpenAI streams it: text pieces, then each call's name and argument pieces."""
     chunks = [AIMessageChunk(content=piece) for piece in pieces(reply.text)]
     for index, call in enumerate(reply.tool_calls):
-        chunks.append(AIMessageChunk(
-            content="",
-            tool_call_chunks=[{"name": call["name"], "args": "", "id": call["id"], "index": index}],
-        ))
+        chunks.append(
+            AIMessageChunk(
+                content="",
+                tool_call_chunks=[{"name": call["name"], "args": "", "id": call["id"], "index": index}],
+            )
+        )
         chunks.extend(
-            AIMessageChunk(content="", tool_call_chunks=[{"name": None, "args": piece, "id": None, "index": index}])
+            AIMessageChunk(
+                content="", tool_call_chunks=[{"name": None, "args": piece, "id": None, "index": index}]
+            )
             for piece in pieces(json.dumps(call["args"], ensure_ascii=False))
         )
     finish_reason = "tool_calls" if reply.tool_calls else "stop"
-    chunks.append(AIMessageChunk(
-        content="",
-        response_metadata={"finish_reason": finish_reason, "model_name": MODEL_NAME},
-        chunk_position="last",
-    ))
+    chunks.append(
+        AIMessageChunk(
+            content="",
+            response_metadata={"finish_reason": finish_reason, "model_name": MODEL_NAME},
+            chunk_position="last",
+        )
+    )
     return chunks
 
 
@@ -156,8 +162,12 @@ def _continue(question: Question, work: Sequence[BaseMessage], tools: set[str]) 
     for step in (m for m in work if isinstance(m, AIMessage) and m.tool_calls):
         ready = ready_operations(tree)
         calls = step.tool_calls
-        if [c["name"] for c in calls] != [op.tool for op in ready] or any(c["id"] not in results for c in calls):
-            return _final(f"I lost track of the steps for {question.expression}; please ask again.", used, tools)
+        if [c["name"] for c in calls] != [op.tool for op in ready] or any(
+            c["id"] not in results for c in calls
+        ):
+            return _final(
+                f"I lost track of the steps for {question.expression}; please ask again.", used, tools
+            )
         for call in calls:
             if results[call["id"]].status == "error":
                 error = results[call["id"]].text.removeprefix("Error: ")
@@ -169,7 +179,9 @@ def _continue(question: Question, work: Sequence[BaseMessage], tools: set[str]) 
     ready = ready_operations(tree)
     missing = sorted({op.tool for op in ready} - tools)
     if missing:
-        return _final(f"I would need the {', '.join(missing)} tool, which this app does not offer.", used, tools)
+        return _final(
+            f"I would need the {', '.join(missing)} tool, which this app does not offer.", used, tools
+        )
     return AIMessage(
         content="",
         tool_calls=[{"name": op.tool, "args": tool_arguments(op), "id": _call_id()} for op in ready],
@@ -181,7 +193,9 @@ def _final(answer: str, tools_used: list[str], tools: set[str]) -> AIMessage:
         return AIMessage(content=answer)
     return AIMessage(
         content="",
-        tool_calls=[{"name": FINAL_ANSWER, "args": {"answer": answer, "tools_used": tools_used}, "id": _call_id()}],
+        tool_calls=[
+            {"name": FINAL_ANSWER, "args": {"answer": answer, "tools_used": tools_used}, "id": _call_id()}
+        ],
     )
 
 

@@ -40,7 +40,7 @@ def start_once(module: list[str]) -> tuple[float, float]:
 
 def main(runs: int) -> None:
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in APPS}
-    for name, module in APPS.items():
+    for module in APPS.values():
         start_once(module)  # warm the disk cache: every run after this one is comparable
     for _ in range(runs):
         for name, module in APPS.items():
@@ -49,14 +49,23 @@ def main(runs: int) -> None:
     rows = []
     for name, times in results.items():
         served = statistics.median(s for _, s in times)
-        rows.append([name, f"{statistics.median(t for t, _ in times):.2f}", f"{served:.2f}",
-                     f"{min(s for _, s in times):.2f}", f"{served / baseline:.2f}×"])
+        rows.append(
+            [
+                name,
+                f"{statistics.median(t for t, _ in times):.2f}",
+                f"{served:.2f}",
+                f"{min(s for _, s in times):.2f}",
+                f"{served / baseline:.2f}×",
+            ]
+        )
     print(f"Cold start, median of {runs} runs each")
     print(machine_line())
     print(table(["app", "URL printed s", "first page s", "fastest s", "vs hello world"], rows))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     main(parser.parse_args().runs)

@@ -26,7 +26,6 @@ from bench.gradio_http import GradioChatClient
 from bench.report import machine_line, table
 from bench.servers import ServedProcess, app_environment, free_port
 
-
 EXTRA_ENV: dict[str, str] = {}
 
 
@@ -41,8 +40,12 @@ def designs(token_ms: float) -> list[Design]:
     pace = {"AGENT_OFFLINE_TOKEN_DELAY_MS": str(token_ms), **EXTRA_ENV}
     return [
         Design("ours: 40 ms frame + 650 updates/s budget", ["app.py"], pace),
-        Design("ours, pacing off", ["app.py"], {**pace, "AGENT_UI_FRAME_MS": "0", "AGENT_UI_UPDATES_PER_S": "0"}),
-        Design("bare ChatInterface, yield per token", ["-m", "bench.bare_chat", "--token-ms", str(token_ms)], {}),
+        Design(
+            "ours, pacing off", ["app.py"], {**pace, "AGENT_UI_FRAME_MS": "0", "AGENT_UI_UPDATES_PER_S": "0"}
+        ),
+        Design(
+            "bare ChatInterface, yield per token", ["-m", "bench.bare_chat", "--token-ms", str(token_ms)], {}
+        ),
     ]
 
 
@@ -55,7 +58,9 @@ async def run_chats(url: str, count: int) -> tuple[float, list]:
 
 async def measure(design: Design, sizes: list[int]) -> list[list[str]]:
     port = free_port()
-    server = ServedProcess([sys.executable, *design.module, "--port", str(port)], app_environment(**design.env))
+    server = ServedProcess(
+        [sys.executable, *design.module, "--port", str(port)], app_environment(**design.env)
+    )
     try:
         url = server.wait_for_url()
         await run_chats(url, 2)  # warm up
@@ -67,11 +72,19 @@ async def measure(design: Design, sizes: list[int]) -> list[list[str]]:
             single = single or wall
             rates = [s.updates / s.total_s for s in streams]
             failed = sum(not s.completed for s in streams)
-            rows.append([
-                design.name, count, f"{wall:.2f}", f"{wall / single:.2f}×", f"{cpu:.2f}",
-                f"{statistics.median(s.updates for s in streams):.0f}",
-                f"{min(rates):.1f}", f"{statistics.median(rates):.1f}", failed,
-            ])
+            rows.append(
+                [
+                    design.name,
+                    count,
+                    f"{wall:.2f}",
+                    f"{wall / single:.2f}×",
+                    f"{cpu:.2f}",
+                    f"{statistics.median(s.updates for s in streams):.0f}",
+                    f"{min(rates):.1f}",
+                    f"{statistics.median(rates):.1f}",
+                    failed,
+                ]
+            )
         return rows
     finally:
         server.stop()
@@ -84,14 +97,28 @@ async def main(sizes: list[int], token_ms: float, only: str | None) -> None:
             rows.extend(await measure(design, sizes))
     print(f"Concurrent chats through the server: “{QUESTION}”, offline model at {token_ms} ms per token")
     print(machine_line())
-    print(table(
-        ["design", "chats", "wall s", "vs 1 chat", "server CPU s", "updates/chat", "min upd/s", "median upd/s", "failed"],
-        rows,
-    ))
+    print(
+        table(
+            [
+                "design",
+                "chats",
+                "wall s",
+                "vs 1 chat",
+                "server CPU s",
+                "updates/chat",
+                "min upd/s",
+                "median upd/s",
+                "failed",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1,10,50,100")
     parser.add_argument("--token-ms", type=float, default=30)
     parser.add_argument("--only", help="run only the designs whose name contains this")

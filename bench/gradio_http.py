@@ -47,7 +47,9 @@ class GradioChatClient:
 
     def __init__(self, base_url: str, http: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), limits=httpx.Limits(max_connections=None))
+        self.http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(60, connect=10), limits=httpx.Limits(max_connections=None)
+        )
         self._fn: dict[str, int] = {}
 
     async def __aenter__(self) -> GradioChatClient:
@@ -82,7 +84,13 @@ class GradioChatClient:
             fn_index, data, output = self._fn["chat"], [question, None, model, api_key], 0
         joined = await self.http.post(
             f"{self.base_url}/gradio_api/queue/join",
-            json={"data": data, "fn_index": fn_index, "session_hash": stream.session_hash, "event_data": None, "trigger_id": None},
+            json={
+                "data": data,
+                "fn_index": fn_index,
+                "session_hash": stream.session_hash,
+                "event_data": None,
+                "trigger_id": None,
+            },
         )
         joined.raise_for_status()
         event_id = joined.json()["event_id"]
@@ -125,7 +133,13 @@ class GradioChatClient:
     async def _predict(self, api_name: str, data: list[Any], session_hash: str) -> Any:
         response = await self.http.post(
             f"{self.base_url}/gradio_api/run/predict",
-            json={"data": data, "fn_index": self._fn[api_name], "session_hash": session_hash, "event_data": None, "trigger_id": None},
+            json={
+                "data": data,
+                "fn_index": self._fn[api_name],
+                "session_hash": session_hash,
+                "event_data": None,
+                "trigger_id": None,
+            },
         )
         response.raise_for_status()
         return response.json()

@@ -55,15 +55,21 @@ class TimedModel(BaseChatModel):
 
     bind_tools = OfflineArithmeticModel.bind_tools
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         raise NotImplementedError
 
-    async def _astream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+    async def _astream(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
         for index in range(self.tokens):
             await asyncio.sleep(self.interval_ms / 1000)
             self.log.emitted.append(time.perf_counter())
             yield ChatGenerationChunk(message=AIMessageChunk(content=f"{index} "))
-        yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata={"finish_reason": "stop"}))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", response_metadata={"finish_reason": "stop"})
+        )
 
 
 async def ours(model: TimedModel, received: list[float]) -> None:
@@ -94,7 +100,9 @@ class PollingHandler(AsyncCallbackHandler):
 
 async def polling(model: TimedModel, received: list[float]) -> None:
     queue: asyncio.Queue[str | None] = asyncio.Queue()
-    task = asyncio.create_task(model.ainvoke([HumanMessage("go")], config={"callbacks": [PollingHandler(queue)]}))
+    task = asyncio.create_task(
+        model.ainvoke([HumanMessage("go")], config={"callbacks": [PollingHandler(queue)]})
+    )
     while True:
         if queue.empty():
             if task.done():  # the classic loop waits forever here if the model failed
@@ -142,15 +150,24 @@ async def main(tokens: int, interval_ms: float) -> None:
     rows = []
     for name, latencies in results.items():
         median = statistics.median(latencies)
-        rows.append([name, f"{median:.3f}", f"{percentile(latencies, 0.99):.3f}", f"{max(latencies):.3f}",
-                     f"{median / ours_median:.1f}×"])
+        rows.append(
+            [
+                name,
+                f"{median:.3f}",
+                f"{percentile(latencies, 0.99):.3f}",
+                f"{max(latencies):.3f}",
+                f"{median / ours_median:.1f}×",
+            ]
+        )
     print(f"Token delivery latency, model chunk → consumer ({tokens} tokens, one every {interval_ms} ms)")
     print(machine_line())
     print(table(["design", "median ms", "p99 ms", "max ms", "median vs ours"], rows))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=int, default=3000)
     parser.add_argument("--interval-ms", type=float, default=1.0)
     args = parser.parse_args()

@@ -55,8 +55,12 @@ def start_app() -> Iterator:
     """Start `python app.py ...` (or another command) and stop it after the test."""
     started: list[ServedProcess] = []
 
-    def start(*args: str, command: Sequence[str] | None = None, env: dict[str, str] | None = None,
-              cwd: Path = PROJECT_ROOT) -> ServedProcess:
+    def start(
+        *args: str,
+        command: Sequence[str] | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path = PROJECT_ROOT,
+    ) -> ServedProcess:
         served = ServedProcess(command or [sys.executable, "app.py", *args], env or app_environment(), cwd)
         started.append(served)
         return served

@@ -65,7 +65,9 @@ class ScriptedChatModel(BaseChatModel):
 
     bind_tools = OfflineArithmeticModel.bind_tools
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         raise NotImplementedError("the executor always streams")
 
     async def _astream(

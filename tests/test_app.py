@@ -50,7 +50,12 @@ def test_the_chat_api_streams_many_incremental_updates(client):
 
 def test_tool_steps_are_seen_pending_before_they_are_done(client):
     updates, _ = stream(client, "what is 7 times 6")
-    statuses = [m["metadata"]["status"] for update in updates for m in update if m["metadata"].get("id", "").startswith("call_")]
+    statuses = [
+        m["metadata"]["status"]
+        for update in updates
+        for m in update
+        if m["metadata"].get("id", "").startswith("call_")
+    ]
     assert "pending" in statuses and statuses[-1] == "done"
 
 
@@ -84,9 +89,7 @@ def test_an_error_is_a_message_and_the_next_question_works(client):
 def test_cancelling_a_job_stops_the_server_side_work(client):
     long_question = " + ".join(["1"] * 40)
     job = client.submit(long_question, api_name="/chat")
-    seen = 0
-    for _ in job:
-        seen += 1
+    for seen, _ in enumerate(job, start=1):
         if seen == 3:
             break
     assert running_turns() == 1

@@ -58,7 +58,9 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_on_spaces_the_app_binds_where_spaces_expects_and_does_not_share(start_app):
     port = free_port()
-    env = app_environment(SPACE_ID="someone/agent", GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port))
+    env = app_environment(
+        SPACE_ID="someone/agent", GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port)
+    )
     app = start_app("--share", env=env)
     assert app.wait_for(URL)[1] == f"http://0.0.0.0:{port}"
     reply = Client(f"http://127.0.0.1:{port}/", verbose=False).predict("hello", api_name="/chat")
@@ -83,5 +85,7 @@ def test_a_fresh_clone_installs_and_answers_by_following_the_readme():
         assert (clone / ".venv" / "bin" / "python").exists()
     assert [m["content"] for m in reply if not m["metadata"]] == ["(2 + 3) * (4 + 5) = **45**"]
     assert [m["metadata"]["title"] for m in reply if m["metadata"].get("title", "").startswith("🛠️")] == [
-        "🛠️ add → 5", "🛠️ add → 9", "🛠️ multiply → 45"
+        "🛠️ add → 5",
+        "🛠️ add → 9",
+        "🛠️ multiply → 45",
     ]

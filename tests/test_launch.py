@@ -17,8 +17,14 @@ def answer_over_api(url: str, question: str = "what is 2 + 2") -> list[dict]:
 
 def test_flags_set_host_and_port_and_offline_overrides_a_key(start_app):
     port = free_port()
-    app = start_app("--host", "127.0.0.1", "--port", str(port), "--offline",
-                    env=app_environment(OPENAI_API_KEY="sk-would-be-used-without-offline"))
+    app = start_app(
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--offline",
+        env=app_environment(OPENAI_API_KEY="sk-would-be-used-without-offline"),
+    )
     url = app.wait_for(URL)[1]
     assert url == f"http://127.0.0.1:{port}"
     reply = answer_over_api(url)

@@ -50,8 +50,11 @@ def upstream(recorded) -> LLMock:
 def online_url(recorded):
     server, _ = recorded
     settings = Settings(
-        api_key=SecretStr(SERVER_KEY), base_url=server.base_url(), model="server-model",
-        request_timeout_s=1, max_retries=1,
+        api_key=SecretStr(SERVER_KEY),
+        base_url=server.base_url(),
+        model="server-model",
+        request_timeout_s=1,
+        max_retries=1,
     )
     demo = app.create_app(settings, concurrency=100)
     port = free_port()
@@ -80,20 +83,46 @@ async def ask(url: str, question: str, **kwargs):
 # -- faults: each ends the turn with a clear message, and the next turn works --------------
 
 FAULTS = {
-    "401 bad key": (lambda up: up.fail(401, times=None), "⚠️ API key rejected: The API key was rejected (401)."),
+    "401 bad key": (
+        lambda up: up.fail(401, times=None),
+        "⚠️ API key rejected: The API key was rejected (401).",
+    ),
     "429 rate limit": (lambda up: up.rate_limit(times=None, retry_after=30), "⚠️ Rate limited"),
-    "500 server error": (lambda up: up.fail(500, times=None), "⚠️ Model server error: The model server had an error (500)."),
-    "timeout": (lambda up: up.delay(3, times=None), "⚠️ Connection problem: The model server stopped responding"),
-    "stalled stream": (lambda up: up.stall(after_chunks=2, seconds=3, times=None), "⚠️ Connection problem: The model server stopped responding"),
-    "stream cut": (lambda up: up.disconnect(after_chunks=2, times=None), "⚠️ Connection problem: Could not reach the model server, or the connection dropped."),
-    "stream ended early": (lambda up: up.truncate(after_chunks=2, times=None), "⚠️ Model server error: The model's reply was cut off"),
-    "corrupt chunk": (lambda up: up.corrupt(after_chunks=2, times=None), "⚠️ Model server error: The model server sent a malformed reply."),
-    "never calls final_answer": (lambda up: up.call_tool("add", {"a": 1, "b": 1}, times=None), "⚠️ Step limit reached"),
+    "500 server error": (
+        lambda up: up.fail(500, times=None),
+        "⚠️ Model server error: The model server had an error (500).",
+    ),
+    "timeout": (
+        lambda up: up.delay(3, times=None),
+        "⚠️ Connection problem: The model server stopped responding",
+    ),
+    "stalled stream": (
+        lambda up: up.stall(after_chunks=2, seconds=3, times=None),
+        "⚠️ Connection problem: The model server stopped responding",
+    ),
+    "stream cut": (
+        lambda up: up.disconnect(after_chunks=2, times=None),
+        "⚠️ Connection problem: Could not reach the model server, or the connection dropped.",
+    ),
+    "stream ended early": (
+        lambda up: up.truncate(after_chunks=2, times=None),
+        "⚠️ Model server error: The model's reply was cut off",
+    ),
+    "corrupt chunk": (
+        lambda up: up.corrupt(after_chunks=2, times=None),
+        "⚠️ Model server error: The model server sent a malformed reply.",
+    ),
+    "never calls final_answer": (
+        lambda up: up.call_tool("add", {"a": 1, "b": 1}, times=None),
+        "⚠️ Step limit reached",
+    ),
 }
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=list(FAULTS))
-async def test_a_fault_ends_the_turn_with_a_clear_message_and_the_next_turn_works(fault, upstream, online_url):
+async def test_a_fault_ends_the_turn_with_a_clear_message_and_the_next_turn_works(
+    fault, upstream, online_url
+):
     inject, message = FAULTS[fault]
     inject(upstream)
     started = time.perf_counter()
@@ -113,7 +142,10 @@ async def test_a_fault_ends_the_turn_with_a_clear_message_and_the_next_turn_work
     [
         (lambda up: up.break_tool_call("malformed_arguments"), "not valid JSON"),
         (lambda up: up.break_tool_call("unknown_tool"), "there is no tool named 'llmock_unknown_tool'"),
-        (lambda up: up.call_tool("exponentiate", {"base": 10, "exponent": 10**10}), "digits; the limit is 1,000"),
+        (
+            lambda up: up.call_tool("exponentiate", {"base": 10, "exponent": 10**10}),
+            "digits; the limit is 1,000",
+        ),
         (lambda up: up.call_tool("add", {"a": "two", "b": 2}), "invalid arguments for add"),
     ],
     ids=["malformed-json", "unknown-tool", "tool-raises", "bad-argument-type"],
@@ -160,9 +192,11 @@ async def test_control_characters_and_emoji_are_fine(served_app):
 
 @pytest.mark.parametrize(
     ("question", "shown"),
-    [("what is 10 ^ 10 ^ 10?", "digits; the limit is 1,000"),
-     ("(" * 2000 + "1 + 1" + ")" * 1990, "nested more than"),
-     (" + ".join(["1"] * 500), "more than 64 numbers")],
+    [
+        ("what is 10 ^ 10 ^ 10?", "digits; the limit is 1,000"),
+        ("(" * 2000 + "1 + 1" + ")" * 1990, "nested more than"),
+        (" + ".join(["1"] * 500), "more than 64 numbers"),
+    ],
     ids=["exponent-bomb", "deep-nesting", "too-many-numbers"],
 )
 async def test_a_huge_question_is_answered_quickly_while_other_users_are_served(question, shown, served_app):
@@ -185,10 +219,14 @@ async def cancel_chats(url: str, count: int) -> int:
     (bounded by `state_session_capacity`), which is not what this measures."""
     question = " + ".join(["1"] * 20)
     async with GradioChatClient(url) as client:
-        streams = await asyncio.gather(*(
-            client.ask(question, cancel_after_updates=3, disconnect=n % 2 == 1, session_hash=f"cancel-{n}")
-            for n in range(count)
-        ))
+        streams = await asyncio.gather(
+            *(
+                client.ask(
+                    question, cancel_after_updates=3, disconnect=n % 2 == 1, session_hash=f"cancel-{n}"
+                )
+                for n in range(count)
+            )
+        )
     assert all(s.cancelled for s in streams)
     deadline = time.monotonic() + 5
     while running_turns() and time.monotonic() < deadline:
@@ -212,8 +250,10 @@ async def test_200_cancelled_chats_leave_no_task_and_no_memory_behind(served_app
     baseline_rss, baseline_objects = rss_mb(), engine_objects()
     assert await cancel_chats(served_app, 200) == 0
     rss_delta, objects = rss_mb() - baseline_rss, engine_objects()
-    print(f"200 cancelled chats: 0 turns running, {objects} engine objects alive "
-          f"(before: {baseline_objects}), RSS {rss_delta:+.1f} MB")
+    print(
+        f"200 cancelled chats: 0 turns running, {objects} engine objects alive "
+        f"(before: {baseline_objects}), RSS {rss_delta:+.1f} MB"
+    )
     assert objects <= max(baseline_objects, 4), "handlers or views of cancelled turns are still referenced"
     # Each session's history keeps its partial turns and Gradio keeps per-session caches (bounded);
     # this only catches gross leaks, the object count above catches ours precisely.
@@ -242,7 +282,9 @@ async def test_50_concurrent_sessions_see_only_their_own_work(served_app):
 # -- secrets --------------------------------------------------------------------------------
 
 
-async def test_a_typed_key_is_used_for_that_session_only_and_never_leaks(upstream, recorded, online_url, caplog, capfd):
+async def test_a_typed_key_is_used_for_that_session_only_and_never_leaks(
+    upstream, recorded, online_url, caplog, capfd
+):
     caplog.set_level(logging.DEBUG)
     _, seen = recorded
     keys = {"a": "sk-user-a-1111111111", "b": "sk-user-b-2222222222"}
@@ -256,10 +298,14 @@ async def test_a_typed_key_is_used_for_that_session_only_and_never_leaks(upstrea
         public = [await client.get_text(path) for path in ("/", "/config", "/gradio_api/info")]
     assert all(s.completed and not failure(s.messages) for s in streams)
     assert set(seen) == {
-        (f"Bearer {keys['a']}", "model-a"), (f"Bearer {keys['b']}", "model-b"), (f"Bearer {SERVER_KEY}", "model-server-key"),
+        (f"Bearer {keys['a']}", "model-a"),
+        (f"Bearer {keys['b']}", "model-b"),
+        (f"Bearer {SERVER_KEY}", "model-server-key"),
     }
     out, err = capfd.readouterr()
-    everything_visible = "\n".join([*public, *(line for s in streams for line in s.raw), caplog.text, out, err])
+    everything_visible = "\n".join(
+        [*public, *(line for s in streams for line in s.raw), caplog.text, out, err]
+    )
     for secret in [*keys.values(), SERVER_KEY]:
         assert secret not in everything_visible
 
@@ -268,7 +314,9 @@ async def test_error_messages_never_echo_a_key(upstream, online_url):
     user_key = "sk-user-c-3333333333"
     upstream.fail(401, message=f"Incorrect API key provided: {user_key}.", times=None)
     rejected = await ask(online_url, "hi", api_key=user_key, keep_raw=True)
-    upstream.reset().fail(404, message=f"The model `x` does not exist for key {user_key} or {SERVER_KEY}", times=None)
+    upstream.reset().fail(
+        404, message=f"The model `x` does not exist for key {user_key} or {SERVER_KEY}", times=None
+    )
     refused = await ask(online_url, "hi", api_key=user_key, keep_raw=True)
     assert failure(rejected.messages).startswith("⚠️ API key rejected")
     assert "does not exist" in failure(refused.messages)

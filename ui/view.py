@@ -229,7 +229,9 @@ def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
         metadata["duration"] = round(call.duration_s, 6)
     body = f"Arguments: `{call.arguments}`" if call.arguments else "Arguments: …"
     if call.output is not None:
-        body += f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{call.output.removeprefix('Error: ')}"
+        body += (
+            f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{call.output.removeprefix('Error: ')}"
+        )
     elif call.interrupted:
         body += "\n\n_Not finished: the turn ended first._"
     return gr.ChatMessage(content=body, metadata=metadata)

@@ -13,7 +13,9 @@ from agent.offline import pieces
 
 
 def tool_chunk(index: int, args: str = "", name: str | None = None, call_id: str | None = None):
-    message = AIMessageChunk(content="", tool_call_chunks=[{"name": name, "args": args, "id": call_id, "index": index}])
+    message = AIMessageChunk(
+        content="", tool_call_chunks=[{"name": name, "args": args, "id": call_id, "index": index}]
+    )
     return ChatGenerationChunk(message=message)
 
 
@@ -83,7 +85,10 @@ async def test_final_answer_text_streams_decoded_as_it_grows(answer):
     handler = QueueCallbackHandler()
     arguments = json.dumps({"answer": answer, "tools_used": ["add"]})  # ASCII escapes: \u00e9, \ud83c...
     await feed(handler, tool_chunk(0, name="final_answer", call_id="f"))
-    await feed(handler, *(tool_chunk(0, piece) for piece in [arguments[i : i + 3] for i in range(0, len(arguments), 3)]))
+    await feed(
+        handler,
+        *(tool_chunk(0, piece) for piece in [arguments[i : i + 3] for i in range(0, len(arguments), 3)]),
+    )
     deltas = [e.text for e in await drain(handler) if isinstance(e, AnswerDelta)]
     assert "".join(deltas) == answer
     assert len(deltas) > 1
@@ -145,7 +150,8 @@ async def test_batches_send_the_first_event_at_once_then_one_group_per_frame():
     async with asyncio.timeout(1):
         await consumer
     assert [[e.text if isinstance(e, AnswerDelta) else "end" for e in batch] for _, batch in received] == [
-        ["a"], ["b", "c", "d", "end"]
+        ["a"],
+        ["b", "c", "d", "end"],
     ]
     assert received[0][0] - started < 0.02
     assert received[1][0] - received[0][0] >= 0.09

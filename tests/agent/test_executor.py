@@ -52,18 +52,28 @@ def failing_tool(monkeypatch):
 
 
 async def test_a_multi_step_turn_feeds_tool_results_back_and_finishes():
-    model = ScriptedChatModel(script=[
-        calls(call("add", "c1", a=2, b=3), call("add", "c2", a=4, b=5)),
-        calls(call("multiply", "c3", a=5, b=9)),
-        answer("It is 45.", "add", "multiply"),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            calls(call("add", "c1", a=2, b=3), call("add", "c2", a=4, b=5)),
+            calls(call("multiply", "c3", a=5, b=9)),
+            answer("It is 45.", "add", "multiply"),
+        ]
+    )
     events = await run_turn_events("what is (2+3)*(4+5)?", SETTINGS, chat_model=model)
     assert events[-1] == Finished("It is 45.", ("add", "multiply"))
-    assert [(r.call_id, r.output) for r in results(events)] == [("c1", "5"), ("c2", "9"), ("c3", "45"), (results(events)[-1].call_id, "It is 45.")]
+    assert [(r.call_id, r.output) for r in results(events)] == [
+        ("c1", "5"),
+        ("c2", "9"),
+        ("c3", "45"),
+        (results(events)[-1].call_id, "It is 45."),
+    ]
     assert [e.step for e in events if isinstance(e, StepEnded)] == [1, 2, 3]
     second_request = model.seen[1]
     assert isinstance(second_request[0], SystemMessage)
-    assert [(m.tool_call_id, m.text) for m in second_request if isinstance(m, ToolMessage)] == [("c1", "5"), ("c2", "9")]
+    assert [(m.tool_call_id, m.text) for m in second_request if isinstance(m, ToolMessage)] == [
+        ("c1", "5"),
+        ("c2", "9"),
+    ]
 
 
 async def test_history_comes_before_the_question():
@@ -74,10 +84,12 @@ async def test_history_comes_before_the_question():
 
 
 async def test_tool_calls_of_one_step_run_concurrently(slow_tool):
-    model = ScriptedChatModel(script=[
-        calls(*(call("slow", f"s{i}", seconds=0.3) for i in range(4))),
-        answer("done"),
-    ])
+    model = ScriptedChatModel(
+        script=[
+            calls(*(call("slow", f"s{i}", seconds=0.3) for i in range(4))),
+            answer("done"),
+        ]
+    )
     started = time.perf_counter()
     events = await run_turn_events("wait", SETTINGS, chat_model=model)
     assert time.perf_counter() - started < 0.9
@@ -86,10 +98,14 @@ async def test_tool_calls_of_one_step_run_concurrently(slow_tool):
 
 
 async def test_malformed_arguments_become_an_error_the_model_can_read():
-    broken = Chunks([
-        AIMessageChunk(content="", tool_call_chunks=[{"name": "add", "args": '{"a": 1, "b', "id": "bad", "index": 0}]),
-        AIMessageChunk(content="", response_metadata={"finish_reason": "tool_calls"}),
-    ])
+    broken = Chunks(
+        [
+            AIMessageChunk(
+                content="", tool_call_chunks=[{"name": "add", "args": '{"a": 1, "b', "id": "bad", "index": 0}]
+            ),
+            AIMessageChunk(content="", response_metadata={"finish_reason": "tool_calls"}),
+        ]
+    )
     model = ScriptedChatModel(script=[broken, answer("sorry")])
     events = await run_turn_events("q", SETTINGS, chat_model=model)
     [error] = [r for r in results(events) if r.is_error]
@@ -150,7 +166,19 @@ async def test_final_answer_streams_before_the_turn_finishes():
     [
         ([Raise(RuntimeError("boom"))], "internal"),
         ([Raise(RuntimeError("boom"), reply=calls(call("add", "c", a=1, b=2)), after_chunks=3)], "internal"),
-        ([Chunks([AIMessageChunk(content="", tool_call_chunks=[{"name": "add", "args": '{"a"', "id": "c", "index": 0}])])], "upstream"),
+        (
+            [
+                Chunks(
+                    [
+                        AIMessageChunk(
+                            content="",
+                            tool_call_chunks=[{"name": "add", "args": '{"a"', "id": "c", "index": 0}],
+                        )
+                    ]
+                )
+            ],
+            "upstream",
+        ),
         ([Chunks([])], "upstream"),
     ],
     ids=["raises", "raises-mid-stream", "cut-off", "empty"],
@@ -163,8 +191,12 @@ async def test_every_model_failure_ends_the_turn_with_a_failed_event(script, kin
 
 @pytest.mark.parametrize(
     ("question", "message"),
-    [("", "Please type a question."), (" \n\t ", "Please type a question."), ("\x00\x07", "Please type a question."),
-     ("9" * 5000, "5,000 characters long; the limit is 4,000")],
+    [
+        ("", "Please type a question."),
+        (" \n\t ", "Please type a question."),
+        ("\x00\x07", "Please type a question."),
+        ("9" * 5000, "5,000 characters long; the limit is 4,000"),
+    ],
 )
 async def test_bad_input_is_refused_before_any_model_call(question, message):
     model = ScriptedChatModel(script=[answer("never")])

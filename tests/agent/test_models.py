@@ -24,18 +24,24 @@ def test_defaults_without_any_configuration():
 
 
 def test_every_variable_is_read():
-    settings = Settings.from_env({
-        "OPENAI_API_KEY": "sk-env",
-        "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
-        "AGENT_MODEL": "gpt-test",
-        "AGENT_MAX_STEPS": "3",
-        "AGENT_OFFLINE_TOKEN_DELAY_MS": "0",
-        "AGENT_MAX_INPUT_CHARS": "100",
-        "AGENT_REQUEST_TIMEOUT_S": "5",
-        "AGENT_MAX_RETRIES": "0",
-    })
+    settings = Settings.from_env(
+        {
+            "OPENAI_API_KEY": "sk-env",
+            "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
+            "AGENT_MODEL": "gpt-test",
+            "AGENT_MAX_STEPS": "3",
+            "AGENT_OFFLINE_TOKEN_DELAY_MS": "0",
+            "AGENT_MAX_INPUT_CHARS": "100",
+            "AGENT_REQUEST_TIMEOUT_S": "5",
+            "AGENT_MAX_RETRIES": "0",
+        }
+    )
     assert settings.api_key.get_secret_value() == "sk-env" and not settings.offline
-    assert (settings.base_url, settings.model, settings.max_steps) == ("http://127.0.0.1:8000/v1", "gpt-test", 3)
+    assert (settings.base_url, settings.model, settings.max_steps) == (
+        "http://127.0.0.1:8000/v1",
+        "gpt-test",
+        3,
+    )
     assert (settings.offline_token_delay_ms, settings.max_input_chars) == (0, 100)
     assert (settings.request_timeout_s, settings.max_retries) == (5, 0)
 
@@ -46,7 +52,10 @@ def test_an_empty_key_means_no_key_and_offline_can_be_forced():
     assert forced.offline and backend_label(forced) == "Offline model (forced offline): arithmetic only"
 
 
-@pytest.mark.parametrize(("name", "value"), [("AGENT_MAX_STEPS", "many"), ("AGENT_MAX_STEPS", "0"), ("AGENT_OFFLINE_TOKEN_DELAY_MS", "-1")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("AGENT_MAX_STEPS", "many"), ("AGENT_MAX_STEPS", "0"), ("AGENT_OFFLINE_TOKEN_DELAY_MS", "-1")],
+)
 def test_bad_values_are_refused_with_the_variable_name(name, value):
     with pytest.raises(ValueError, match=name):
         Settings.from_env({name: value})
@@ -66,9 +75,14 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     [
         (Settings(), "Offline model (no API key): arithmetic only"),
         (Settings(api_key=SecretStr("sk-secret"), model="gpt-4.1-mini"), "OpenAI · gpt-4.1-mini"),
-        (Settings(api_key=SecretStr("sk-secret"), base_url="https://api.openai.com/v1"), f"OpenAI · {DEFAULT_MODEL}"),
-        (Settings(api_key=SecretStr("sk-secret"), base_url="http://10.0.0.5:8000/v1", model="llama"),
-         "OpenAI-compatible · 10.0.0.5:8000 · llama"),
+        (
+            Settings(api_key=SecretStr("sk-secret"), base_url="https://api.openai.com/v1"),
+            f"OpenAI · {DEFAULT_MODEL}",
+        ),
+        (
+            Settings(api_key=SecretStr("sk-secret"), base_url="http://10.0.0.5:8000/v1", model="llama"),
+            "OpenAI-compatible · 10.0.0.5:8000 · llama",
+        ),
     ],
 )
 def test_backend_label_names_the_backend_and_never_the_key(settings, label):
@@ -99,7 +113,9 @@ async def test_callbacks_are_configurable_per_request():
     second.start_step(1)
 
     async def stream(question: str, handler: QueueCallbackHandler) -> None:
-        async for _ in model.astream([HumanMessage(question)], config={"configurable": {"callbacks": [handler]}}):
+        async for _ in model.astream(
+            [HumanMessage(question)], config={"configurable": {"callbacks": [handler]}}
+        ):
             pass
 
     await asyncio.gather(stream("2 + 3", first), stream("hello", second))
@@ -139,9 +155,13 @@ async def test_each_request_sends_its_own_key_and_the_server_key_otherwise():
     server = LLMockServer()
     server.app.add_middleware(AuthorizationRecorder, seen=seen)
     with server:
-        base = Settings(api_key=SecretStr("sk-server"), base_url=server.base_url(), model="server-model", max_retries=0)
+        base = Settings(
+            api_key=SecretStr("sk-server"), base_url=server.base_url(), model="server-model", max_retries=0
+        )
         users = [base.for_request(api_key=f"sk-user-{n}", model=f"user-model-{n}") for n in range(5)]
         turns = await asyncio.gather(*(run_turn_events("hi", s) for s in [*users, base, *users]))
     assert all(isinstance(events[-1], Finished) for events in turns)
-    expected = {(f"Bearer sk-user-{n}", f"user-model-{n}") for n in range(5)} | {("Bearer sk-server", "server-model")}
+    expected = {(f"Bearer sk-user-{n}", f"user-model-{n}") for n in range(5)} | {
+        ("Bearer sk-server", "server-model")
+    }
     assert set(seen) == expected

@@ -112,14 +112,21 @@ async def test_an_exponent_bomb_is_refused_quickly(offline_settings):
 
 async def test_deep_nesting_is_refused_quickly(offline_settings):
     started = time.perf_counter()
-    events = await run_turn_events("(" * 3000 + "1 + 1" + ")" * 3000, Settings(offline_token_delay_ms=0, max_input_chars=10_000))
+    events = await run_turn_events(
+        "(" * 3000 + "1 + 1" + ")" * 3000, Settings(offline_token_delay_ms=0, max_input_chars=10_000)
+    )
     assert time.perf_counter() - started < 2
     assert "nested more than" in events[-1].answer
 
 
 @pytest.mark.parametrize(
     ("follow_up", "value"),
-    [("times 4", "20"), ("multiply that by 3", "15"), ("what is the result plus 1?", "6"), ("that squared", "25")],
+    [
+        ("times 4", "20"),
+        ("multiply that by 3", "15"),
+        ("what is the result plus 1?", "6"),
+        ("that squared", "25"),
+    ],
 )
 async def test_follow_up_questions_use_the_previous_answer(follow_up, value, offline_settings):
     history = [HumanMessage("what is 2 + 3?"), AIMessage("2 + 3 = **5**")]

@@ -32,7 +32,10 @@ def settings(llmock) -> Settings:
 def script_the_arithmetic_agent(llmock) -> None:
     llmock.add(Reply(tool_calls=(ToolCall("add", {"a": 2, "b": 3}), ToolCall("add", {"a": 4, "b": 5}))))
     llmock.call_tool("multiply", {"a": 5, "b": 9})
-    llmock.call_tool("final_answer", {"answer": "(2 + 3) × (4 + 5) = **45**\n“quoted” ✓", "tools_used": ["add", "multiply"]})
+    llmock.call_tool(
+        "final_answer",
+        {"answer": "(2 + 3) × (4 + 5) = **45**\n“quoted” ✓", "tools_used": ["add", "multiply"]},
+    )
 
 
 async def test_a_multi_step_turn_with_parallel_calls_over_http(llmock, settings):
@@ -41,7 +44,12 @@ async def test_a_multi_step_turn_with_parallel_calls_over_http(llmock, settings)
 
     assert events[-1] == Finished("(2 + 3) × (4 + 5) = **45**\n“quoted” ✓", ("add", "multiply"))
     started = [e for e in events if isinstance(e, ToolCallStarted)]
-    assert [(e.name, e.step) for e in started] == [("add", 1), ("add", 1), ("multiply", 2), ("final_answer", 3)]
+    assert [(e.name, e.step) for e in started] == [
+        ("add", 1),
+        ("add", 1),
+        ("multiply", 2),
+        ("final_answer", 3),
+    ]
     assert len({e.call_id for e in started}) == 4 and all(e.call_id.startswith("call_") for e in started)
     assert [r.output for r in events if isinstance(r, ToolResult)][:3] == ["5", "9", "45"]
     assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == events[-1].answer
@@ -50,11 +58,18 @@ async def test_a_multi_step_turn_with_parallel_calls_over_http(llmock, settings)
     first, second, third = (r.body for r in llmock.requests)
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
     assert first["tool_choice"] == "required"
-    assert [t["function"]["name"] for t in first["tools"]] == ["add", "subtract", "multiply", "exponentiate", "final_answer"]
+    assert [t["function"]["name"] for t in first["tools"]] == [
+        "add",
+        "subtract",
+        "multiply",
+        "exponentiate",
+        "final_answer",
+    ]
     assert first["messages"][-1] == {"role": "user", "content": QUESTION}
     ids = [c["id"] for c in second["messages"][-3]["tool_calls"]]
     assert [(m["role"], m["tool_call_id"], m["content"]) for m in second["messages"][-2:]] == [
-        ("tool", ids[0], "5"), ("tool", ids[1], "9")
+        ("tool", ids[0], "5"),
+        ("tool", ids[1], "9"),
     ]
     assert third["messages"][-1]["content"] == "45"
     llmock.assert_resilient()
@@ -148,7 +163,9 @@ async def test_a_server_that_never_answers_fails_within_the_retry_budget(llmock,
     assert events[-1].kind == "network" and "timed out" in events[-1].message
 
 
-@pytest.mark.parametrize(("kind", "error"), [("malformed_arguments", "not valid JSON"), ("unknown_tool", "no tool named")])
+@pytest.mark.parametrize(
+    ("kind", "error"), [("malformed_arguments", "not valid JSON"), ("unknown_tool", "no tool named")]
+)
 async def test_a_broken_tool_call_is_fed_back_and_the_agent_goes_on(llmock, settings, kind, error):
     llmock.break_tool_call(kind)
     events = await run_turn_events(QUESTION, settings)

@@ -3,7 +3,16 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from agent.tools import TOOLS, TOOLS_BY_NAME, add, exponentiate, final_answer, format_number, multiply, subtract
+from agent.tools import (
+    TOOLS,
+    TOOLS_BY_NAME,
+    add,
+    exponentiate,
+    final_answer,
+    format_number,
+    multiply,
+    subtract,
+)
 
 
 @pytest.mark.parametrize(

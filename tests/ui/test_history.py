@@ -6,9 +6,17 @@ from ui.history import to_langchain
 def test_browser_history_in_content_blocks_keeps_questions_and_answers_only():
     history = [
         {"role": "user", "content": [{"type": "text", "text": "what is 2+3?"}], "metadata": None},
-        {"role": "assistant", "content": [{"type": "text", "text": "Arguments: `{}`"}], "metadata": {"title": "🛠️ add → 5", "id": "c1"}},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Arguments: `{}`"}],
+            "metadata": {"title": "🛠️ add → 5", "id": "c1"},
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "2 + 3 = **5**"}], "metadata": {}},
-        {"role": "assistant", "content": [{"type": "text", "text": "Answered by: x"}], "metadata": {"title": "📊 1 step"}},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Answered by: x"}],
+            "metadata": {"title": "📊 1 step"},
+        },
     ]
     assert to_langchain(history) == [HumanMessage("what is 2+3?"), AIMessage("2 + 3 = **5**")]
 

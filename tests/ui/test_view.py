@@ -71,7 +71,11 @@ def test_parallel_calls_of_a_step_are_nested_under_a_step_message():
         ToolResult("a", "add", "5", False, 0.01),
     )
     step, first, second = view.render()
-    assert step.metadata == {"title": "⚡ Step 1: 2 tool calls in parallel", "id": "step-1", "status": "pending"}
+    assert step.metadata == {
+        "title": "⚡ Step 1: 2 tool calls in parallel",
+        "id": "step-1",
+        "status": "pending",
+    }
     assert first.metadata["parent_id"] == second.metadata["parent_id"] == "step-1"
     view.apply(ToolResult("b", "add", "9", False, 0.02))
     assert view.render()[0].metadata["status"] == "done"
@@ -94,17 +98,24 @@ def test_the_answer_grows_as_a_plain_message_and_final_answer_is_not_a_tool_step
     assert [m.content for m in view.render()][1:] == ["It"]
     view.apply(AnswerDelta(" is 4."))
     view.apply(ToolResult("f", "final_answer", "It is 4.", False, 0.0))
-    tool, answer = view.render()
+    _, answer = view.render()
     assert answer.content == "It is 4." and not answer.metadata
 
 
 def test_text_before_tool_calls_stays_a_separate_message():
-    view = view_after(AnswerDelta("Let me add."), ToolCallStarted("a", "add", 1), ToolCallStarted("f", "final_answer", 1), AnswerDelta("4"))
+    view = view_after(
+        AnswerDelta("Let me add."),
+        ToolCallStarted("a", "add", 1),
+        ToolCallStarted("f", "final_answer", 1),
+        AnswerDelta("4"),
+    )
     assert [m.content for m in view.render() if not m.metadata] == ["Let me add.", "4"]
 
 
 def test_a_failed_final_answer_is_shown_as_a_tool_error():
-    view = view_after(ToolCallStarted("f", "final_answer", 1), ToolResult("f", "final_answer", "Error: bad args", True, 0.0))
+    view = view_after(
+        ToolCallStarted("f", "final_answer", 1), ToolResult("f", "final_answer", "Error: bad args", True, 0.0)
+    )
     [error] = view.render()
     assert error.metadata["title"] == "🛠️ final_answer → error"
     assert "**Error:** bad args" in error.content
@@ -139,8 +150,13 @@ def test_an_answer_that_did_not_stream_is_still_shown():
 
 @pytest.mark.parametrize(
     ("kind", "title"),
-    [("auth", "⚠️ API key rejected"), ("rate_limit", "⚠️ Rate limited"), ("step_limit", "⚠️ Step limit reached"),
-     ("network", "⚠️ Connection problem"), ("input", "⚠️ Message not accepted")],
+    [
+        ("auth", "⚠️ API key rejected"),
+        ("rate_limit", "⚠️ Rate limited"),
+        ("step_limit", "⚠️ Step limit reached"),
+        ("network", "⚠️ Connection problem"),
+        ("input", "⚠️ Message not accepted"),
+    ],
 )
 def test_a_failure_is_a_clear_message_and_pending_tools_are_closed(kind, title):
     view = view_after(ToolCallStarted("a", "add", 1), Failed(kind, "What happened, in words."))
@@ -164,8 +180,15 @@ def test_long_results_are_shortened_in_the_title_only():
 
 
 def test_any_order_of_events_renders_without_error():
-    events = [StepStarted(1), ToolCallStarted("a", "add", 1), ToolArgsDelta("a", "{}"), AnswerDelta("x"),
-              ToolResult("a", "add", "1", False, 0.0), ToolResult("z", "add", "2", True, 0.0), StepEnded(1, 1, 1)]
+    events = [
+        StepStarted(1),
+        ToolCallStarted("a", "add", 1),
+        ToolArgsDelta("a", "{}"),
+        AnswerDelta("x"),
+        ToolResult("a", "add", "1", False, 0.0),
+        ToolResult("z", "add", "2", True, 0.0),
+        StepEnded(1, 1, 1),
+    ]
     for order in itertools.permutations(events, 4):
         view_after(*order).render()
 
@@ -176,7 +199,11 @@ def stopped_turn(*assistant):
 
 def test_mark_stopped_closes_pending_steps_and_marks_the_partial_answer():
     history = stopped_turn(
-        {"role": "assistant", "content": [{"type": "text", "text": "args"}], "metadata": {"title": "🛠️ add", "status": "pending"}},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "args"}],
+            "metadata": {"title": "🛠️ add", "status": "pending"},
+        },
         {"role": "assistant", "content": [{"type": "text", "text": "The answ"}], "metadata": None},
     )
     assert mark_stopped(history) is True
@@ -186,7 +213,9 @@ def test_mark_stopped_closes_pending_steps_and_marks_the_partial_answer():
 
 
 def test_mark_stopped_marks_a_pending_tool_step_when_it_is_the_last_message():
-    history = stopped_turn({"role": "assistant", "content": "x", "metadata": {"title": "🛠️ add", "status": "pending"}})
+    history = stopped_turn(
+        {"role": "assistant", "content": "x", "metadata": {"title": "🛠️ add", "status": "pending"}}
+    )
     mark_stopped(history)
     assert history[1]["metadata"] == {"title": "🛠️ add · ⏹️ Stopped", "status": "done"}
 
