@@ -117,3 +117,26 @@ def test_a_key_typed_in_settings_changes_the_backend_line_for_this_page_only(pag
     other.get_by_text("Offline model (no API key): arithmetic only").wait_for()
     assert "sk-test-not-a-real-key" not in other.content()
     other.close()
+
+
+def test_undo_removes_the_last_turn_from_the_history_the_agent_sees(page):
+    ask(page, "what is 2 + 3")
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    ask(page, "what is 10 + 10")
+    page.get_by_text("10 + 10 =").wait_for(timeout=10_000)
+    page.get_by_text("📊 2 steps").nth(1).wait_for(timeout=10_000)
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text("10 + 10 =").wait_for(state="detached", timeout=5_000)
+    ask(page, "times 4")
+    page.get_by_text("5 * 4 =").wait_for(timeout=10_000)
+
+
+def test_editing_a_question_reruns_the_conversation_from_there(page):
+    ask(page, "what is 2 + 3")
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    page.locator("[data-testid=user]").first.hover()
+    page.get_by_role("button", name="Edit").first.click()
+    page.locator("textarea").first.fill("what is 7 + 8")
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_text("7 + 8 =").wait_for(timeout=10_000)
+    assert page.get_by_text("2 + 3 =").count() == 0
