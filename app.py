@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import Settings, agent_turn, backend_label
+from agent import Settings, agent_turn, backend_label, preload
 from ui.history import to_langchain
 from ui.pacing import UpdateBudget
 from ui.view import TurnView, mark_stopped
@@ -56,6 +56,7 @@ def create_app(
     `chat_model` replaces the model the settings name (benchmarks serve scripted ones).
     """
     budget = budget or UpdateBudget()
+    preload(settings)
 
     async def chat(
         message: str, history: list[dict[str, Any]], model: str, api_key: str

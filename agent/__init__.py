@@ -7,6 +7,6 @@ imports Gradio.
 """
 
 from agent.executor import agent_turn, run_agent
-from agent.models import Settings, backend_label
+from agent.models import Settings, backend_label, preload
 
-__all__ = ["Settings", "agent_turn", "backend_label", "run_agent"]
+__all__ = ["Settings", "agent_turn", "backend_label", "preload", "run_agent"]

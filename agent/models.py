@@ -130,6 +130,15 @@ def chat_model(settings: Settings) -> BaseChatModel:
     )
 
 
+def preload(settings: Settings) -> None:
+    """Load the OpenAI client library now (about 0.7 s) instead of during the first question.
+
+    Only worth it when the server itself has a key; the offline app never needs it.
+    """
+    if not settings.offline:
+        chat_model(settings)
+
+
 def build_model(
     settings: Settings, model: BaseChatModel | None = None
 ) -> Runnable[LanguageModelInput, BaseMessage]:

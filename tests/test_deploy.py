@@ -12,8 +12,6 @@ from gradio_client import Client
 
 from tests.conftest import PROJECT_ROOT, ServedProcess, app_environment, free_port
 
-URL = r"Running on local URL:\s+(http://\S+?)/?\n"
-
 
 def readme() -> str:
     return (PROJECT_ROOT / "README.md").read_text()
@@ -62,7 +60,7 @@ def test_on_spaces_the_app_binds_where_spaces_expects_and_does_not_share(start_a
         SPACE_ID="someone/agent", GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT=str(port)
     )
     app = start_app("--share", env=env)
-    assert app.wait_for(URL)[1] == f"http://0.0.0.0:{port}"
+    assert app.wait_for_url() == f"http://0.0.0.0:{port}"
     reply = Client(f"http://127.0.0.1:{port}/", verbose=False).predict("hello", api_name="/chat")
     assert "offline model" in reply[0]["content"]
     assert "No public link" not in app.output and "share link" not in app.output.lower()
@@ -78,7 +76,7 @@ def test_a_fresh_clone_installs_and_answers_by_following_the_readme():
         command = readme_command("run-command")
         app = ServedProcess(["bash", "-c", command], app_environment(GRADIO_SERVER_PORT=str(port)), cwd=clone)
         try:
-            url = app.wait_for(URL, timeout=540)[1]
+            url = app.wait_for_url(timeout=540)
             reply = Client(url, verbose=False).predict("what is (2 + 3) * (4 + 5)?", api_name="/chat")
         finally:
             app.stop()
