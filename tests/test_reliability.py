@@ -258,7 +258,8 @@ async def test_200_cancelled_chats_leave_no_task_and_no_memory_behind(served_app
         f"200 cancelled chats: 0 turns running, {objects} engine objects alive "
         f"(before: {baseline_objects}), RSS {rss_delta:+.1f} MB"
     )
-    assert objects <= max(baseline_objects, 4), "handlers or views of cancelled turns are still referenced"
+    # A few may be held for a moment by the last exception's traceback; a leak would keep 200 or more.
+    assert objects < 20, "handlers or views of cancelled turns are still referenced"
     # Our objects are counted exactly above. RSS also holds what Gradio keeps by design: each
     # session's history, and the updates a departed client never received (an LRU of 2000
     # sessions). Measured: +10 MB alone, up to +64 MB inside the whole suite. This bound only
