@@ -71,7 +71,7 @@ def create_app(
                         view.apply(event)
                     # Sent as plain dicts: Gradio diffs dicts field by field, so on the API path too a
                     # growing answer travels as appended text instead of the whole message each time.
-                    yield [dataclasses.asdict(message) for message in view.render()]
+                    yield [dataclasses.asdict(chat_message) for chat_message in view.render()]
 
     def backend_line(model: str, api_key: str) -> str:
         label = backend_label(settings.for_request(api_key=api_key, model=model))

@@ -169,8 +169,9 @@ async def _run_steps(
         results = await asyncio.gather(*(run_tool_call(call, handler) for call in calls))
         messages.extend(results)
         handler.emit(_step_ended(step, reply))
-        succeeded = [r.name for r in results if r.status == "success"]
-        tools_used.extend(name for name in succeeded if name != FINAL_ANSWER and name not in tools_used)
+        for result in results:
+            if result.status == "success" and result.name not in (FINAL_ANSWER, *tools_used):
+                tools_used.append(result.name)
         if final := next((r for r in results if r.name == FINAL_ANSWER and r.status == "success"), None):
             return Finished(final.text, tuple(tools_used))
     return Failed(

@@ -107,7 +107,8 @@ def backend_label(settings: Settings) -> str:
     if settings.offline:
         reason = "forced offline" if settings.force_offline else "no API key"
         return f"Offline model ({reason}): arithmetic only"
-    host = urlparse(settings.base_url).netloc if settings.base_url else OPENAI_HOST
+    url = urlparse(settings.base_url or f"https://{OPENAI_HOST}")
+    host = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)  # never user:password@
     if host == OPENAI_HOST:
         return f"OpenAI · {settings.model}"
     return f"OpenAI-compatible · {host} · {settings.model}"

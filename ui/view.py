@@ -89,7 +89,6 @@ class TurnView:
     steps: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    outcome: str | None = None  # "finished" or "failed" once the turn is over
     started_at: float = field(init=False)
     first_visible_s: float | None = None
     total_s: float | None = None
@@ -123,10 +122,10 @@ class TurnView:
             case Finished(answer):
                 if not any(isinstance(item, TextView) and item.text for item in self.items):
                     self._append_answer(answer)
-                self._end("finished")
+                self._end()
             case Failed(kind, message):
                 self.items.append(NoteView(f"⚠️ {FAILURE_TITLES.get(kind, 'Error')}: {message}"))
-                self._end("failed")
+                self._end()
 
     def _add_call(self, call: ToolCallView) -> None:
         self._calls[call.call_id] = call
@@ -155,8 +154,7 @@ class TurnView:
         if self.first_visible_s is None:
             self.first_visible_s = self.clock() - self.started_at
 
-    def _end(self, outcome: str) -> None:
-        self.outcome = outcome
+    def _end(self) -> None:
         self.total_s = self.clock() - self.started_at
         for call in self._calls.values():
             call.interrupted = not call.done
@@ -177,7 +175,7 @@ class TurnView:
                 messages.append(gr.ChatMessage(content=item.text))
             else:
                 messages.append(gr.ChatMessage(content="", metadata={"title": item.title, "status": "done"}))
-        if self.outcome is not None:
+        if self.total_s is not None:  # the turn is over
             messages.append(self._render_footer())
         return messages
 

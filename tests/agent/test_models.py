@@ -83,6 +83,12 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
             Settings(api_key=SecretStr("sk-secret"), base_url="http://10.0.0.5:8000/v1", model="llama"),
             "OpenAI-compatible · 10.0.0.5:8000 · llama",
         ),
+        (
+            Settings(
+                api_key=SecretStr("sk-secret"), base_url="https://user:hunter2@llm.example.com/v1", model="m"
+            ),
+            "OpenAI-compatible · llm.example.com · m",
+        ),
     ],
 )
 def test_backend_label_names_the_backend_and_never_the_key(settings, label):
