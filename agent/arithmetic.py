@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from agent.tools import Number, format_number
+from agent.tools import Number, display_number
 
 MAX_NESTING = 24
 MAX_OPERANDS = 64
@@ -447,7 +447,7 @@ def parse_question(text: str, previous_result: Number | None = None) -> Question
     if any(t.kind == "ref" for t in tokens):
         if previous_result is None:
             raise NotArithmetic("There is no earlier result to refer to.")
-        shown = format_number(previous_result)
+        shown = display_number(previous_result)
         tokens = [Token("number", shown, previous_result) if t.kind == "ref" else t for t in tokens]
     if sum(t.kind == "number" for t in tokens) > MAX_OPERANDS:
         raise NotArithmetic(f"The expression has more than {MAX_OPERANDS} numbers.")

@@ -37,7 +37,7 @@ from agent.arithmetic import (
     substitute_results,
     tool_arguments,
 )
-from agent.tools import FINAL_ANSWER, Number, format_number
+from agent.tools import FINAL_ANSWER, Number, display_number
 
 MODEL_NAME = "offline-arithmetic"
 
@@ -175,7 +175,7 @@ def _continue(question: Question, work: Sequence[BaseMessage], tools: set[str]) 
         used.extend(c["name"] for c in calls if c["name"] not in used)
         tree = substitute_results(tree, (_parse_number(results[c["id"]].text) for c in calls))
     if isinstance(tree, Num):
-        return _final(f"{question.expression} = **{format_number(tree.value)}**", used, tools)
+        return _final(f"{question.expression} = **{display_number(tree.value)}**", used, tools)
     ready = ready_operations(tree)
     missing = sorted({op.tool for op in ready} - tools)
     if missing:

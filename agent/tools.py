@@ -37,12 +37,22 @@ class FinalAnswer(BaseModel):
 
 
 def format_number(value: Number) -> str:
-    """Exact integers; floats rounded to 15 significant digits (0.1 + 0.2 -> 0.3)."""
+    """Exact: integers in full, floats in the shortest form that reads back as the same float.
+
+    Tool results are fed to the next step, so they must not be rounded: a rounded
+    1/3 multiplied by 24 gives 7.99999999999999. Rounding is for display only
+    (`display_number`).
+    """
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
+    return repr(value)
+
+
+def display_number(value: Number) -> str:
+    """For people: floats rounded to 12 significant digits (0.1 + 0.2 -> 0.3)."""
     if isinstance(value, float):
-        return f"{value:.15g}"
-    return str(value)
+        return format_number(float(f"{value:.12g}"))
+    return format_number(value)
 
 
 def checked(value: Number | complex) -> str:

@@ -34,6 +34,7 @@ from agent.events import (
     ToolResult,
 )
 from agent.tools import FINAL_ANSWER
+from ui.history import content_text
 
 TITLE_RESULT_CHARS = 40
 
@@ -259,7 +260,9 @@ def mark_stopped(history: list[dict]) -> bool:
     """
     turn_start = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history)) + 1
     turn = history[turn_start:]
-    if not turn or any(_title(m).startswith("📊") or STOPPED_MARK in _text(m) + _title(m) for m in turn):
+    if not turn or any(
+        _title(m).startswith("📊") or STOPPED_MARK in content_text(m.get("content")) + _title(m) for m in turn
+    ):
         return False
     for message in turn:
         if (message.get("metadata") or {}).get("status") == "pending":
@@ -268,16 +271,15 @@ def mark_stopped(history: list[dict]) -> bool:
     if _title(last):
         last["metadata"]["title"] = f"{_title(last)} · {STOPPED_MARK}"
     else:
-        last["content"] = [{"type": "text", "text": f"{_text(last)}\n\n{STOPPED_MARK}"}]
+        last["content"] = [{"type": "text", "text": f"{content_text(last.get('content'))}\n\n{STOPPED_MARK}"}]
     return True
+
+
+def _ends_turn(message: dict) -> bool:
+    """The footer of a finished turn, or a stop mark already made."""
+    title = _title(message)
+    return title.startswith("📊") or STOPPED_MARK in title + content_text(message.get("content"))
 
 
 def _title(message: dict) -> str:
     return (message.get("metadata") or {}).get("title", "")
-
-
-def _text(message: dict) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))

@@ -7,6 +7,7 @@ from agent.tools import (
     TOOLS,
     TOOLS_BY_NAME,
     add,
+    display_number,
     exponentiate,
     final_answer,
     format_number,
@@ -19,7 +20,7 @@ from agent.tools import (
     ("tool", "args", "expected"),
     [
         (add, {"a": 2, "b": 3}, "5"),
-        (add, {"a": 0.1, "b": 0.2}, "0.3"),
+        (add, {"a": 0.1, "b": 0.2}, "0.30000000000000004"),
         (add, {"a": -7, "b": 2.5}, "-4.5"),
         (subtract, {"a": 10, "b": 15}, "-5"),
         (multiply, {"a": 2**40, "b": 2**40}, str(2**80)),
@@ -91,7 +92,17 @@ def test_every_tool_has_a_description_and_a_typed_schema():
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"), [(3, "3"), (3.0, "3"), (0.1 + 0.2, "0.3"), (1e20, "1e+20"), (-2.5, "-2.5")]
+    ("value", "exact", "shown"),
+    [
+        (3, "3", "3"),
+        (3.0, "3", "3"),
+        (0.1 + 0.2, "0.30000000000000004", "0.3"),
+        (1 / 3, "0.3333333333333333", "0.333333333333"),
+        (1e20, "1e+20", "1e+20"),
+        (-2.5, "-2.5", "-2.5"),
+    ],
 )
-def test_format_number(value, shown):
-    assert format_number(value) == shown
+def test_tool_results_are_exact_and_answers_are_rounded_for_people(value, exact, shown):
+    assert format_number(value) == exact
+    assert float(format_number(value)) == value
+    assert display_number(value) == shown
