@@ -1,7 +1,9 @@
 """What went wrong, in words for a person: exceptions from a turn become `Failed` events.
 
-Messages never quote an API key: provider text is only passed on for request
-errors (a wrong model name, say), after `redact`.
+A provider's own reason is passed on whatever the shape of its error body (an
+object, a nested object, a list, plain text, an error event inside the stream),
+after `redact`: messages never quote an API key. `request_fallback` says when a
+refused request can be retried without the parameter the server refused.
 
 `openai` is imported where it is used: only the OpenAI backend raises its
 errors, and the offline app starts 0.3 s faster without it.
@@ -13,13 +15,14 @@ import json
 import logging
 import random
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.events import Failed
-from agent.models import Settings
 
 if TYPE_CHECKING:
-    from openai import APIStatusError
+    from openai import APIError, APIStatusError
+
+    from agent.models import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,10 @@ _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|key)[-_][A-Za-z0-9_\-*]{6,}")
 
 class IncompleteReply(Exception):
     """The model's stream ended without a finish reason (cut off) or without content."""
+
+
+class ProviderError(Exception):
+    """The model server reported an error inside the stream; the message is the provider's."""
 
 
 def redact(text: str, settings: Settings) -> str:
@@ -63,11 +70,11 @@ def failure_for(error: BaseException, settings: Settings) -> Failed:
         )
     if isinstance(error, openai.BadRequestError) and error.code == "context_length_exceeded":
         return Failed("input", "The conversation is too long for the model. Clear the chat and ask again.")
-    if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
-        return Failed("upstream", f"The model server had an error ({error.status_code}). Please try again.")
     if isinstance(error, openai.APIStatusError):
-        detail = redact(_provider_message(error), settings)
-        return Failed("upstream", f"The model server refused the request ({error.status_code}): {detail}")
+        return _refused(error, settings)
+    if isinstance(error, openai.APIError | ProviderError):
+        reason = redact(provider_reason(error), settings)
+        return Failed("upstream", f"The model server reported an error: {reason}")
     if isinstance(error, IncompleteReply | json.JSONDecodeError):
         reason = (
             str(error) if isinstance(error, IncompleteReply) else "The model server sent a malformed reply."
@@ -77,6 +84,66 @@ def failure_for(error: BaseException, settings: Settings) -> Failed:
     return Failed(
         "internal", f"Something went wrong inside the agent ({type(error).__name__}). Please try again."
     )
+
+
+def _refused(error: APIStatusError, settings: Settings) -> Failed:
+    status, reason = error.status_code, redact(provider_reason(error), settings)
+    lowered = reason.lower()
+    if "tool" in lowered and "stream" in lowered:
+        return Failed(
+            "upstream",
+            f"The server at {settings.server_host} cannot stream tool calls ({status}: {reason}). This "
+            "agent needs both: upgrade the server or pick a model that supports tool calling while "
+            "streaming (see “Tested servers” in the README).",
+        )
+    if status >= 500:
+        return Failed("upstream", f"The model server had an error ({status}): {reason} Please try again.")
+    return Failed("upstream", f"The model server refused the request ({status}): {reason}")
+
+
+def request_fallback(error: BaseException, settings: Settings) -> dict[str, Any] | None:
+    """The setting to change when a server refuses a request parameter it does not
+    support: `tool_choice="required"` (DeepSeek thinking mode, older vLLM, some
+    OpenRouter routes) or `stream_options` (Mistral). None when there is nothing to try."""
+    import openai
+
+    if not isinstance(error, openai.APIStatusError) or error.status_code not in (400, 404, 422):
+        return None
+    text = f"{provider_reason(error)} {error.body}".lower()
+    if settings.stream_usage and "stream_options" in text:
+        return {"stream_usage": False}
+    if settings.tool_choice != "auto" and ("tool_choice" in text or "tool choice" in text):
+        return {"tool_choice": "auto"}
+    return None
+
+
+def provider_reason(error: APIError | ProviderError) -> str:
+    """The provider's own words for an error, from whatever shape its body has."""
+    import openai
+
+    if isinstance(error, ProviderError):
+        return str(error)
+    reason = _reason_in(error.body)
+    if reason is None and isinstance(error, openai.APIStatusError):
+        reason = _reason_in(error.response.text)
+    text = " ".join((reason or error.message).split())
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def _reason_in(body: Any) -> str | None:
+    """The message in an error body: a dict (`message`, `error`, `detail`), a list, or text."""
+    if isinstance(body, str):
+        try:
+            return _reason_in(json.loads(body))
+        except ValueError:
+            return body.strip() or None
+    if isinstance(body, list):
+        return "; ".join(reason for item in body if (reason := _reason_in(item))) or None
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail", "msg", "error_message"):
+            if reason := _reason_in(body.get(key)):
+                return reason
+    return None
 
 
 def retry_delay(error: BaseException, attempt: int, max_retries: int) -> float | None:
@@ -102,12 +169,3 @@ def _retry_after(error: APIStatusError) -> float | None:
         except (KeyError, ValueError):
             continue
     return None
-
-
-def _provider_message(error: APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        message = body.get("message") or (body.get("error") or {}).get("message")
-        if isinstance(message, str):
-            return message[:300]
-    return error.message[:300]

@@ -5,9 +5,10 @@ the only vocabulary the two sides share, so a reader of this file knows every
 kind of update a chat can show.
 
 A turn is a sequence of steps (one model call each). In a step the model may
-stream answer text and start tool calls whose arguments stream in; the tools then
-run concurrently and report results. Every turn ends with exactly one
-`Finished` or `Failed`.
+stream reasoning, write text and start tool calls whose arguments stream in; the
+tools then run concurrently and report results. Text written in a step that also
+calls tools is the model thinking aloud; text of a step without tool calls is the
+answer. Every turn ends with exactly one `Finished` or `Failed`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,25 @@ class StepStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Text the model wrote outside any tool call: the answer if step `step` calls no
+    tool, else the model thinking aloud ("Let me work that out...")."""
+
+    step: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """The model's reasoning, from servers that stream it apart (DeepSeek, vLLM, Ollama)."""
+
+    step: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerDelta:
-    """More text of the answer shown to the user."""
+    """More text of the answer given through `final_answer`, decoded as it streams."""
 
     text: str
 
@@ -85,9 +103,7 @@ class Finished:
     tools_used: tuple[str, ...]
 
 
-FailureKind = Literal[
-    "auth", "rate_limit", "upstream", "network", "step_limit", "input", "cancelled", "internal"
-]
+FailureKind = Literal["auth", "rate_limit", "upstream", "network", "step_limit", "input", "internal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,8 @@ class Failed:
 
 AgentEvent = (
     StepStarted
+    | TextDelta
+    | ReasoningDelta
     | AnswerDelta
     | ToolCallStarted
     | ToolArgsDelta
@@ -109,4 +127,3 @@ AgentEvent = (
     | Finished
     | Failed
 )
-TerminalEvent = Finished | Failed

@@ -1,15 +1,15 @@
 """The agent loop, and the entry points the UI and the tests use: `agent_turn` and `run_agent`.
 
-One turn: stream the model's reply (its chunks reach the request's handler as
-they arrive), merge the chunks, run every tool call of the step concurrently,
-feed one `ToolMessage` per call back, and repeat until `final_answer` or the
-step limit. The executor keeps no state between turns: history comes in as a
-parameter.
+One turn: stream the model's reply (its chunks reach the request's handler, which
+assembles them and emits events as they arrive), run every tool call of the
+assembled reply concurrently, feed one `ToolMessage` per call back, and repeat
+until `final_answer`, a reply without tool calls, or the step limit. The
+executor keeps no state between turns: history comes in as a parameter.
 
-`agent_turn` runs the turn as a task and hands out its handler (whose queue the
-caller reads); `run_agent` wraps it as an async iterator of events. When the
-consumer stops (Stop button, closed tab, an exception), leaving `agent_turn`
-cancels the task and waits for it, so nothing keeps running for a user who has gone.
+`agent_turn` runs the turn as a task and hands out its `EventChannel`;
+`run_agent` wraps it as an async iterator of events. When the consumer stops
+(Stop button, closed tab, an exception), leaving `agent_turn` cancels the task
+and waits for it, so nothing keeps running for a user who has gone.
 """
 
 from __future__ import annotations
@@ -19,26 +19,26 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.runnables import Runnable
 from pydantic import ValidationError
 
-from agent.callbacks import QueueCallbackHandler, tool_call_id
-from agent.errors import IncompleteReply, failure_for, retry_delay
+from agent.callbacks import QueueCallbackHandler
+from agent.channel import EventChannel
+from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay
 from agent.events import AgentEvent, Failed, Finished, Retrying, StepEnded, ToolResult
-from agent.models import Settings, build_model
+from agent.models import Settings, TurnModel
+from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
 from agent.tools import FINAL_ANSWER, TOOLS_BY_NAME
 
 SYSTEM_PROMPT = (
@@ -49,6 +49,10 @@ SYSTEM_PROMPT = (
     "the tools you used. If a tool returns an error, explain it to the user in your answer."
 )
 TOOL_TIMEOUT_S = 30.0
+FINISHED_GRACE_S = 0.1
+"""After the finish reason and usage, how long a reply's stream may take to close."""
+USAGE_GRACE_S = 1.0
+"""After the finish reason without usage, how long to wait for the usage chunk."""
 _NO_CHUNKS = "No generation chunks were returned"  # LangChain's ValueError for an empty stream
 _CONTROL_CHARACTERS = re.compile(
     r"\x1b\[[0-9;?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
@@ -80,20 +84,20 @@ async def agent_turn(
     history: Sequence[BaseMessage],
     settings: Settings,
     chat_model: BaseChatModel | None = None,
-) -> AsyncIterator[QueueCallbackHandler]:
-    """Start one turn as a task and give its handler, whose `events()` or
+) -> AsyncIterator[EventChannel]:
+    """Start one turn as a task and give its event channel, whose `events()` or
     `batches()` the caller reads. Leaving the block, however it is left (end of
     turn, Stop, closed tab, error), cancels the task and waits for it.
 
     `chat_model` replaces the model the settings name (tests use scripted ones).
     """
-    handler = QueueCallbackHandler()
-    turn = asyncio.create_task(run_turn(question, history, settings, handler, chat_model), name="agent-turn")
+    channel = EventChannel()
+    turn = asyncio.create_task(run_turn(question, history, settings, channel, chat_model), name="agent-turn")
     _running_turns.add(turn)
     turn.add_done_callback(_running_turns.discard)
-    turn.add_done_callback(lambda _: handler.close())
+    turn.add_done_callback(lambda _: channel.close())
     try:
-        yield handler
+        yield channel
     finally:
         turn.cancel()
         await asyncio.gather(turn, return_exceptions=True)
@@ -110,8 +114,8 @@ async def run_agent(
     Consume it with `contextlib.aclosing` (or to the end) so that stopping early
     cancels the turn at once.
     """
-    async with agent_turn(question, history, settings, chat_model) as handler:
-        async for event in handler.events():
+    async with agent_turn(question, history, settings, chat_model) as channel:
+        async for event in channel.events():
             yield event
 
 
@@ -119,19 +123,19 @@ async def run_turn(
     question: str,
     history: Sequence[BaseMessage],
     settings: Settings,
-    handler: QueueCallbackHandler,
+    channel: EventChannel,
     chat_model: BaseChatModel | None = None,
 ) -> None:
-    """The agent loop; every outcome, errors included, ends with an event on `handler`."""
+    """The agent loop; every outcome, errors included, ends with an event on `channel`."""
     question = _CONTROL_CHARACTERS.sub("", question).strip()
     if problem := input_problem(question, settings):
-        handler.emit(Failed("input", problem))
+        channel.emit(Failed("input", problem))
         return
     try:
-        model = build_model(settings, chat_model)
-        handler.emit(await _run_steps(model, question, history, settings, handler))
+        model = TurnModel(settings, chat_model)
+        channel.emit(await _run_steps(model, question, history, QueueCallbackHandler(channel)))
     except Exception as error:
-        handler.emit(failure_for(error, settings))
+        channel.emit(failure_for(error, settings))
 
 
 def input_problem(question: str, settings: Settings) -> str | None:
@@ -146,12 +150,9 @@ def input_problem(question: str, settings: Settings) -> str | None:
 
 
 async def _run_steps(
-    model: Runnable[LanguageModelInput, BaseMessage],
-    question: str,
-    history: Sequence[BaseMessage],
-    settings: Settings,
-    handler: QueueCallbackHandler,
+    model: TurnModel, question: str, history: Sequence[BaseMessage], handler: QueueCallbackHandler
 ) -> Finished | Failed:
+    settings = model.settings
     messages: list[BaseMessage] = [
         SystemMessage(SYSTEM_PROMPT),
         *trim_history(history, settings),
@@ -160,15 +161,15 @@ async def _run_steps(
     tools_used: list[str] = []
     for step in range(1, settings.max_steps + 1):
         handler.start_step(step)
-        reply = await stream_reply(model, messages, handler, step, settings)
-        calls = planned_calls(reply, step)
+        reply = await stream_reply(model, messages, handler, step)
+        calls = planned_calls(reply)
         messages.append(history_message(reply, calls))
         if not calls:
-            handler.emit(_step_ended(step, reply))
+            handler.channel.emit(_step_ended(step, reply))
             return Finished(reply.text, tuple(tools_used))
-        results = await asyncio.gather(*(run_tool_call(call, handler) for call in calls))
+        results = await asyncio.gather(*(run_tool_call(call, handler.channel) for call in calls))
         messages.extend(results)
-        handler.emit(_step_ended(step, reply))
+        handler.channel.emit(_step_ended(step, reply))
         for result in results:
             if result.status == "success" and result.name not in (FINAL_ANSWER, *tools_used):
                 tools_used.append(result.name)
@@ -181,84 +182,115 @@ async def _run_steps(
 
 
 async def stream_reply(
-    model: Runnable[LanguageModelInput, BaseMessage],
-    messages: list[BaseMessage],
-    handler: QueueCallbackHandler,
-    step: int,
-    settings: Settings,
-) -> AIMessageChunk:
-    """Stream one model reply into the handler and merge its chunks.
+    model: TurnModel, messages: list[BaseMessage], handler: QueueCallbackHandler, step: int
+) -> Reply:
+    """Stream one model reply through the handler, which assembles it; return it.
 
-    A request that fails before any chunk arrived (rate limit, server error,
-    connection refused) is retried with backoff, within `settings.max_retries`.
+    A request that fails before any chunk arrived is retried: at once without a
+    parameter the server refused (remembered for next time), or after a backoff
+    for a rate limit, a server error or a dropped connection, within
+    `max_retries`.
     """
     config = {"configurable": {"callbacks": [handler]}}
     attempt = 1
     while True:
-        chunks: list[AIMessageChunk] = []
         try:
-            async for chunk in model.astream(messages, config=config):
-                chunks.append(chunk)
+            await _read_reply(model.runnable.astream(messages, config=config), handler)
             break
         except ValueError as error:
-            if chunks or str(error) != _NO_CHUNKS:
+            if handler.reply.chunks or str(error) != _NO_CHUNKS:
                 raise
             raise IncompleteReply("The model sent an empty reply.") from error
         except Exception as error:
-            wait_s = None if chunks else retry_delay(error, attempt, settings.max_retries)
+            if handler.reply.chunks:
+                raise
+            if change := request_fallback(error, model.settings):
+                model.fall_back(change)
+                continue
+            wait_s = retry_delay(error, attempt, model.settings.max_retries)
             if wait_s is None:
                 raise
             attempt += 1
-            handler.emit(Retrying(step, attempt, wait_s, failure_for(error, settings).message))
+            handler.channel.emit(Retrying(step, attempt, wait_s, failure_for(error, model.settings).message))
             await asyncio.sleep(wait_s)
-    reply = chunks[0] + chunks[1:] if len(chunks) > 1 else chunks[0]
-    if not reply.response_metadata.get("finish_reason"):
+    reply = handler.reply
+    if not reply.finish_reason:
         raise IncompleteReply("The model's reply was cut off before it finished.")
+    if not reply.calls and not reply.text:
+        raise IncompleteReply("The model sent an empty reply.")
     return reply
 
 
-def planned_calls(reply: AIMessageChunk, step: int) -> list[PlannedCall]:
+async def _read_reply(stream: AsyncIterator[Any], handler: QueueCallbackHandler) -> None:
+    """Read the stream until it ends, or until a short grace after the reply is complete.
+
+    Some servers keep the connection open after the finish chunk, sending only
+    keep-alive comments; waiting for them to close would time out an answer that
+    has already arrived. After the finish reason, the stream gets a moment to
+    close (longer while the usage chunk may still come); then it is closed.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        async with aclosing(stream), asyncio.timeout(None) as deadline:
+            async for _ in stream:
+                if handler.reply.finish_reason:
+                    grace_s = FINISHED_GRACE_S if handler.reply.usage_reported else USAGE_GRACE_S
+                    deadline.reschedule(loop.time() + grace_s)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+
+
+def planned_calls(reply: Reply) -> list[PlannedCall]:
     """The reply's tool calls, with arguments parsed strictly (LangChain's partial
     parser would turn a truncated `{"a": 1, "b` into a valid-looking call)."""
     calls = []
-    for position, piece in enumerate(reply.tool_call_chunks):
-        index = piece.get("index")
-        call_id = tool_call_id(piece.get("id"), step, position if index is None else index)
-        name, raw_args = piece.get("name") or "", piece.get("args") or ""
+    for call in reply.calls:
         try:
-            args = json.loads(raw_args or "{}")
+            args = json.loads(call.arguments or "{}")
         except json.JSONDecodeError as error:
-            calls.append(
-                PlannedCall(call_id, name, {}, raw_args, f"the arguments are not valid JSON ({error.msg})")
-            )
+            problem = f"the arguments are not valid JSON ({error.msg})"
+            calls.append(PlannedCall(call.call_id, call.name, {}, call.arguments, problem))
             continue
         if not isinstance(args, dict):
-            calls.append(PlannedCall(call_id, name, {}, raw_args, "the arguments must be a JSON object"))
+            problem = "the arguments must be a JSON object"
+            calls.append(PlannedCall(call.call_id, call.name, {}, call.arguments, problem))
             continue
-        calls.append(PlannedCall(call_id, name, args, raw_args))
+        calls.append(PlannedCall(call.call_id, call.name, args, call.arguments))
     return calls
 
 
-def history_message(reply: AIMessageChunk, calls: list[PlannedCall]) -> AIMessage:
-    """The reply as it goes back to the model: valid and invalid calls, each with an id."""
+def history_message(reply: Reply, calls: list[PlannedCall]) -> AIMessage:
+    """The reply as it goes back to the model: valid and invalid calls, each with an id,
+    and the provider fields some servers require back (reasoning, thought signatures)."""
+    provider_fields: dict[str, Any] = {}
+    if reply.reasoning:
+        provider_fields[REASONING] = reply.reasoning
+    if extras := {call.call_id: call.extras for call in reply.calls if call.extras}:
+        provider_fields[TOOL_CALL_EXTRAS] = extras
     return AIMessage(
-        content=reply.content,
+        content=reply.text,
         tool_calls=[{"name": c.name, "args": c.args, "id": c.call_id} for c in calls if c.problem is None],
         invalid_tool_calls=[
             {"name": c.name, "args": c.raw_args, "id": c.call_id, "error": c.problem}
             for c in calls
             if c.problem is not None
         ],
-        usage_metadata=reply.usage_metadata,
-        response_metadata=reply.response_metadata,
+        additional_kwargs=provider_fields,
+        usage_metadata={
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+        },
+        response_metadata={**reply.response_metadata, "finish_reason": reply.finish_reason},
     )
 
 
-async def run_tool_call(call: PlannedCall, handler: QueueCallbackHandler) -> ToolMessage:
+async def run_tool_call(call: PlannedCall, channel: EventChannel) -> ToolMessage:
     """Run one call; any problem becomes an error result the model can read."""
     started = time.perf_counter()
     output, ok = await _tool_output(call)
-    handler.emit(ToolResult(call.call_id, call.name, output, not ok, time.perf_counter() - started))
+    channel.emit(ToolResult(call.call_id, call.name, output, not ok, time.perf_counter() - started))
     return ToolMessage(output, tool_call_id=call.call_id, name=call.name, status="success" if ok else "error")
 
 
@@ -297,6 +329,5 @@ def trim_history(history: Sequence[BaseMessage], settings: Settings) -> list[Bas
     return kept[::-1]
 
 
-def _step_ended(step: int, reply: AIMessageChunk) -> StepEnded:
-    usage = reply.usage_metadata or {}
-    return StepEnded(step, usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+def _step_ended(step: int, reply: Reply) -> StepEnded:
+    return StepEnded(step, reply.input_tokens, reply.output_tokens)

@@ -5,10 +5,15 @@
 file (the environment wins). A request that brings its own key or model gets
 its own `Settings` through `for_request`; nothing global changes.
 
-`build_model` returns the model with the tools bound (`tool_choice="any"`: the
-model must call a tool every step) and a configurable `callbacks` field, so each
-request passes its own handler:
+`build_model` returns the model with the tools bound (by default
+`tool_choice="required"`: the model must call a tool every step) and a
+configurable `callbacks` field, so each request passes its own handler:
 `model.astream(messages, config={"configurable": {"callbacks": [handler]}})`.
+
+Servers differ in what they accept. When one refuses `tool_choice="required"`
+or `stream_options`, the executor retries without it and `remember_fallback`
+keeps that for the server and model, for the life of the process;
+`AGENT_TOOL_CHOICE` and `AGENT_STREAM_USAGE` let an operator skip the probe.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values, find_dotenv
@@ -33,6 +38,7 @@ DEFAULT_MODEL = "gpt-4.1-mini"
 OPENAI_HOST = "api.openai.com"
 
 T = TypeVar("T")
+ToolChoice = Literal["required", "auto"]
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,18 @@ class Settings:
     max_history_chars: int = 24_000
     request_timeout_s: float = 60.0
     max_retries: int = 2
+    tool_choice: ToolChoice = "required"
+    stream_usage: bool = True
 
     @property
     def offline(self) -> bool:
         return self.force_offline or self.api_key is None
+
+    @property
+    def server_host(self) -> str:
+        """host[:port] of the model server (never the user:password@ a URL may carry)."""
+        url = urlparse(self.base_url or f"https://{OPENAI_HOST}")
+        return f"{url.hostname}:{url.port}" if url.port else str(url.hostname)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str | None] | None = None) -> Settings:
@@ -78,6 +92,9 @@ class Settings:
                 values, "AGENT_REQUEST_TIMEOUT_S", float, cls.request_timeout_s, minimum=1
             ),
             max_retries=_read(values, "AGENT_MAX_RETRIES", int, cls.max_retries, minimum=0),
+            tool_choice=_choice(values, "AGENT_TOOL_CHOICE", ("required", "auto"), cls.tool_choice),
+            stream_usage=_choice(values, "AGENT_STREAM_USAGE", ("1", "0"), "1" if cls.stream_usage else "0")
+            == "1",
         )
 
     def for_request(self, api_key: str | None = None, model: str | None = None) -> Settings:
@@ -102,29 +119,50 @@ def _read(values: Mapping[str, str], name: str, kind: Callable[[str], T], defaul
     return value
 
 
+def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> Any:
+    value = values.get(name, default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {values[name]!r}")
+    return value
+
+
+_fallbacks: dict[tuple[str | None, str], dict[str, Any]] = {}
+"""Settings a server refused, by (base URL, model): learned once, kept for the process."""
+
+
+def remember_fallback(settings: Settings, change: dict[str, Any]) -> Settings:
+    """Note that this server and model need `change`; the settings to use from now on."""
+    _fallbacks.setdefault((settings.base_url, settings.model), {}).update(change)
+    return dataclasses.replace(settings, **change)
+
+
+def with_known_fallbacks(settings: Settings) -> Settings:
+    """`settings` with what this server and model are known to refuse already left out."""
+    change = _fallbacks.get((settings.base_url, settings.model))
+    return dataclasses.replace(settings, **change) if change else settings
+
+
 def backend_label(settings: Settings) -> str:
     """One line saying which backend answers, for people (never includes the key)."""
     if settings.offline:
         reason = "forced offline" if settings.force_offline else "no API key"
         return f"Offline model ({reason}): arithmetic only"
-    url = urlparse(settings.base_url or f"https://{OPENAI_HOST}")
-    host = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)  # never user:password@
-    if host == OPENAI_HOST:
+    if settings.server_host == OPENAI_HOST:
         return f"OpenAI · {settings.model}"
-    return f"OpenAI-compatible · {host} · {settings.model}"
+    return f"OpenAI-compatible · {settings.server_host} · {settings.model}"
 
 
 def chat_model(settings: Settings) -> BaseChatModel:
     if settings.offline:
         return OfflineArithmeticModel(token_delay_ms=settings.offline_token_delay_ms)
-    from langchain_openai import ChatOpenAI  # here, not at the top: the offline app starts 0.3 s faster
+    from agent.openai_compat import CompatibleChatOpenAI  # here: the offline app starts 0.3 s faster
 
-    return ChatOpenAI(
+    return CompatibleChatOpenAI(
         model=settings.model,
         api_key=settings.api_key,
         base_url=settings.base_url,
         streaming=True,
-        stream_usage=True,
+        stream_usage=settings.stream_usage,
         max_retries=0,
         timeout=settings.request_timeout_s,
         stream_chunk_timeout=settings.request_timeout_s,
@@ -151,10 +189,27 @@ def build_model(
     `bind_tools` and are bound on top of the configurable model.
     """
     model = model or chat_model(settings)
-    tool_kwargs = model.bind_tools(TOOLS, tool_choice="any").kwargs
+    tool_kwargs = model.bind_tools(TOOLS, tool_choice=settings.tool_choice).kwargs
     configurable = model.configurable_fields(
         callbacks=ConfigurableField(
             id="callbacks", name="Callbacks", description="The request's own callback handlers."
         )
     )
     return configurable.bind(**tool_kwargs)
+
+
+class TurnModel:
+    """The model one turn talks to, rebuilt if the server refuses a request parameter.
+
+    `chat_model` replaces the model the settings name (tests use scripted ones);
+    fallbacks are only learned for real servers.
+    """
+
+    def __init__(self, settings: Settings, chat_model: BaseChatModel | None = None) -> None:
+        self._chat_model = chat_model
+        self.settings = settings if chat_model else with_known_fallbacks(settings)
+        self.runnable = build_model(self.settings, chat_model)
+
+    def fall_back(self, change: dict[str, Any]) -> None:
+        self.settings = remember_fallback(self.settings, change)
+        self.runnable = build_model(self.settings, self._chat_model)

@@ -29,3 +29,12 @@ def test_the_engine_never_imports_gradio_and_the_ui_never_touches_chunks():
     )
     assert "import gradio" not in engine
     assert "AIMessageChunk" not in ui and "tool_call_chunks" not in ui
+
+
+def test_one_place_reads_streamed_tool_call_pieces():
+    readers = [
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for path in [PROJECT_ROOT / "app.py", *PROJECT_ROOT.glob("agent/*.py"), *PROJECT_ROOT.glob("ui/*.py")]
+        if ".tool_call_chunks" in path.read_text()
+    ]
+    assert readers == ["agent/reply.py"]

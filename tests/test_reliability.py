@@ -91,7 +91,7 @@ FAULTS = {
     "429 rate limit": (lambda up: up.rate_limit(times=None, retry_after=30), "⚠️ Rate limited"),
     "500 server error": (
         lambda up: up.fail(500, times=None),
-        "⚠️ Model server error: The model server had an error (500).",
+        "⚠️ Model server error: The model server had an error (500): Internal server error.",
     ),
     "timeout": (
         lambda up: up.delay(3, times=None),

@@ -5,7 +5,9 @@ messages from that state, as **new** objects each time (Gradio diffs each yield
 against the previous one, so a message mutated in place would stream stale
 updates). The view is pure: no I/O, no clock but the one it is given.
 
-What the user sees, in order: each tool call as a collapsible message whose
+What the user sees, in order: the model's thoughts (its reasoning, and text it
+wrote in a step that also calls tools) as a collapsible "💭" message, each tool
+call as a collapsible message whose
 title names the tool and flips from pending to done with its result and
 duration (calls of one step that run in parallel are nested under a step
 message), the answer as a plain assistant message that grows as it streams, a
@@ -26,9 +28,11 @@ from agent.events import (
     AnswerDelta,
     Failed,
     Finished,
+    ReasoningDelta,
     Retrying,
     StepEnded,
     StepStarted,
+    TextDelta,
     ToolArgsDelta,
     ToolCallStarted,
     ToolResult,
@@ -67,6 +71,17 @@ class ToolCallView:
 
 @dataclass
 class TextView:
+    """Answer text; `step` is set for text the model wrote itself (it may turn out to be a thought)."""
+
+    text: str = ""
+    step: int | None = None
+
+
+@dataclass
+class ThoughtView:
+    """Reasoning, or text written in a step that calls tools."""
+
+    step: int
     text: str = ""
 
 
@@ -77,7 +92,7 @@ class NoteView:
     title: str
 
 
-Item = ToolCallView | TextView | NoteView
+Item = ToolCallView | TextView | ThoughtView | NoteView
 
 
 @dataclass
@@ -95,6 +110,7 @@ class TurnView:
     total_s: float | None = None
     _calls: dict[str, ToolCallView] = field(default_factory=dict)
     _answer_calls: set[str] = field(default_factory=set)
+    _steps_with_calls: set[int] = field(default_factory=set)
     _text_closed: bool = True
 
     def __post_init__(self) -> None:
@@ -104,6 +120,16 @@ class TurnView:
         match event:
             case StepStarted(step):
                 self.steps = step
+            case TextDelta(step, text) if step in self._steps_with_calls:
+                self._think(step, text)
+            case TextDelta(step, text):
+                self._append_answer(text, step)
+            case ReasoningDelta(step, text):
+                self._think(step, text)
+            case ToolCallStarted(call_id, name, step) if step not in self._steps_with_calls:
+                self._steps_with_calls.add(step)
+                self._text_becomes_thought(step)
+                self.apply(event)
             case ToolCallStarted(call_id, name, step) if name == FINAL_ANSWER:
                 self._answer_calls.add(call_id)
                 self._text_closed = True
@@ -142,9 +168,25 @@ class TurnView:
         call = self._calls[call_id]
         call.output, call.is_error, call.duration_s = output, is_error, duration_s
 
-    def _append_answer(self, text: str) -> None:
+    def _text_becomes_thought(self, step: int) -> None:
+        """The step calls tools, so what the model wrote in it was thinking aloud."""
+        for position, item in enumerate(self.items):
+            if isinstance(item, TextView) and item.step == step:
+                self.items[position] = ThoughtView(step, item.text)
+        self._text_closed = True
+
+    def _think(self, step: int, text: str) -> None:
+        last = self.items[-1] if self.items else None
+        if not (isinstance(last, ThoughtView) and last.step == step):
+            last = ThoughtView(step)
+            self.items.append(last)
+        last.text += text
+        self._text_closed = True
+        self._note_visible()
+
+    def _append_answer(self, text: str, step: int | None = None) -> None:
         if self._text_closed:
-            self.items.append(TextView())
+            self.items.append(TextView(step=step))
             self._text_closed = False
         last = self.items[-1]
         assert isinstance(last, TextView)
@@ -174,6 +216,12 @@ class TurnView:
                 messages.append(_render_call(item, nested=item.step in parallel_steps))
             elif isinstance(item, TextView):
                 messages.append(gr.ChatMessage(content=item.text))
+            elif isinstance(item, ThoughtView):
+                thinking = item is self.items[-1] and self.total_s is None
+                status = "pending" if thinking else "done"
+                messages.append(
+                    gr.ChatMessage(content=item.text, metadata={"title": "💭 Thinking", "status": status})
+                )
             else:
                 messages.append(gr.ChatMessage(content="", metadata={"title": item.title, "status": "done"}))
         if self.total_s is not None:  # the turn is over

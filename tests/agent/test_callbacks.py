@@ -1,4 +1,4 @@
-"""QueueCallbackHandler: model chunks in, typed events out, and a consumer that always ends."""
+"""QueueCallbackHandler: model chunks in, typed events out on the turn's channel."""
 
 import asyncio
 import json
@@ -8,7 +8,8 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from agent.callbacks import QueueCallbackHandler
-from agent.events import AnswerDelta, Finished, StepStarted, ToolArgsDelta, ToolCallStarted
+from agent.channel import EventChannel
+from agent.events import AnswerDelta, StepStarted, TextDelta, ToolArgsDelta, ToolCallStarted
 from agent.offline import pieces
 
 
@@ -25,13 +26,17 @@ async def feed(handler: QueueCallbackHandler, *chunks: ChatGenerationChunk) -> N
 
 
 async def drain(handler: QueueCallbackHandler) -> list:
-    handler.close()
+    handler.channel.close()
     async with asyncio.timeout(1):
-        return [event async for event in handler.events()]
+        return [event async for event in handler.channel.events()]
+
+
+def new_handler() -> QueueCallbackHandler:
+    return QueueCallbackHandler(EventChannel())
 
 
 async def test_parallel_tool_calls_stay_apart_by_index():
-    handler = QueueCallbackHandler()
+    handler = new_handler()
     handler.start_step(1)
     await feed(
         handler,
@@ -50,25 +55,23 @@ async def test_parallel_tool_calls_stay_apart_by_index():
         ToolArgsDelta("call_b", '{"a": 4, "b": 5}'),
         ToolArgsDelta("call_a", '"b": 3}'),
     ]
+    assert [(c.call_id, c.arguments) for c in handler.reply.calls] == [
+        ("call_a", '{"a": 2, "b": 3}'),
+        ("call_b", '{"a": 4, "b": 5}'),
+    ]
 
 
-async def test_calls_without_provider_ids_get_stable_ones():
-    handler = QueueCallbackHandler()
-    handler.start_step(2)
-    await feed(handler, tool_chunk(0, name="add"), tool_chunk(1, name="multiply"))
-    started = [e for e in await drain(handler) if isinstance(e, ToolCallStarted)]
-    assert [e.call_id for e in started] == ["call_2_0", "call_2_1"]
-
-
-async def test_a_new_model_run_starts_its_calls_afresh():
-    handler = QueueCallbackHandler()
+async def test_a_new_model_run_starts_its_reply_afresh_and_never_reuses_an_id():
+    handler = new_handler()
     handler.start_step(1)
-    await feed(handler, tool_chunk(0, name="add", call_id="first"))
+    await feed(handler, tool_chunk(0, name="add", call_id="0"))
     await handler.on_chat_model_start({}, [], run_id=None)
     handler.start_step(2)
-    await feed(handler, tool_chunk(0, name="multiply", call_id="second"))
+    await feed(handler, tool_chunk(0, name="multiply", call_id="0"))
     started = [e for e in await drain(handler) if isinstance(e, ToolCallStarted)]
-    assert [(e.call_id, e.step) for e in started] == [("first", 1), ("second", 2)]
+    assert [(e.name, e.step) for e in started] == [("add", 1), ("multiply", 2)]
+    assert started[0].call_id == "0" and started[1].call_id != "0"
+    assert [c.name for c in handler.reply.calls] == ["multiply"]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,7 @@ async def test_a_new_model_run_starts_its_calls_afresh():
     ],
 )
 async def test_final_answer_text_streams_decoded_as_it_grows(answer):
-    handler = QueueCallbackHandler()
+    handler = new_handler()
     arguments = json.dumps({"answer": answer, "tools_used": ["add"]})  # ASCII escapes: \u00e9, \ud83c...
     await feed(handler, tool_chunk(0, name="final_answer", call_id="f"))
     await feed(
@@ -94,85 +97,10 @@ async def test_final_answer_text_streams_decoded_as_it_grows(answer):
     assert len(deltas) > 1
 
 
-async def test_plain_content_streams_as_answer_text():
-    handler = QueueCallbackHandler()
+async def test_plain_content_streams_as_text_of_its_step():
+    handler = new_handler()
+    handler.start_step(3)
     await feed(handler, *(ChatGenerationChunk(message=AIMessageChunk(content=p)) for p in pieces("It is 4.")))
-    assert "".join(e.text for e in await drain(handler) if isinstance(e, AnswerDelta)) == "It is 4."
-
-
-async def test_events_end_after_the_terminal_event():
-    handler = QueueCallbackHandler()
-    handler.emit(Finished("done", ()))
-    handler.emit(AnswerDelta("never read"))
-    async with asyncio.timeout(1):
-        events = [event async for event in handler.events()]
-    assert events == [Finished("done", ())]
-
-
-async def test_events_end_when_the_producer_closes_without_a_terminal_event():
-    handler = QueueCallbackHandler()
-    handler.emit(AnswerDelta("partial"))
-    handler.close()
-    async with asyncio.timeout(1):
-        events = [event async for event in handler.events()]
-    assert events == [AnswerDelta("partial")]
-
-
-async def test_the_consumer_awaits_without_polling():
-    handler = QueueCallbackHandler()
-    consumer = asyncio.create_task(anext(handler.events()))
-    await asyncio.sleep(0.05)
-    assert not consumer.done()
-    loop = asyncio.get_running_loop()
-    emitted_at = loop.time()
-    handler.emit(AnswerDelta("x"))
-    assert await consumer == AnswerDelta("x")
-    assert loop.time() - emitted_at < 0.05
-
-
-async def test_batches_send_the_first_event_at_once_then_one_group_per_frame():
-    handler = QueueCallbackHandler()
-    loop = asyncio.get_running_loop()
-    received: list[tuple[float, list]] = []
-
-    async def consume():
-        async for batch in handler.batches(lambda: 0.1):
-            received.append((loop.time(), batch))
-
-    consumer = asyncio.create_task(consume())
-    started = loop.time()
-    handler.emit(AnswerDelta("a"))
-    await asyncio.sleep(0.02)
-    for text in "bcd":
-        handler.emit(AnswerDelta(text))
-        await asyncio.sleep(0.01)
-    handler.emit(Finished("abcd", ()))
-    async with asyncio.timeout(1):
-        await consumer
-    assert [[e.text if isinstance(e, AnswerDelta) else "end" for e in batch] for _, batch in received] == [
-        ["a"],
-        ["b", "c", "d", "end"],
-    ]
-    assert received[0][0] - started < 0.02
-    assert received[1][0] - received[0][0] >= 0.09
-
-
-async def test_batches_end_at_close_and_after_a_quiet_spell_the_next_event_is_immediate():
-    handler = QueueCallbackHandler()
-    loop = asyncio.get_running_loop()
-    times = []
-
-    async def consume():
-        async for _ in handler.batches(lambda: 0.05):
-            times.append(loop.time())
-
-    consumer = asyncio.create_task(consume())
-    handler.emit(AnswerDelta("a"))
-    await asyncio.sleep(0.2)
-    emitted = loop.time()
-    handler.emit(AnswerDelta("b"))
-    await asyncio.sleep(0.01)
-    handler.close()
-    async with asyncio.timeout(1):
-        await consumer
-    assert len(times) == 2 and times[1] - emitted < 0.02
+    deltas = [e for e in await drain(handler) if isinstance(e, TextDelta)]
+    assert "".join(e.text for e in deltas) == "It is 4." and {e.step for e in deltas} == {3}
+    assert handler.reply.text == "It is 4."

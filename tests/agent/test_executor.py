@@ -14,6 +14,7 @@ from agent.events import (
     Finished,
     StepEnded,
     StepStarted,
+    TextDelta,
     ToolCallStarted,
     ToolResult,
 )
@@ -148,7 +149,7 @@ async def test_a_plain_content_reply_streams_as_the_answer():
 
     model = ScriptedChatModel(script=[AIMessage("Four, without tools.")])
     events = await run_turn_events("2+2", SETTINGS, chat_model=model)
-    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "Four, without tools."
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Four, without tools."
     assert events[-1] == Finished("Four, without tools.", ())
 
 

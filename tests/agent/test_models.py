@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from agent import Settings, backend_label
 from agent.callbacks import QueueCallbackHandler
+from agent.channel import EventChannel
 from agent.events import Finished, StepStarted
 from agent.models import DEFAULT_MODEL, build_model, chat_model
 from agent.offline import OfflineArithmeticModel
@@ -114,7 +115,7 @@ def test_the_model_follows_the_settings():
 
 async def test_callbacks_are_configurable_per_request():
     model = build_model(Settings(offline_token_delay_ms=0))
-    first, second = QueueCallbackHandler(), QueueCallbackHandler()
+    first, second = QueueCallbackHandler(EventChannel()), QueueCallbackHandler(EventChannel())
     first.start_step(1)
     second.start_step(1)
 
@@ -125,10 +126,10 @@ async def test_callbacks_are_configurable_per_request():
             pass
 
     await asyncio.gather(stream("2 + 3", first), stream("hello", second))
-    first.close()
-    second.close()
-    first_events = [e async for e in first.events()]
-    second_events = [e async for e in second.events()]
+    first.channel.close()
+    second.channel.close()
+    first_events = [e async for e in first.channel.events()]
+    second_events = [e async for e in second.channel.events()]
     assert [e.name for e in first_events if hasattr(e, "name")] == ["add"]
     assert [e.name for e in second_events if hasattr(e, "name")] == ["final_answer"]
     assert first_events[0] == second_events[0] == StepStarted(1)

@@ -110,7 +110,9 @@ async def test_a_long_retry_after_fails_now_instead_of_waiting(llmock, settings)
 async def test_server_errors_are_retried_a_bounded_number_of_times(llmock, settings):
     llmock.fail(500, times=None)
     events = await run_turn_events(QUESTION, settings)
-    assert events[-1] == Failed("upstream", "The model server had an error (500). Please try again.")
+    assert events[-1] == Failed(
+        "upstream", "The model server had an error (500): Internal server error. Please try again."
+    )
     assert [e.attempt for e in events if isinstance(e, Retrying)] == [2, 3]
     assert len(llmock.requests) == 3
     llmock.assert_resilient()

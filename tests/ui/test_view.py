@@ -9,9 +9,11 @@ from agent.events import (
     AnswerDelta,
     Failed,
     Finished,
+    ReasoningDelta,
     Retrying,
     StepEnded,
     StepStarted,
+    TextDelta,
     ToolArgsDelta,
     ToolCallStarted,
     ToolResult,
@@ -228,3 +230,34 @@ def test_mark_stopped_leaves_finished_turns_and_empty_chats_alone():
     assert mark_stopped(finished) is False and finished[1]["content"] == "4"
     assert mark_stopped([]) is False
     assert mark_stopped(stopped_turn()) is False
+
+
+def test_text_written_alongside_tool_calls_becomes_a_thought_not_a_second_answer():
+    view = view_after(StepStarted(1), TextDelta(1, "Let me work "), TextDelta(1, "that out."))
+    [streaming] = view.render()
+    assert streaming.content == "Let me work that out." and not streaming.metadata  # could be the answer
+
+    view.apply(ToolCallStarted("c1", "add", 1))
+    view.apply(TextDelta(1, " Adding first."))
+    thought, _call, more = view.render()
+    assert (thought.content, thought.metadata["title"]) == ("Let me work that out.", "💭 Thinking")
+    assert more.content == " Adding first." and more.metadata["title"] == "💭 Thinking"
+    for event in (
+        ToolResult("c1", "add", "5", False, 0.01),
+        StepStarted(2),
+        ToolCallStarted("f", "final_answer", 2),
+        AnswerDelta("It is 5."),
+        Finished("It is 5.", ("add",)),
+    ):
+        view.apply(event)
+    answers = [m.content for m in view.render() if not m.metadata]
+    assert answers == ["It is 5."]
+
+
+def test_reasoning_is_a_thought_and_text_of_a_step_without_calls_is_the_answer():
+    view = view_after(
+        StepStarted(1), ReasoningDelta(1, "2 + 2 is easy."), TextDelta(1, "Four."), Finished("Four.", ())
+    )
+    thought, answer, _footer = view.render()
+    assert thought.metadata == {"title": "💭 Thinking", "status": "done"}
+    assert thought.content == "2 + 2 is easy." and answer.content == "Four." and not answer.metadata

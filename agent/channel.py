@@ -1,0 +1,77 @@
+"""`EventChannel`: one turn's events, from the engine to whoever shows them.
+
+The producer (the turn's task and its callback handler) `emit`s events and
+`close`s the channel when it is done, however it ends; the consumer reads
+`events()` (or `batches()`), which await the queue and end at the turn's last
+event or at `close()`, so a consumer never waits for a producer that is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from agent.events import AgentEvent, Failed, Finished
+
+
+class _Closed:
+    """Queued when the producer is gone."""
+
+
+_CLOSED = _Closed()
+
+
+class EventChannel:
+    """A per-turn queue of events; never shared between requests."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[AgentEvent | _Closed] = asyncio.Queue()
+
+    def emit(self, event: AgentEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        """No more events will come (the producer finished, failed or was cancelled)."""
+        self._queue.put_nowait(_CLOSED)
+
+    async def events(self) -> AsyncIterator[AgentEvent]:
+        """Every event of the turn, ending after `Finished`/`Failed` or at `close()`."""
+        while True:
+            event = await self._queue.get()
+            if isinstance(event, _Closed):
+                return
+            yield event
+            if isinstance(event, Finished | Failed):
+                return
+
+    async def batches(self, frame_s: Callable[[], float]) -> AsyncIterator[list[AgentEvent]]:
+        """The same events in groups, for a display that should not update per token.
+
+        The first event after a quiet spell comes at once; then at most one group
+        per `frame_s()` seconds, holding every event that arrived meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            queued = [await self._queue.get()]
+            while not self._queue.empty():
+                queued.append(self._queue.get_nowait())
+            batch, ended = _until_end(queued)
+            if batch:
+                sent_at = loop.time()
+                yield batch
+                if not ended:
+                    await asyncio.sleep(max(0.0, sent_at + frame_s() - loop.time()))
+            if ended:
+                return
+
+
+def _until_end(queued: list[AgentEvent | _Closed]) -> tuple[list[AgentEvent], bool]:
+    """The events up to the turn's end, and whether it ended."""
+    batch: list[AgentEvent] = []
+    for event in queued:
+        if isinstance(event, _Closed):
+            return batch, True
+        batch.append(event)
+        if isinstance(event, Finished | Failed):
+            return batch, True
+    return batch, False
