@@ -21,6 +21,7 @@ Everything else, chunk merging included, is `agent.reply.ReplyAssembler`'s job.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
@@ -33,6 +34,10 @@ from agent.errors import ProviderError
 from agent.reply import REASONING, TOOL_CALL_EXTRAS
 
 _CALL_FIELDS = {"index", "id", "type", "function"}
+
+# Servers that send `arguments` as an object make the openai SDK's `model_dump` warn on every
+# chunk; `_normalized_call` handles them, so the warning would only flood the operator's log.
+warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
 
 
 class CompatibleChatOpenAI(ChatOpenAI):
