@@ -54,8 +54,10 @@ class Dialect:
     """The ids the server gave add and multiply; None when it gave none (ids must then be generated)."""
     ids_sent_back: bool = True
     """Whether step 2 must send the server's own ids back (False: any consistent, distinct ids)."""
-    reasoning: str | None = None
-    """`reasoning_content` the step-1 assistant message must carry back (DeepSeek thinking mode)."""
+    reasoning: str = ""
+    """Reasoning the server streams in step 1 (`reasoning_content` or `reasoning` deltas)."""
+    reasoning_sent_back: bool = False
+    """Whether step 2 must carry that reasoning back as `reasoning_content` (DeepSeek thinking mode)."""
     signatures: tuple[str | None, str | None] = (None, None)
     """`extra_content.google.thought_signature` each step-1 call must carry back (Gemini 3)."""
     thought: str = ""
@@ -232,6 +234,9 @@ def ollama_old() -> Dialect:
     )
 
 
+OLLAMA_THINKING = "Two independent sums: call add and multiply at once."
+
+
 def ollama() -> Dialect:
     model = "qwen3:8b"
     ids = ("call_lyywui55", "call_0scw2dos")
@@ -245,8 +250,15 @@ def ollama() -> Dialect:
         return chunk(delta, model=model, system_fingerprint="fp_ollama")
 
     finish = chunk({}, "tool_calls", model=model, system_fingerprint="fp_ollama")
+    thinking = [
+        chunk(
+            {"role": "assistant", "content": "", "reasoning": p}, model=model, system_fingerprint="fp_ollama"
+        )
+        for p in pieces(OLLAMA_THINKING, 12)
+    ]
     step1 = sse(
-        call(ids[0], "add", ADD_ARGS, first=True),
+        *thinking,
+        call(ids[0], "add", ADD_ARGS, first=False),
         call(ids[1], "multiply", MULTIPLY_ARGS, first=False),
         finish,
         usage_chunk(model, *STEP1_USAGE, system_fingerprint="fp_ollama"),
@@ -259,12 +271,13 @@ def ollama() -> Dialect:
     return Dialect(
         "ollama",
         "ollama/ollama#15457 and #15497 (every parallel call at index 0, each with its own id) and "
-        "ollama openai/openai.go ToToolCalls/FinishChunk + middleware/openai.go: whole calls, a "
-        "separate empty-delta finish chunk, usage in a choices-[] chunk",
+        "ollama openai/openai.go ToStreamChunks/ToToolCalls/FinishChunk + middleware/openai.go: "
+        "`reasoning` deltas, whole calls, a separate empty-delta finish chunk, usage in a choices-[] chunk",
         model,
         (step1, step2),
         total_usage(),
         call_ids=ids,
+        reasoning=OLLAMA_THINKING,
     )
 
 
@@ -536,7 +549,7 @@ def _gemini_chunk(model: str, delta: Any, finish: str | None, step_usage: tuple[
 
 def gemini() -> Dialect:
     model = "gemini-3-flash-preview"
-    ids = ("function-call-15254917523437546722", "function-call-15254917523437546723")
+    ids = ("jm4owj31", "q7xk2m9d")
     signature = {"extra_content": {"google": {"thought_signature": _SIGNATURE}}}
     add = tool_delta(id=ids[0], type="function", name="add", args=arguments(ADD_ARGS), **signature)
     multiply = tool_delta(id=ids[1], type="function", name="multiply", args=arguments(MULTIPLY_ARGS))
@@ -558,10 +571,11 @@ def gemini() -> Dialect:
     )
     return Dialect(
         "gemini",
-        "open-webui/computer#224 (no `index`, finish_reason 'stop' with tool calls, "
-        "extra_content.google.thought_signature) and https://ai.google.dev/gemini-api/docs/thought-signatures "
-        "(the signature on the first call of a step must come back, else 400); cumulative usage on every "
-        "chunk: ogx-ai/ogx#5122, pydantic/pydantic-ai#1577",
+        "noho/dayu-agent#45 (captured Gemini SSE: whole calls without `index`, "
+        "extra_content.google.thought_signature on the call), googleapis/python-genai#2868 "
+        "(finish_reason 'stop' with tool calls when streaming), "
+        "https://ai.google.dev/gemini-api/docs/thought-signatures (the signature must come back, else "
+        "400); cumulative usage on every chunk: ogx-ai/ogx#5122, pydantic/pydantic-ai#1577",
         model,
         (step1, step2),
         total_usage(),
@@ -587,9 +601,10 @@ def gemini_split() -> Dialect:
             ),
         ]
 
-    signature = {"extra_content": {"google": {"thought_signature": _SIGNATURE}}}
+    signature = tool_delta(index=None, extra_content={"google": {"thought_signature": _SIGNATURE}})
     step1 = sse(
-        *call(ids[0], "add", ADD_ARGS, signature),
+        *call(ids[0], "add", ADD_ARGS, {}),
+        _gemini_chunk(model, {"tool_calls": [signature]}, None, (STEP1_USAGE[0], 4)),
         *call(ids[1], "multiply", MULTIPLY_ARGS, {}),
         _gemini_chunk(model, {"role": "assistant"}, "stop", STEP1_USAGE),
     )
@@ -597,9 +612,10 @@ def gemini_split() -> Dialect:
     step2 = sse(*final, _gemini_chunk(model, {"role": "assistant"}, "stop", STEP2_USAGE))
     return Dialect(
         "gemini-split",
-        "open-webui/computer#224 (arguments split across index-less deltas; 530 bogus calls in 10 steps) "
-        "and NousResearch/hermes-agent#62937 (parallel Gemini calls glued into one); modelled: index null, "
-        "cumulative usage on every chunk",
+        "open-webui/computer#224 (arguments split across index-less deltas, the thought signature as a "
+        "standalone metadata-only delta; 530 bogus calls in 10 steps per issue 9) and "
+        "NousResearch/hermes-agent#62937 (parallel Gemini calls glued into one); modelled: index null, "
+        "the signature delta placed right after the first call, cumulative usage on every chunk",
         model,
         (step1, step2),
         total_usage(),
@@ -767,6 +783,7 @@ def deepseek() -> Dialect:
         falls_back=frozenset({"tool_choice"}),
         call_ids=ids,
         reasoning=DEEPSEEK_REASONING,
+        reasoning_sent_back=True,
     )
 
 

@@ -37,7 +37,6 @@ from bench.servers import free_port
 from tests.agent.dialects import (
     ADD_ARGS,
     ANSWER,
-    DEEPSEEK_REASONING,
     DIALECTS,
     FINAL_ARGS,
     MISTRAL_STREAM_OPTIONS_422,
@@ -163,7 +162,7 @@ def test_the_next_request_gives_the_server_back_what_it_needs(turn):
         assert all(GENERATED_ID.match(i) for i in ids), f"generated ids {ids} are not 9 alphanumerics"
     elif turn.dialect.ids_sent_back:
         assert tuple(ids) == turn.dialect.call_ids
-    if turn.dialect.reasoning is not None:
+    if turn.dialect.reasoning_sent_back:
         assert assistant.get("reasoning_content") == turn.dialect.reasoning
     for name, signature in zip(("add", "multiply"), turn.dialect.signatures, strict=True):
         if signature is not None:
@@ -189,6 +188,14 @@ def test_text_beside_tool_calls_is_a_thought_not_the_answer(turn):
     assert thought == turn.dialect.thought
     if turn.dialect.thought:
         assert turn.dialect.thought not in "".join(e.text for e in turn.of(AnswerDelta))
+
+
+def test_reasoning_is_shown_as_reasoning_not_as_text(turn):
+    assert ReasoningDelta is not None, "agent.events.ReasoningDelta is not there yet"
+    assert "".join(e.text for e in turn.of(ReasoningDelta) if e.step == 1) == turn.dialect.reasoning
+    if turn.dialect.reasoning:
+        shown = [e.text for e in turn.events if isinstance(e, AnswerDelta | TextDelta)]
+        assert not any(turn.dialect.reasoning in text for text in shown)
 
 
 # -- fallbacks remembered, and operator settings ---------------------------------------------
@@ -282,17 +289,6 @@ async def test_an_operator_can_skip_the_probes(scripted_openai):
     assert all(b["tool_choice"] == "auto" and "stream_options" not in b for b in scripted_openai.bodies)
 
 
-async def test_a_plain_content_reply_under_auto_is_the_answer(scripted_openai):
-    turn = DIALECTS["deepseek"]()
-    scripted_openai.add(*turn.script)
-    turn_events = await run_turn_events(QUESTION, settings_for(scripted_openai, turn.model))
-    assert turn_events[-1] == Finished(ANSWER, TOOLS_USED)
-    assert ReasoningDelta is not None, "agent.events.ReasoningDelta is not there yet"
-    reasoning = [e for e in turn_events if isinstance(e, ReasoningDelta)]
-    assert "".join(e.text for e in reasoning if e.step == 1) == DEEPSEEK_REASONING
-    assert not any(DEEPSEEK_REASONING in e.text for e in turn_events if isinstance(e, AnswerDelta))
-
-
 # -- errors say the provider's reason --------------------------------------------------------
 
 MODEL = "gpt-4.1-mini"
@@ -379,6 +375,14 @@ async def test_an_error_shows_the_providers_reason(scripted_openai, reply, reaso
     assert reason in failed.message
 
 
+async def test_a_server_that_cannot_stream_tools_is_named_in_the_message(scripted_openai):
+    reply, reason = ERRORS["a 500 for tools with streaming"]
+    scripted_openai.add(reply)
+    turn_events = await run_turn_events(QUESTION, settings_for(scripted_openai, MODEL))
+    server = scripted_openai.base_url.removeprefix("http://").split("/")[0]
+    assert reason in turn_events[-1].message and server in turn_events[-1].message
+
+
 # -- a finished reply that never closes ------------------------------------------------------
 
 
@@ -391,6 +395,8 @@ async def test_a_finished_reply_that_never_closes_ends_the_step_at_once(scripted
     turn_events = await run_turn_events(QUESTION, settings_for(scripted_openai, MODEL))
     assert turn_events[-1] == Finished(ANSWER, TOOLS_USED)
     assert time.perf_counter() - started < KEEP_ALIVE_BOUND_S
+    closed = await asyncio.to_thread(scripted_openai.streams_ended[0].wait, KEEP_ALIVE_BOUND_S)
+    assert closed, "the finished reply's connection was left open"
 
 
 async def test_a_finish_chunk_without_the_asked_usage_still_ends_when_the_stream_closes(scripted_openai):

@@ -93,6 +93,8 @@ class Script:
         self.base_url = base_url
         self.requests: list[RecordedRequest] = []
         self.replies: deque[ScriptedReply] = deque()
+        self.streams_ended: list[threading.Event] = []
+        """One per SSE reply served, set once the server stops sending it (done, or the client left)."""
 
     def add(self, *replies: ScriptedReply) -> Script:
         self.replies.extend(replies)
@@ -139,8 +141,10 @@ class ScriptedOpenAI:
         reply = script.replies.popleft()
         if isinstance(reply, HttpError):
             return _error_response(reply)
+        ended = threading.Event()
+        script.streams_ended.append(ended)
         return StreamingResponse(
-            _sse_body(reply),
+            _sse_body(reply, ended),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", **reply.headers},
         )
@@ -152,14 +156,17 @@ def _error_response(reply: HttpError) -> Response:
     return JSONResponse(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
 
-async def _sse_body(reply: SseStream) -> AsyncIterator[bytes]:
-    for line in reply.lines:
-        yield f"{line}\n".encode()
-    loop = asyncio.get_running_loop()
-    until = loop.time() + reply.hold_open_s
-    while loop.time() < until:
-        await asyncio.sleep(KEEP_ALIVE_EVERY_S)
-        yield f"{KEEP_ALIVE}\n\n".encode()
+async def _sse_body(reply: SseStream, ended: threading.Event) -> AsyncIterator[bytes]:
+    try:
+        for line in reply.lines:
+            yield f"{line}\n".encode()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + reply.hold_open_s
+        while loop.time() < until:
+            await asyncio.sleep(KEEP_ALIVE_EVERY_S)
+            yield f"{KEEP_ALIVE}\n\n".encode()
+    finally:
+        ended.set()
 
 
 @contextmanager
