@@ -32,6 +32,7 @@ RESULTS = {"add": "5", "multiply": "20"}
 
 STEP1_USAGE = (181, 43)
 STEP2_USAGE = (236, 31)
+TOTAL_USAGE = (STEP1_USAGE[0] + STEP2_USAGE[0], STEP1_USAGE[1] + STEP2_USAGE[1])
 CREATED = 1764100000
 OMIT: Any = object()
 """A field the server leaves out of its JSON (as opposed to sending `null`)."""
@@ -72,10 +73,6 @@ def usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def total_usage() -> tuple[int, int]:
-    return (STEP1_USAGE[0] + STEP2_USAGE[0], STEP1_USAGE[1] + STEP2_USAGE[1])
-
-
 def arguments(args: dict[str, Any]) -> str:
     return json.dumps(args, ensure_ascii=False)
 
@@ -103,7 +100,7 @@ def tool_delta(
 
 
 def chunk(
-    delta: Any = OMIT,
+    delta: dict[str, Any],
     finish_reason: str | None = None,
     *,
     model: str,
@@ -111,11 +108,14 @@ def chunk(
     choice_extra: dict[str, Any] | None = None,
     **top: Any,
 ) -> dict[str, Any]:
-    """A `chat.completion.chunk` with one choice (`delta=OMIT` leaves the choice without a delta)."""
-    choice: dict[str, Any] = {"index": 0}
-    if delta is not OMIT:
-        choice["delta"] = delta
-    choice |= {"logprobs": None, "finish_reason": finish_reason, **(choice_extra or {})}
+    """A `chat.completion.chunk` with one choice."""
+    choice = {
+        "index": 0,
+        "delta": delta,
+        "logprobs": None,
+        "finish_reason": finish_reason,
+        **(choice_extra or {}),
+    }
     body = {
         "id": "chatcmpl-7f3a",
         "object": "chat.completion.chunk",
@@ -192,7 +192,7 @@ def openai() -> Dialect:
         "name and empty arguments, then index-keyed argument pieces; usage in a final choices-[] chunk",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -275,7 +275,7 @@ def ollama() -> Dialect:
         "`reasoning` deltas, whole calls, a separate empty-delta finish chunk, usage in a choices-[] chunk",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
         reasoning=OLLAMA_THINKING,
     )
@@ -325,7 +325,7 @@ def vllm() -> Dialect:
         "in a final choices-[] chunk",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -364,7 +364,7 @@ def vllm_index0() -> Dialect:
         "own id, continuations with id '' and no name",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -402,7 +402,7 @@ def sglang() -> Dialect:
         "ids '0', '1' repeated on every delta and restarting at '0' in the next response",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=("0", "1"),
         ids_sent_back=False,
     )
@@ -459,7 +459,7 @@ def llama_cpp_old() -> Dialect:
         "`function`, not on the tool call); usage and timings ride on the finish chunk",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
     )
 
 
@@ -496,7 +496,7 @@ def llama_cpp() -> Dialect:
         "chunk with an empty delta carrying usage and timings)",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -533,7 +533,7 @@ def lm_studio() -> Dialect:
         'lmstudio-ai/lmstudio-bug-tracker#830 (numeric ids, empty ids); modelled: ids "" on continuations',
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -578,7 +578,7 @@ def gemini() -> Dialect:
         "400); cumulative usage on every chunk: ogx-ai/ogx#5122, pydantic/pydantic-ai#1577",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
         signatures=(_SIGNATURE, None),
     )
@@ -618,7 +618,7 @@ def gemini_split() -> Dialect:
         "the signature delta placed right after the first call, cumulative usage on every chunk",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
         signatures=(_SIGNATURE, None),
     )
@@ -680,7 +680,7 @@ def groq() -> Dialect:
         "last chunk; whole tool calls in one delta)",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -732,7 +732,7 @@ def mistral() -> Dialect:
         "tool call ids); whole calls, finish_reason and usage in the last delta",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         refusals=(HttpError(422, MISTRAL_STREAM_OPTIONS_422),),
         falls_back=frozenset({"stream_options"}),
         call_ids=ids,
@@ -778,7 +778,7 @@ def deepseek() -> Dialect:
         "tool_choice 'required'; modelled wording); step 2 answers in plain content under 'auto'",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         refusals=(HttpError(400, DEEPSEEK_TOOL_CHOICE_400),),
         falls_back=frozenset({"tool_choice"}),
         call_ids=ids,
@@ -847,7 +847,7 @@ def azure() -> Dialect:
         "choice has content_filter_results/offsets and no delta)",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -891,7 +891,7 @@ def openrouter() -> Dialect:
         "between events; usage in the last chunk); a Claude-style sentence before the tool calls (issue 9)",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
         thought=OPENROUTER_THOUGHT,
     )
@@ -929,7 +929,7 @@ def together() -> Dialect:
         "choices-[] chunk",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -977,7 +977,7 @@ def litellm_proxy() -> Dialect:
         "each whole call) and BerriAI/litellm#11407 (proxy chunk shape: content '' and role on deltas)",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
@@ -1010,7 +1010,7 @@ def object_arguments() -> Dialect:
         "string; the same shape from TGI and llama.cpp per issue 9)",
         model,
         (step1, step2),
-        total_usage(),
+        TOTAL_USAGE,
         call_ids=ids,
     )
 
