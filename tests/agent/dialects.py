@@ -63,6 +63,8 @@ class Dialect:
     """`extra_content.google.thought_signature` each step-1 call must carry back (Gemini 3)."""
     thought: str = ""
     """Text the model writes in step 1 alongside its tool calls: a thought, not the answer."""
+    answers_in_content: bool = False
+    """Step 2 answers in plain content (under `tool_choice: "auto"`) instead of calling final_answer."""
 
     @property
     def script(self) -> tuple[ScriptedReply, ...]:
@@ -784,6 +786,7 @@ def deepseek() -> Dialect:
         call_ids=ids,
         reasoning=DEEPSEEK_REASONING,
         reasoning_sent_back=True,
+        answers_in_content=True,
     )
 
 

@@ -126,6 +126,14 @@ def test_exactly_the_two_tool_calls_run_with_their_arguments(turn):
     assert len(turn.of(ToolResult)) - len(ran) <= 1  # the final_answer call, unless the reply was content
 
 
+def test_the_answer_streams_as_it_arrives(turn):
+    if turn.dialect.answers_in_content:
+        assert TextDelta is not None, "agent.events.TextDelta is not there yet"
+        assert "".join(e.text for e in turn.of(TextDelta) if e.step == 2) == ANSWER
+    else:
+        assert "".join(e.text for e in turn.of(AnswerDelta)) == ANSWER
+
+
 def test_the_display_shows_the_calls_that_ran_with_their_arguments(turn):
     started = turn.of(ToolCallStarted)
     assert len({s.call_id for s in started}) == len(started), f"a call id shown twice in one turn: {started}"
