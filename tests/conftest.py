@@ -12,6 +12,7 @@ from langchain_core.messages import BaseMessage
 from agent import Settings, run_agent
 from agent.events import AgentEvent
 from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
+from tests.support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
 
 TURN_TIMEOUT_S = 20.0
 
@@ -27,6 +28,20 @@ def served_app() -> Iterator[str]:
     demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, max_threads=250)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def scripted_openai_server() -> Iterator[ScriptedOpenAI]:
+    with serve_scripted_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def scripted_openai(scripted_openai_server: ScriptedOpenAI) -> Iterator[Script]:
+    """This test's own script on the scripted OpenAI-compatible server (its own base URL)."""
+    script = scripted_openai_server.new_script()
+    yield script
+    scripted_openai_server.drop(script)
 
 
 @pytest.fixture

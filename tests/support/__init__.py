@@ -1,0 +1,1 @@
+"""Helpers that tests import: scripted servers and the like (not tests themselves)."""
