@@ -21,13 +21,15 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from agent import Settings, events
+from agent import Settings
 from agent.events import (
     AgentEvent,
     AnswerDelta,
     Failed,
     Finished,
+    ReasoningDelta,
     StepEnded,
+    TextDelta,
     ToolArgsDelta,
     ToolCallStarted,
     ToolResult,
@@ -60,9 +62,6 @@ from tests.support.scripted_openai import (
 from tests.support.scripted_openai import (
     events as sse_events,
 )
-
-TextDelta = getattr(events, "TextDelta", None)  # added by the issue-9 engine; plain imports once it lands
-ReasoningDelta = getattr(events, "ReasoningDelta", None)
 
 ARGS_BY_NAME = {"add": ADD_ARGS, "multiply": MULTIPLY_ARGS, "final_answer": FINAL_ARGS}
 GENERATED_ID = re.compile(r"^[A-Za-z0-9]{9}$")
