@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -40,6 +41,8 @@ from agent.events import AgentEvent, Failed, Finished, Retrying, StepEnded, Tool
 from agent.models import Settings, TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
 from agent.tools import FINAL_ANSWER, TOOLS_BY_NAME
+
+log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = (
     "You are a careful assistant that answers with the help of tools. Do every calculation "
@@ -95,12 +98,25 @@ async def agent_turn(
     turn = asyncio.create_task(run_turn(question, history, settings, channel, chat_model), name="agent-turn")
     _running_turns.add(turn)
     turn.add_done_callback(_running_turns.discard)
-    turn.add_done_callback(lambda _: channel.close())
+    turn.add_done_callback(lambda task: _end_channel(task, channel))
     try:
         yield channel
     finally:
         turn.cancel()
         await asyncio.gather(turn, return_exceptions=True)
+
+
+def _end_channel(turn: asyncio.Task[None], channel: EventChannel) -> None:
+    """Close the turn's channel; a turn that crashed (a bug, not a model failure) says so first."""
+    if not turn.cancelled() and (error := turn.exception()) is not None:
+        log.error("An agent turn crashed", exc_info=(type(error), error, error.__traceback__))
+        channel.emit(
+            Failed(
+                "internal",
+                f"Something went wrong inside the agent ({type(error).__name__}). Please try again.",
+            )
+        )
+    channel.close()
 
 
 async def run_agent(

@@ -128,11 +128,16 @@ def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], defa
 
 _fallbacks: dict[tuple[str | None, str], dict[str, Any]] = {}
 """Settings a server refused, by (base URL, model): learned once, kept for the process."""
+MAX_REMEMBERED_FALLBACKS = 256
+"""Visitors with their own key choose model names, so the memory is bounded (oldest forgotten)."""
 
 
 def remember_fallback(settings: Settings, change: dict[str, Any]) -> Settings:
     """Note that this server and model need `change`; the settings to use from now on."""
-    _fallbacks.setdefault((settings.base_url, settings.model), {}).update(change)
+    key = (settings.base_url, settings.model)
+    _fallbacks[key] = {**_fallbacks.pop(key, {}), **change}
+    while len(_fallbacks) > MAX_REMEMBERED_FALLBACKS:
+        del _fallbacks[next(iter(_fallbacks))]
     return dataclasses.replace(settings, **change)
 
 
@@ -211,5 +216,8 @@ class TurnModel:
         self.runnable = build_model(self.settings, chat_model)
 
     def fall_back(self, change: dict[str, Any]) -> None:
-        self.settings = remember_fallback(self.settings, change)
+        if self._chat_model is None:
+            self.settings = remember_fallback(self.settings, change)
+        else:
+            self.settings = dataclasses.replace(self.settings, **change)
         self.runnable = build_model(self.settings, self._chat_model)

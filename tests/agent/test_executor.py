@@ -246,13 +246,16 @@ async def test_stopping_during_a_tool_cancels_the_tool_at_once(slow_tool):
     assert asyncio.all_tasks() - baseline == set()
 
 
-async def test_an_unexpected_crash_of_the_turn_still_ends_the_stream(monkeypatch):
+async def test_an_unexpected_crash_of_the_turn_ends_with_a_failure_the_user_sees(monkeypatch, caplog):
     async def crash(*args, **kwargs):
         raise RuntimeError("bug")
 
     monkeypatch.setattr("agent.executor.run_turn", crash)
     events = await collect(run_agent("q", [], SETTINGS), timeout=2)
-    assert events == []
+    assert events == [
+        Failed("internal", "Something went wrong inside the agent (RuntimeError). Please try again.")
+    ]
+    assert "An agent turn crashed" in caplog.text
 
 
 def test_history_is_trimmed_to_the_newest_messages_that_fit():

@@ -172,3 +172,23 @@ async def test_each_request_sends_its_own_key_and_the_server_key_otherwise():
         ("Bearer sk-server", "server-model")
     }
     assert set(seen) == expected
+
+
+def test_remembered_fallbacks_stay_bounded_and_keep_the_newest():
+    from agent import models
+
+    saved = dict(models._fallbacks)
+    try:
+        for n in range(models.MAX_REMEMBERED_FALLBACKS + 10):
+            models.remember_fallback(
+                Settings(base_url="http://bounded.test/v1", model=f"m{n}"), {"stream_usage": False}
+            )
+        assert len(models._fallbacks) == models.MAX_REMEMBERED_FALLBACKS
+        newest = Settings(base_url="http://bounded.test/v1", model=f"m{models.MAX_REMEMBERED_FALLBACKS + 9}")
+        assert models.with_known_fallbacks(newest).stream_usage is False
+        assert models.with_known_fallbacks(
+            Settings(base_url="http://bounded.test/v1", model="m0")
+        ).stream_usage
+    finally:
+        models._fallbacks.clear()
+        models._fallbacks.update(saved)
