@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import Settings, agent_turn, backend_label, preload
 from ui.history import to_langchain
-from ui.pacing import UpdateBudget
+from ui.pacing import UpdateBudget, paced
 from ui.view import TurnView, mark_stopped
 
 TITLE = "🧮 Streaming tool-calling agent"
@@ -66,7 +66,7 @@ def create_app(
         view = TurnView(backend_label(request_settings))
         with budget.stream():
             async with agent_turn(message, to_langchain(history), request_settings, chat_model) as turn:
-                async for batch in turn.batches(budget.frame_s):
+                async for batch in paced(turn, budget.frame_s):
                     for event in batch:
                         view.apply(event)
                     # Sent as plain dicts: Gradio diffs dicts field by field, so on the API path too a

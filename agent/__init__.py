@@ -2,11 +2,12 @@
 
 `run_agent(question, history, settings)` is the entry point: an async iterator
 of the events in `agent.events`. `agent_turn(...)` gives the same turn as a
-context manager, for consumers that read events in batches. Nothing here
-imports Gradio.
+context manager yielding its `EventChannel`, for consumers that read events in
+batches. Nothing here imports Gradio.
 """
 
+from agent.channel import EventChannel
 from agent.executor import agent_turn, run_agent
 from agent.models import Settings, backend_label, preload
 
-__all__ = ["Settings", "agent_turn", "backend_label", "preload", "run_agent"]
+__all__ = ["EventChannel", "Settings", "agent_turn", "backend_label", "preload", "run_agent"]

@@ -2,14 +2,14 @@
 
 The producer (the turn's task and its callback handler) `emit`s events and
 `close`s the channel when it is done, however it ends; the consumer reads
-`events()` (or `batches()`), which await the queue and end at the turn's last
+`events()` (or `next_batch()`), which await the queue and end at the turn's last
 event or at `close()`, so a consumer never waits for a producer that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from agent.events import AgentEvent, Failed, Finished
 
@@ -44,25 +44,13 @@ class EventChannel:
             if isinstance(event, Finished | Failed):
                 return
 
-    async def batches(self, frame_s: Callable[[], float]) -> AsyncIterator[list[AgentEvent]]:
-        """The same events in groups, for a display that should not update per token.
-
-        The first event after a quiet spell comes at once; then at most one group
-        per `frame_s()` seconds, holding every event that arrived meanwhile.
-        """
-        loop = asyncio.get_running_loop()
-        while True:
-            queued = [await self._queue.get()]
-            while not self._queue.empty():
-                queued.append(self._queue.get_nowait())
-            batch, ended = _until_end(queued)
-            if batch:
-                sent_at = loop.time()
-                yield batch
-                if not ended:
-                    await asyncio.sleep(max(0.0, sent_at + frame_s() - loop.time()))
-            if ended:
-                return
+    async def next_batch(self) -> tuple[list[AgentEvent], bool]:
+        """Wait for an event, then take every event already queued: the events up to
+        the turn's end, and whether it ended (for consumers that update in batches)."""
+        queued = [await self._queue.get()]
+        while not self._queue.empty():
+            queued.append(self._queue.get_nowait())
+        return _until_end(queued)
 
 
 def _until_end(queued: list[AgentEvent | _Closed]) -> tuple[list[AgentEvent], bool]:

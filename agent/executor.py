@@ -89,7 +89,7 @@ async def agent_turn(
     chat_model: BaseChatModel | None = None,
 ) -> AsyncIterator[EventChannel]:
     """Start one turn as a task and give its event channel, whose `events()` or
-    `batches()` the caller reads. Leaving the block, however it is left (end of
+    `next_batch()` the caller reads. Leaving the block, however it is left (end of
     turn, Stop, closed tab, error), cancels the task and waits for it.
 
     `chat_model` replaces the model the settings name (tests use scripted ones).

@@ -5,8 +5,8 @@
 A scripted model streams numbered tokens at a steady pace and notes when it
 emits each one; each design notes when its consumer receives it:
 
-- ours: `agent_turn` → `QueueCallbackHandler` → `handler.events()` (the queue, awaited);
-- ours, paced: the same through `handler.batches()` with the UI's 40 ms frame (what the
+- ours: `agent_turn` → `QueueCallbackHandler` → `channel.events()` (the queue, awaited);
+- ours, paced: the same through `ui.pacing.paced()` with the UI's 40 ms frame (what the
   Gradio generator gets: the first event of a burst at once, the rest within a frame);
 - polling: the classic design, a callback handler feeding a queue that the consumer
   polls with `asyncio.sleep(0.1)`;
@@ -29,9 +29,10 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from agent import Settings, agent_turn
-from agent.events import AnswerDelta
+from agent.events import TextDelta
 from agent.offline import OfflineArithmeticModel
 from bench.report import machine_line, table
+from ui.pacing import paced
 
 
 class EmitLog:
@@ -73,17 +74,17 @@ class TimedModel(BaseChatModel):
 
 
 async def ours(model: TimedModel, received: list[float]) -> None:
-    async with agent_turn("go", [], Settings(), model) as handler:
-        async for event in handler.events():
-            if isinstance(event, AnswerDelta):
+    async with agent_turn("go", [], Settings(), model) as channel:
+        async for event in channel.events():
+            if isinstance(event, TextDelta):
                 received.append(time.perf_counter())
 
 
 async def ours_paced(model: TimedModel, received: list[float]) -> None:
-    async with agent_turn("go", [], Settings(), model) as handler:
-        async for batch in handler.batches(lambda: 0.04):
+    async with agent_turn("go", [], Settings(), model) as channel:
+        async for batch in paced(channel, lambda: 0.04):
             now = time.perf_counter()
-            received.extend(now for event in batch if isinstance(event, AnswerDelta))
+            received.extend(now for event in batch if isinstance(event, TextDelta))
 
 
 class PollingHandler(AsyncCallbackHandler):
@@ -124,8 +125,8 @@ async def direct(model: TimedModel, received: list[float]) -> None:
 
 Design = Callable[[TimedModel, list[float]], Awaitable[None]]
 DESIGNS: dict[str, Design] = {
-    "ours: handler → queue → events()": ours,
-    "ours, paced: batches() 40 ms frame": ours_paced,
+    "ours: handler → channel → events()": ours,
+    "ours, paced: paced() 40 ms frame": ours_paced,
     "polling: queue + sleep(0.1)": polling,
     "direct: model.astream()": direct,
 }
@@ -146,7 +147,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def main(tokens: int, interval_ms: float) -> None:
     results = {name: await measure(design, tokens, interval_ms) for name, design in DESIGNS.items()}
-    ours_median = statistics.median(results["ours: handler → queue → events()"])
+    ours_median = statistics.median(results["ours: handler → channel → events()"])
     rows = []
     for name, latencies in results.items():
         median = statistics.median(latencies)

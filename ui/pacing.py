@@ -10,9 +10,13 @@ within what one core can serve.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from agent import EventChannel
+from agent.events import AgentEvent
 
 
 @dataclass
@@ -35,3 +39,18 @@ class UpdateBudget:
         if not self.updates_per_s:
             return self.min_frame_s
         return max(self.min_frame_s, self.active / self.updates_per_s)
+
+
+async def paced(channel: EventChannel, frame_s: Callable[[], float]) -> AsyncIterator[list[AgentEvent]]:
+    """A turn's events in groups: the first event after a quiet spell at once, then at
+    most one group per `frame_s()` seconds, holding every event that arrived meanwhile."""
+    loop = asyncio.get_running_loop()
+    while True:
+        batch, ended = await channel.next_batch()
+        if batch:
+            sent_at = loop.time()
+            yield batch
+            if not ended:
+                await asyncio.sleep(max(0.0, sent_at + frame_s() - loop.time()))
+        if ended:
+            return
