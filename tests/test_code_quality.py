@@ -1,5 +1,6 @@
 """The code stays as the house style wants it: linted and formatted by ruff (configured in pyproject.toml)."""
 
+import ast
 import subprocess
 import sys
 
@@ -38,3 +39,47 @@ def test_one_place_reads_streamed_tool_call_pieces():
         if ".tool_call_chunks" in path.read_text()
     ]
     assert readers == ["agent/reply.py"]
+
+
+AGENT_LAYERS = [
+    "events",
+    "tools",
+    "channel",
+    "reply",
+    "callbacks",
+    "errors",
+    "openai_compat",
+    "arithmetic",
+    "offline",
+    "models",
+    "executor",
+]
+"""agent/'s modules from the bottom up: each may import only the ones before it."""
+
+
+def _agent_imports(path) -> set[str]:
+    """The agent modules `path` imports, leaving out imports made only for type checking."""
+    tree = ast.parse(path.read_text())
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+    }
+    imported = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent."):
+            imported.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[1] for a in node.names if a.name.startswith("agent."))
+    return imported
+
+
+def test_each_agent_module_imports_only_modules_below_it():
+    modules = {path.stem: path for path in (PROJECT_ROOT / "agent").glob("*.py") if path.stem != "__init__"}
+    assert sorted(modules) == sorted(AGENT_LAYERS), "place new agent modules in AGENT_LAYERS"
+    for name, path in modules.items():
+        above = {m for m in _agent_imports(path) if AGENT_LAYERS.index(m) >= AGENT_LAYERS.index(name)}
+        assert not above, f"agent/{name}.py imports {above}, which are not below it"
