@@ -6,6 +6,10 @@ assembled reply concurrently, feed one `ToolMessage` per call back, and repeat
 until `final_answer`, a reply without tool calls, or the step limit. The
 executor keeps no state between turns: history comes in as a parameter.
 
+Each turn is observed (`agent.tracing`): one root run with its steps, model
+calls and tool calls nested, for whatever tracer the caller or the environment
+configures, and one log line.
+
 `agent_turn` runs the turn as a task and hands out its `EventChannel`;
 `run_agent` wraps it as an async iterator of events. When the consumer stops
 (Stop button, closed tab, an exception), leaving `agent_turn` cancels the task

@@ -1,7 +1,8 @@
 """A stand-in for LangSmith's ingest API on 127.0.0.1: what a tracer sends, recorded.
 
-It answers `GET /info` (multipart ingest, no compression, so every byte arrives
-readable), and takes runs from `POST /runs/multipart` and `POST /runs/batch`.
+It answers `GET /info` (multipart ingest, or JSON batches with `multipart=False`;
+no compression, so every byte arrives readable), and takes runs from
+`POST /runs/multipart` and `POST /runs/batch`.
 Every request is kept as raw bytes (request line, headers, body) for searching,
 and runs are assembled by id: a run's post, then its patches, field by field.
 """
@@ -16,24 +17,27 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-INFO = {
-    "version": "0.0.0-standin",
-    "batch_ingest_config": {
-        "use_multipart_endpoint": True,
-        "size_limit": 100,
-        "size_limit_bytes": 20_971_520,
-        "scale_up_nthreads_limit": 4,
-        "scale_up_qsize_trigger": 1000,
-        "scale_down_nempty_trigger": 4,
-    },
-    "instance_flags": {},
-}
+
+def _info(multipart: bool) -> dict[str, Any]:
+    return {
+        "version": "0.0.0-standin",
+        "batch_ingest_config": {
+            "use_multipart_endpoint": multipart,
+            "size_limit": 100,
+            "size_limit_bytes": 20_971_520,
+            "scale_up_nthreads_limit": 4,
+            "scale_up_qsize_trigger": 1000,
+            "scale_down_nempty_trigger": 4,
+        },
+        "instance_flags": {},
+    }
 
 
 class LangSmithStandIn:
     """Start with `with LangSmithStandIn() as server:`; point `LANGSMITH_ENDPOINT` at `server.url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, multipart: bool = True) -> None:
+        self.info = _info(multipart)
         self.requests: list[bytes] = []
         self.runs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -120,7 +124,7 @@ def _handler_for(server: LangSmithStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self._take(b"")
-            self._answer(200 if self.path.startswith("/info") else 404, INFO)
+            self._answer(200 if self.path.startswith("/info") else 404, server.info)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -46,9 +46,9 @@ ARITHMETIC_TREE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def standin():
-    with LangSmithStandIn() as server:
+@pytest.fixture(scope="module", params=["multipart"])
+def standin(request):
+    with LangSmithStandIn(multipart=request.param == "multipart") as server:
         yield server
 
 
@@ -122,6 +122,16 @@ async def test_one_question_is_one_trace_with_its_model_and_tool_calls_nested_in
     assert [run["inputs"] for run in tool_runs] == [{"a": 2, "b": 3}, {"a": 4, "b": 5}]
     assert [run["outputs"] for run in tool_runs] == [{"output": "5"}, {"output": "9"}]
     assert llm_run["end_time"] <= tool_runs[0]["start_time"]
+
+
+@pytest.mark.parametrize("standin", ["batch"], indirect=True)
+async def test_the_json_batch_endpoint_gets_the_same_tree(traces):
+    await run_turn_events(QUESTION, OFFLINE)
+
+    received = traces()
+    [root] = received.roots()
+    assert received.tree(root) == ARITHMETIC_TREE
+    assert b"POST /runs/batch" in received.received() and b"/runs/multipart" not in received.received()
 
 
 async def test_two_questions_are_two_traces(traces):
@@ -223,6 +233,7 @@ async def test_no_key_reaches_the_tracer(traces, llmock):
 
     received = traces()
     assert len(received.roots()) == 3
+    assert received.tree(received.roots()[0])[2] == "    step 1 · ChatOpenAI [llm]"
     everything = received.received()
     for key in (SERVER_KEY, VISITOR_KEY):
         assert key.encode() not in everything
