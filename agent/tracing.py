@@ -70,6 +70,7 @@ OFFLINE_TAG = "offline-model"
 CANCELLED = "the turn was stopped before it finished (Stop, a closed tab or a dropped client)"
 
 log = logging.getLogger("agent.turns")
+_OUTCOMES = {Finished: "finished", Failed: "failed", type(None): "cancelled"}
 
 
 class TurnFailed(Exception):
@@ -222,33 +223,30 @@ class ObservedTurn:
         await run.on_chain_end(trace.outputs)
 
     async def finish(self, outcome: Finished | Failed) -> None:
-        """End the root run with the answer or the failure, and log the turn."""
-        if self._root is not None:
-            if isinstance(outcome, Finished):
-                await self._root.on_chain_end(
-                    {"answer": outcome.answer, "tools_used": list(outcome.tools_used)}
-                )
-            else:
-                await self._root.on_chain_error(TurnFailed(outcome.kind, outcome.message))
+        """Log the turn, and end the root run with the answer or the failure.
+
+        The line is written first, so a Stop arriving during the await (the run
+        still ends: its callbacks are shielded) cannot lose it.
+        """
         self._log(outcome)
+        if self._root is None:
+            return
+        if isinstance(outcome, Finished):
+            await self._root.on_chain_end({"answer": outcome.answer, "tools_used": list(outcome.tools_used)})
+        else:
+            await self._root.on_chain_error(TurnFailed(outcome.kind, outcome.message))
 
     async def cancelled(self) -> None:
-        """End the root run as cancelled, and log the turn."""
+        """Log the turn, and end the root run as cancelled."""
+        self._log(None)
         if self._root is not None:
             await self._root.on_chain_error(asyncio.CancelledError(CANCELLED))
-        self._log(None)
 
     def _log(self, outcome: Finished | Failed | None) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
         figures = self._figures
-        fields: dict[str, Any] = {
-            "outcome": "cancelled"
-            if outcome is None
-            else "finished"
-            if isinstance(outcome, Finished)
-            else "failed",
-        }
+        fields: dict[str, Any] = {"outcome": _OUTCOMES[type(outcome)]}
         if isinstance(outcome, Failed):
             fields["failure"] = outcome.kind
         fields |= {
