@@ -16,6 +16,7 @@ import pytest
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.langchain import wait_for_all_tracers
 from langchain_core.tracers.schemas import Run
+from llmock.scenarios import Reply, ToolCall
 from pydantic import SecretStr
 
 import app
@@ -122,6 +123,21 @@ async def test_one_question_is_one_trace_with_its_model_and_tool_calls_nested_in
     assert [run["inputs"] for run in tool_runs] == [{"a": 2, "b": 3}, {"a": 4, "b": 5}]
     assert [run["outputs"] for run in tool_runs] == [{"output": "5"}, {"output": "9"}]
     assert llm_run["end_time"] <= tool_runs[0]["start_time"]
+
+
+async def test_the_openai_path_is_one_trace_too(traces, llmock):
+    settings = Settings(api_key=SecretStr(SERVER_KEY), base_url=llmock.base_url(), model="gpt-test")
+    llmock.add(Reply(tool_calls=(ToolCall("add", {"a": 2, "b": 3}), ToolCall("add", {"a": 4, "b": 5}))))
+    llmock.call_tool("multiply", {"a": 5, "b": 9})
+    llmock.call_tool("final_answer", {"answer": "45", "tools_used": ["add", "multiply"]})
+    assert (await run_turn_events(QUESTION, settings))[-1] == Finished("45", ("add", "multiply"))
+
+    received = traces()
+    [root] = received.roots()
+    assert received.tree(root) == [
+        line.replace("OfflineArithmeticModel", "ChatOpenAI") for line in ARITHMETIC_TREE
+    ]
+    assert root["extra"]["metadata"]["model"] == "gpt-test" and OFFLINE_TAG not in root["tags"]
 
 
 @pytest.mark.parametrize("standin", ["batch"], indirect=True)
