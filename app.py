@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -45,6 +47,21 @@ def _env_number(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {value!r}") from None
 
 
+class ConversationId:
+    """A random id for one session's conversation, so that a tracer can group its turns.
+
+    Gradio gives each session a deep copy of a `gr.State`'s initial value, and a
+    copy of this is a fresh id: every browser tab and API client gets its own,
+    with no load event. Never Gradio's session hash, which is a bearer secret.
+    """
+
+    def __init__(self) -> None:
+        self.value = secrets.token_hex(8)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConversationId:
+        return ConversationId()
+
+
 def create_app(
     settings: Settings,
     budget: UpdateBudget | None = None,
@@ -59,13 +76,19 @@ def create_app(
     preload(settings)
 
     async def chat(
-        message: str, history: list[dict[str, Any]], model: str, api_key: str
+        message: str, history: list[dict[str, Any]], model: str, api_key: str, conversation: ConversationId
     ) -> AsyncIterator[list[dict[str, Any]]]:
         mark_stopped(history)
         request_settings = settings.for_request(api_key=api_key, model=model)
         view = TurnView(backend_label(request_settings))
         with budget.stream():
-            async with agent_turn(message, to_langchain(history), request_settings, chat_model) as turn:
+            async with agent_turn(
+                message,
+                to_langchain(history),
+                request_settings,
+                chat_model,
+                conversation_id=conversation.value,
+            ) as turn:
                 async for batch in paced(turn, budget.frame_s):
                     for event in batch:
                         view.apply(event)
@@ -92,7 +115,7 @@ def create_app(
         chat_interface = gr.ChatInterface(
             chat,
             chatbot=gr.Chatbot(label="Agent", scale=1, buttons=["copy", "copy_all"]),
-            additional_inputs=[model_box, key_box],
+            additional_inputs=[model_box, key_box, gr.State(ConversationId())],
             additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
             examples=EXAMPLES,
             api_name="chat",
@@ -142,6 +165,8 @@ demo = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
     app = demo
     if args.offline:
         os.environ["AGENT_OFFLINE"] = "1"  # also holds when `gradio app.py` reloads the module

@@ -6,6 +6,10 @@ assembled reply concurrently, feed one `ToolMessage` per call back, and repeat
 until `final_answer`, a reply without tool calls, or the step limit. The
 executor keeps no state between turns: history comes in as a parameter.
 
+Each turn is observed (`agent.tracing`): one root run with its steps, model
+calls and tool calls nested, for whatever tracer the caller or the environment
+configures, and one log line.
+
 `agent_turn` runs the turn as a task and hands out its `EventChannel`;
 `run_agent` wraps it as an async iterator of events. When the consumer stops
 (Stop button, closed tab, an exception), leaving `agent_turn` cancels the task
@@ -24,6 +28,7 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.callbacks import Callbacks
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -32,6 +37,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
 from agent.callbacks import QueueCallbackHandler
@@ -41,6 +47,7 @@ from agent.events import AgentEvent, Failed, Finished, Retrying, StepEnded, Tool
 from agent.models import Settings, TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
 from agent.tools import FINAL_ANSWER, TOOLS_BY_NAME
+from agent.tracing import ObservedTurn, RecordingChannel, StepTrace
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +94,32 @@ async def agent_turn(
     history: Sequence[BaseMessage],
     settings: Settings,
     chat_model: BaseChatModel | None = None,
+    *,
+    callbacks: Callbacks = None,
+    conversation_id: str | None = None,
 ) -> AsyncIterator[EventChannel]:
     """Start one turn as a task and give its event channel, whose `events()` or
     `next_batch()` the caller reads. Leaving the block, however it is left (end of
     turn, Stop, closed tab, error), cancels the task and waits for it.
 
     `chat_model` replaces the model the settings name (tests use scripted ones).
+    `callbacks` (e.g. a tracer) see the turn as one run with its steps, model and
+    tool calls nested; `conversation_id` groups one conversation's turns in a
+    tracer (see `agent.tracing`).
     """
-    channel = EventChannel()
-    turn = asyncio.create_task(run_turn(question, history, settings, channel, chat_model), name="agent-turn")
+    channel = RecordingChannel()
+    turn = asyncio.create_task(
+        run_turn(
+            question,
+            history,
+            settings,
+            channel,
+            chat_model,
+            callbacks=callbacks,
+            conversation_id=conversation_id,
+        ),
+        name="agent-turn",
+    )
     _running_turns.add(turn)
     turn.add_done_callback(_running_turns.discard)
     turn.add_done_callback(lambda task: _end_channel(task, channel))
@@ -124,13 +148,18 @@ async def run_agent(
     history: Sequence[BaseMessage],
     settings: Settings,
     chat_model: BaseChatModel | None = None,
+    *,
+    callbacks: Callbacks = None,
+    conversation_id: str | None = None,
 ) -> AsyncIterator[AgentEvent]:
     """Run one turn and yield its events; the last one is `Finished` or `Failed`.
 
     Consume it with `contextlib.aclosing` (or to the end) so that stopping early
-    cancels the turn at once.
+    cancels the turn at once. `callbacks` and `conversation_id`: as for `agent_turn`.
     """
-    async with agent_turn(question, history, settings, chat_model) as channel:
+    async with agent_turn(
+        question, history, settings, chat_model, callbacks=callbacks, conversation_id=conversation_id
+    ) as channel:
         async for event in channel.events():
             yield event
 
@@ -139,19 +168,48 @@ async def run_turn(
     question: str,
     history: Sequence[BaseMessage],
     settings: Settings,
-    channel: EventChannel,
+    channel: RecordingChannel,
     chat_model: BaseChatModel | None = None,
+    *,
+    callbacks: Callbacks = None,
+    conversation_id: str | None = None,
 ) -> None:
-    """The agent loop; every outcome, errors included, ends with an event on `channel`."""
+    """The agent loop, traced and logged; every outcome, errors included, ends with an
+    event on `channel` (after the turn's trace and log line, so they are complete when
+    the consumer sees the end)."""
     question = _CONTROL_CHARACTERS.sub("", question).strip()
+    turn = await ObservedTurn.start(
+        question,
+        settings,
+        channel.figures,
+        chat_model=chat_model,
+        callbacks=callbacks,
+        conversation_id=conversation_id,
+    )
+    try:
+        outcome = await _outcome(question, history, settings, channel, chat_model, turn)
+    except asyncio.CancelledError:
+        await turn.cancelled()
+        raise
+    await turn.finish(outcome)
+    channel.emit(outcome)
+
+
+async def _outcome(
+    question: str,
+    history: Sequence[BaseMessage],
+    settings: Settings,
+    channel: EventChannel,
+    chat_model: BaseChatModel | None,
+    turn: ObservedTurn,
+) -> Finished | Failed:
     if problem := input_problem(question, settings):
-        channel.emit(Failed("input", problem))
-        return
+        return Failed("input", problem)
     try:
         model = TurnModel(settings, chat_model)
-        channel.emit(await _run_steps(model, question, history, QueueCallbackHandler(channel)))
+        return await _run_steps(model, question, history, QueueCallbackHandler(channel), turn)
     except Exception as error:
-        channel.emit(failure_for(error, settings))
+        return failure_for(error, settings)
 
 
 def input_problem(question: str, settings: Settings) -> str | None:
@@ -166,7 +224,11 @@ def input_problem(question: str, settings: Settings) -> str | None:
 
 
 async def _run_steps(
-    model: TurnModel, question: str, history: Sequence[BaseMessage], handler: QueueCallbackHandler
+    model: TurnModel,
+    question: str,
+    history: Sequence[BaseMessage],
+    handler: QueueCallbackHandler,
+    turn: ObservedTurn,
 ) -> Finished | Failed:
     settings = model.settings
     messages: list[BaseMessage] = [
@@ -176,14 +238,15 @@ async def _run_steps(
     ]
     tools_used: list[str] = []
     for step in range(1, settings.max_steps + 1):
-        handler.start_step(step)
-        reply = await stream_reply(model, messages, handler, step)
-        calls = planned_calls(reply)
-        messages.append(history_message(reply, calls))
-        if not calls:
-            handler.channel.emit(_step_ended(step, reply))
-            return Finished(reply.text, tuple(tools_used))
-        results = await asyncio.gather(*(run_tool_call(call, handler.channel) for call in calls))
+        async with turn.step(step) as traced:
+            handler.start_step(step)
+            reply = await stream_reply(model, messages, handler, step, traced.model_config(handler))
+            calls = planned_calls(reply)
+            messages.append(history_message(reply, calls))
+            if not calls:
+                handler.channel.emit(_step_ended(step, reply))
+                return Finished(reply.text, tuple(tools_used))
+            results = await _run_tool_calls(calls, handler.channel, traced)
         messages.extend(results)
         handler.channel.emit(_step_ended(step, reply))
         for result in results:
@@ -198,16 +261,23 @@ async def _run_steps(
 
 
 async def stream_reply(
-    model: TurnModel, messages: list[BaseMessage], handler: QueueCallbackHandler, step: int
+    model: TurnModel,
+    messages: list[BaseMessage],
+    handler: QueueCallbackHandler,
+    step: int,
+    config: RunnableConfig | None = None,
 ) -> Reply:
     """Stream one model reply through the handler, which assembles it; return it.
+
+    `config` is the step's (the handler, and the tracer's parent run if any);
+    by default just the handler.
 
     A request that fails before any chunk arrived is retried: at once without a
     parameter the server refused (remembered for next time), or after a backoff
     for a rate limit, a server error or a dropped connection, within
     `max_retries`.
     """
-    config = {"configurable": {"callbacks": [handler]}}
+    config = config or {"configurable": {"callbacks": [handler]}}
     attempt = 1
     while True:
         try:
@@ -302,15 +372,27 @@ def history_message(reply: Reply, calls: list[PlannedCall]) -> AIMessage:
     )
 
 
-async def run_tool_call(call: PlannedCall, channel: EventChannel) -> ToolMessage:
+async def _run_tool_calls(
+    calls: list[PlannedCall], channel: EventChannel, step: StepTrace
+) -> list[ToolMessage]:
+    """Run a step's calls concurrently (siblings under the step's run in a trace)."""
+    config = step.tool_config()
+    results = await asyncio.gather(*(run_tool_call(call, channel, config) for call in calls))
+    step.note_results(results)
+    return results
+
+
+async def run_tool_call(
+    call: PlannedCall, channel: EventChannel, config: RunnableConfig | None = None
+) -> ToolMessage:
     """Run one call; any problem becomes an error result the model can read."""
     started = time.perf_counter()
-    output, ok = await _tool_output(call)
+    output, ok = await _tool_output(call, config)
     channel.emit(ToolResult(call.call_id, call.name, output, not ok, time.perf_counter() - started))
     return ToolMessage(output, tool_call_id=call.call_id, name=call.name, status="success" if ok else "error")
 
 
-async def _tool_output(call: PlannedCall) -> tuple[str, bool]:
+async def _tool_output(call: PlannedCall, config: RunnableConfig | None) -> tuple[str, bool]:
     tool = TOOLS_BY_NAME.get(call.name)
     if tool is None:
         return (
@@ -321,7 +403,7 @@ async def _tool_output(call: PlannedCall) -> tuple[str, bool]:
         return f"Error: {call.problem}.", False
     try:
         async with asyncio.timeout(TOOL_TIMEOUT_S):
-            return str(await tool.ainvoke(call.args)), True
+            return str(await tool.ainvoke(call.args, config)), True
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in error.errors()

@@ -57,6 +57,7 @@ class Settings:
     max_retries: int = 2
     tool_choice: ToolChoice = "required"
     stream_usage: bool = True
+    log_questions: bool = False
 
     @property
     def offline(self) -> bool:
@@ -95,6 +96,7 @@ class Settings:
             tool_choice=_choice(values, "AGENT_TOOL_CHOICE", ("required", "auto"), cls.tool_choice),
             stream_usage=_choice(values, "AGENT_STREAM_USAGE", ("1", "0"), "1" if cls.stream_usage else "0")
             == "1",
+            log_questions=values.get("AGENT_LOG_QUESTIONS", "").lower() in ("1", "true", "yes"),
         )
 
     def for_request(self, api_key: str | None = None, model: str | None = None) -> Settings:

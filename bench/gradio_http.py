@@ -77,11 +77,13 @@ class GradioChatClient:
         closed tab does. `keep_raw` keeps every event line the server sent."""
         stream = ChatStream(session_hash or uuid.uuid4().hex)
         started = time.perf_counter()
+        # The queue protocol wants a value for every input, State ones too (Gradio uses the
+        # session's own): the history, and the conversation id after the key.
         if mode == "browser":
             await self._predict("_clear_and_save_textbox", [question], stream.session_hash)
-            fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key], 1
+            fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key, None], 1
         else:
-            fn_index, data, output = self._fn["chat"], [question, None, model, api_key], 0
+            fn_index, data, output = self._fn["chat"], [question, None, model, api_key, None], 0
         joined = await self.http.post(
             f"{self.base_url}/gradio_api/queue/join",
             json={

@@ -52,6 +52,7 @@ AGENT_LAYERS = [
     "arithmetic",
     "offline",
     "models",
+    "tracing",
     "executor",
 ]
 """agent/'s modules from the bottom up: each may import only the ones before it."""
