@@ -33,6 +33,7 @@ class ChatStream:
     value: Any = None
     completed: bool = False
     cancelled: bool = False
+    refused: bool = False
     error: str | None = None
     update_times: list[float] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
@@ -45,10 +46,21 @@ class ChatStream:
 class GradioChatClient:
     """One client for many concurrent chat turns against a Gradio app's `/chat` (or its textbox)."""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient | None = None,
+        *,
+        local_address: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """`local_address` (e.g. 127.0.0.2) makes the server see this client as another address."""
         self.base_url = base_url.rstrip("/")
         self.http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(60, connect=10), limits=httpx.Limits(max_connections=None)
+            timeout=httpx.Timeout(60, connect=10),
+            limits=httpx.Limits(max_connections=None),
+            transport=httpx.AsyncHTTPTransport(local_address=local_address) if local_address else None,
+            headers=headers,
         )
         self._fn: dict[str, int] = {}
 
@@ -92,6 +104,10 @@ class GradioChatClient:
                 "trigger_id": None,
             },
         )
+        if joined.status_code == 429:  # the server's per-client limit: a refusal, not a failure
+            stream.refused, stream.error = True, joined.json().get("detail")
+            stream.total_s = time.perf_counter() - started
+            return stream
         joined.raise_for_status()
         event_id = joined.json()["event_id"]
         async with self.http.stream(
