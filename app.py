@@ -20,7 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from agent import Settings, agent_turn, backend_label, preload
 from agent.events import Failed
 from agent.models import ModelNotAllowed
-from ui.guard import GuardSettings, launch_options
+from ui.guard import GuardSettings, is_busy, launch_options
 from ui.history import to_langchain
 from ui.pacing import UpdateBudget
 from ui.safety import trim_history
@@ -84,6 +84,11 @@ def create_app(
                     # growing answer travels as appended text instead of the whole message each time.
                     yield [*notes, *(dataclasses.asdict(chat_message) for chat_message in view.render())]
 
+    def refuse_when_busy(message: str, request: gr.Request) -> dict[str, Any]:
+        """A question typed while this client has its share running is refused by the textbox,
+        which keeps the text (the guard would refuse it too, less gently)."""
+        return gr.validate(not is_busy(demo, request, guard), guard.busy_message())
+
     def backend_line(model: str, api_key: str) -> str:
         try:
             label = backend_label(settings.for_request(api_key=api_key, model=model))
@@ -117,6 +122,7 @@ def create_app(
             additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
             examples=EXAMPLES,
             api_name="chat",
+            validator=refuse_when_busy,
             concurrency_limit=concurrency,
             save_history=True,
             editable=True,

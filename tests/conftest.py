@@ -24,8 +24,9 @@ TURN_TIMEOUT_S = 20.0
 MANY_VISITORS = GuardSettings(max_chats_per_client=1000)
 
 
-def launch(demo: gr.Blocks, guard: GuardSettings = MANY_VISITORS, **options: Any) -> str:
-    """Serve `demo` in this process on a free port, protected as `python app.py` serves it."""
+def launch(demo: gr.Blocks, guard: GuardSettings, **options: Any) -> str:
+    """Serve `demo` in this process on a free port, protected as `python app.py` serves it
+    (`guard` is the one `demo` was created with)."""
     port = free_port()
     demo.launch(
         **launch_options(demo, guard), server_port=port, prevent_thread_lock=True, quiet=True, **options
@@ -39,8 +40,10 @@ def served_app() -> Iterator[str]:
     import app
     from ui.pacing import UpdateBudget
 
-    demo = app.create_app(Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250)
-    yield launch(demo, max_threads=250)
+    demo = app.create_app(
+        Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250, guard=MANY_VISITORS
+    )
+    yield launch(demo, MANY_VISITORS, max_threads=250)
     demo.close()
 
 

@@ -41,7 +41,7 @@ def failure(messages: list[dict]) -> str:
 @pytest.fixture(scope="module")
 def public_app():
     """The offline app with the default guard, as `python app.py` serves it, and its URL."""
-    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=250)
+    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=250, guard=GuardSettings())
     yield demo, launch(demo, GuardSettings(), max_threads=250).rstrip("/")
     demo.close()
 
@@ -105,7 +105,7 @@ def keyed_url(recorded):
         models=("cheap-model", "other-cheap-model"),
         max_retries=0,
     )
-    demo = app.create_app(settings, concurrency=20)
+    demo = app.create_app(settings, concurrency=20, guard=GuardSettings())
     yield launch(demo, GuardSettings(), max_threads=40).rstrip("/")
     demo.close()
 
@@ -188,8 +188,9 @@ async def test_stopped_turns_give_their_slots_back(public_url):
 @pytest.fixture(scope="module")
 def proxied_url():
     """The app behind a trusted proxy: the client is the last X-Forwarded-For entry."""
-    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=50)
-    yield launch(demo, GuardSettings(trust_proxy_headers=True), max_threads=60).rstrip("/")
+    guard = GuardSettings(trust_proxy_headers=True)
+    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=50, guard=guard)
+    yield launch(demo, guard, max_threads=60).rstrip("/")
     demo.close()
 
 

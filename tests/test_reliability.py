@@ -24,7 +24,7 @@ from agent.callbacks import QueueCallbackHandler
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
 from tests.agent.test_models import AuthorizationRecorder
-from tests.conftest import launch
+from tests.conftest import MANY_VISITORS, launch
 from ui.view import TurnView
 
 SERVER_KEY = "sk-server-secret-0123456789"
@@ -58,8 +58,8 @@ def online_url(recorded):
         request_timeout_s=1,
         max_retries=1,
     )
-    demo = app.create_app(settings, concurrency=100)
-    yield launch(demo, max_threads=120).rstrip("/")
+    demo = app.create_app(settings, concurrency=100, guard=MANY_VISITORS)
+    yield launch(demo, MANY_VISITORS, max_threads=120).rstrip("/")
     demo.close()
 
 

@@ -185,19 +185,38 @@ class PublicGuard:
         return call is not None and call["api_name"] in self.turn_api_names
 
     def _turns_of(self, client: str) -> int:
-        """This client's turns that Gradio has queued or is running (it forgets each one as it ends)."""
-        events = list(self.blocks._queue.event_ids_to_events.values())
-        return sum(
-            1
-            for event in events
-            if event.fn._id in self.turn_ids
-            and event.request is not None
-            and self._client(event.request.headers.raw, event.request.scope.get("client")) == client
-        )
+        return turns_of(self.blocks, self.turn_ids, client, self.settings.trust_proxy_headers)
 
     def _client(self, headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | None) -> str:
-        forwarded = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
-        return client_address(forwarded, peer[0] if peer else None, self.settings.trust_proxy_headers)
+        return _client_of(headers, peer, self.settings.trust_proxy_headers)
+
+
+def turns_of(blocks: gr.Blocks, turn_ids: Iterable[int], client: str, trust_proxy_headers: bool) -> int:
+    """This client's turns that Gradio has queued or is running (it forgets each one as it ends)."""
+    turn_ids = frozenset(turn_ids)
+    events = list(blocks._queue.event_ids_to_events.values())
+    return sum(
+        1
+        for event in events
+        if event.fn._id in turn_ids
+        and event.request is not None
+        and _client_of(event.request.headers.raw, event.request.scope.get("client"), trust_proxy_headers)
+        == client
+    )
+
+
+def is_busy(blocks: gr.Blocks, request: gr.Request, settings: GuardSettings) -> bool:
+    """Whether the client behind `request` already has its share of turns queued or running."""
+    raw = request.request  # the underlying Starlette request
+    client = _client_of(raw.headers.raw, raw.scope.get("client"), settings.trust_proxy_headers)
+    return turns_of(blocks, turn_functions(blocks), client, settings.trust_proxy_headers) >= (
+        settings.max_chats_per_client
+    )
+
+
+def _client_of(headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | None, trust: bool) -> str:
+    forwarded = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
+    return client_address(forwarded, peer[0] if peer else None, trust)
 
 
 def launch_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
