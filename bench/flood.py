@@ -37,14 +37,10 @@ VICTIM_TURNS = 3
 
 @dataclass
 class Flood:
-    refused: int = 0
     attempts: int = 0
+    refused: int = 0
+    completed: int = 0
     refusal_s: list[float] = field(default_factory=list)
-
-    @property
-    def accepted(self) -> int:
-        """Chats the server queued: finished, or still running when the flood stopped."""
-        return self.attempts - self.refused
 
 
 async def flood(url: str, chats: int, retry_s: float, stop: asyncio.Event, deadline: float) -> Flood:
@@ -60,6 +56,8 @@ async def flood(url: str, chats: int, retry_s: float, stop: asyncio.Event, deadl
                 result.refusal_s.append(stream.total_s)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), retry_s)
+            else:
+                result.completed += 1
 
     async with GradioChatClient(url) as client:
         workers = [asyncio.create_task(worker(client)) for _ in range(chats)]
@@ -133,7 +131,10 @@ async def main(chats: int, token_ms: float, retry_s: float, max_s: float, unlimi
             row(f"{name}: under flood", under, alone_total),
         ]
         refusal = f"{statistics.median(flooded.refusal_s) * 1000:.0f} ms" if flooded.refusal_s else "-"
-        floods.append([name, flooded.attempts, flooded.accepted, flooded.refused, refusal, f"{cpu:.1f}"])
+        cut_off = flooded.attempts - flooded.completed - flooded.refused
+        floods.append(
+            [name, flooded.attempts, flooded.refused, flooded.completed, cut_off, refusal, f"{cpu:.1f}"]
+        )
     print(
         f"Flood: {chats} long chats at once from 127.0.0.1 (“{FLOOD_QUESTION[:20]}…”, refused ones retried "
         f"every {retry_s:g} s); victim from {VICTIM_ADDRESS}: {VICTIM_TURNS} × “{VICTIM_QUESTION}” through the "
@@ -142,7 +143,16 @@ async def main(chats: int, token_ms: float, retry_s: float, max_s: float, unlimi
     print(machine_line())
     print(table(["app", "victim first update s", "victim total s", "worst vs alone", "failed"], rows))
     print()
-    print(table(["app", "flood attempts", "accepted", "refused", "median refusal", "server CPU s"], floods))
+    header = [
+        "app",
+        "flood attempts",
+        "refused",
+        "ran to the end",
+        "cut off at stop",
+        "median refusal",
+        "server CPU s",
+    ]
+    print(table(header, floods))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Rendered with a CommonMark parser with HTML on, as the Chatbot's Markdown render
 import pytest
 from markdown_it import MarkdownIt
 
+from agent.events import AnswerDelta, StepStarted, ToolArgsDelta, ToolCallStarted, ToolResult
 from ui.safety import TRIMMED_TITLE, fenced, safe_markdown, trim_history
+from ui.view import TurnView
 
 render = MarkdownIt("commonmark", {"html": True}).render
 
@@ -72,3 +74,18 @@ def test_characters_are_limited_too():
     ]
     assert trim_history(history, max_messages=100, max_chars=1000)
     assert history[0]["content"] == "" and history[1]["content"][0]["text"] == "y" * 600
+
+
+def test_the_chat_view_renders_model_and_tool_text_safely():
+    view = TurnView("backend")
+    for event in [
+        StepStarted(1),
+        ToolCallStarted("c1", "add", 1),
+        ToolArgsDelta("c1", '{"a": "`<img src=x>` ```\\n<img src=y>"}'),
+        ToolResult("c1", "add", "Error: <img src=z>", True, 0.1),
+        AnswerDelta("**4** <img src=w> ![x](http://127.0.0.1:9999/leak)"),
+    ]:
+        view.apply(event)
+    for message in view.render():
+        html = render(message.content)
+        assert "<img" not in html, message.content
