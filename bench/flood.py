@@ -4,8 +4,9 @@
 
 `python app.py` is served on 127.0.0.1 with its defaults (the offline model at
 `--token-ms` per token). The victim asks from 127.0.0.2 through the browser's
-path, first alone, then while the flooder (127.0.0.1) opens `--chats` long
-chats at once and keeps retrying each refused one every `--retry-s` seconds.
+path, first alone, then while the flooder (127.0.0.1, its own process) opens
+`--chats` long chats at once and keeps retrying each refused one every
+`--retry-s` seconds.
 Printed: the victim's first update and total time, alone and under the flood,
 and what the flood got. `--unlimited` also runs the flood against the app with
 the per-client limit lifted, the situation the limit was built for.
@@ -20,10 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.gradio_http import ChatStream, GradioChatClient
 from bench.report import machine_line, table
@@ -43,9 +46,17 @@ class Flood:
     refusal_s: list[float] = field(default_factory=list)
 
 
-async def flood(url: str, chats: int, retry_s: float, stop: asyncio.Event, deadline: float) -> Flood:
-    """`chats` workers, each keeping one long chat going (or retrying) until `stop` or `deadline`."""
+def flood_process(url: str, chats: int, retry_s: float, max_s: float, stop: Any, results: Any) -> None:
+    """The flood in its own process, so that the flooder's client work does not slow the victim's."""
+    results.put(asyncio.run(flood(url, chats, retry_s, stop, time.monotonic() + max_s)))
+
+
+async def flood(url: str, chats: int, retry_s: float, stop_flag: Any, deadline: float) -> Flood:
+    """`chats` workers, each keeping one long chat going (or retrying) until `stop_flag` or `deadline`."""
     result = Flood()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(asyncio.to_thread(stop_flag.wait, max(0.0, deadline - time.monotonic())))
+    watcher.add_done_callback(lambda _: stop.set())
 
     async def worker(client: GradioChatClient) -> None:
         while not stop.is_set() and time.monotonic() < deadline:
@@ -66,6 +77,7 @@ async def flood(url: str, chats: int, retry_s: float, stop: asyncio.Event, deadl
         for task in workers:
             task.cancel()  # drops the connections of chats still running: the server cancels them
         await asyncio.gather(*workers, return_exceptions=True)
+    await watcher
     return result
 
 
@@ -90,15 +102,18 @@ async def measure(
         url = server.wait_for_url()
         await victim_turns(url)  # warm up
         alone = await victim_turns(url)
-        stop = asyncio.Event()
+        context = multiprocessing.get_context("spawn")
+        stop, results = context.Event(), context.Queue()
         cpu_before = server.cpu_seconds()
-        flooding = asyncio.create_task(flood(url, chats, retry_s, stop, time.monotonic() + max_s))
-        await asyncio.sleep(1.0)  # the flood is in full swing
+        flooder = context.Process(target=flood_process, args=(url, chats, retry_s, max_s, stop, results))
+        flooder.start()
         try:
+            await asyncio.sleep(3.0)  # the flooder's process starts and its flood is in full swing
             under = await victim_turns(url, max_s)
         finally:
             stop.set()
-        flooded = await flooding
+        flooded = await asyncio.to_thread(results.get, timeout=max_s + 30)
+        await asyncio.to_thread(flooder.join, 30)
         return alone, under, flooded, server.cpu_seconds() - cpu_before
     finally:
         server.stop()
