@@ -179,7 +179,7 @@ class PublicGuard:
         if path.endswith(JOIN_PATH):
             try:
                 return json.loads(body).get("fn_index") in self.turn_ids
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 return False  # Gradio refuses it
         call = CALL_PATH.search(path)
         return call is not None and call["api_name"] in self.turn_api_names
