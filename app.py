@@ -20,8 +20,12 @@ import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
 from agent import Settings, agent_turn, backend_label, preload
+from agent.events import Failed
+from agent.models import ModelNotAllowed
+from ui.guard import GuardSettings, is_busy, launch_options
 from ui.history import to_langchain
 from ui.pacing import UpdateBudget, paced
+from ui.safety import trim_history
 from ui.view import TurnView, mark_stopped
 
 TITLE = "🧮 Streaming tool-calling agent"
@@ -67,19 +71,26 @@ def create_app(
     budget: UpdateBudget | None = None,
     concurrency: int = 200,
     chat_model: BaseChatModel | None = None,
+    guard: GuardSettings | None = None,
 ) -> gr.Blocks:
     """The chat UI for these server settings; each request may bring its own key and model.
 
     `chat_model` replaces the model the settings name (benchmarks serve scripted ones).
     """
     budget = budget or UpdateBudget()
+    guard = guard or GuardSettings()
     preload(settings)
 
     async def chat(
         message: str, history: list[dict[str, Any]], model: str, api_key: str, conversation: ConversationId
     ) -> AsyncIterator[list[dict[str, Any]]]:
         mark_stopped(history)
-        request_settings = settings.for_request(api_key=api_key, model=model)
+        notes = trim_history(history, guard.max_chat_messages, guard.max_chat_chars)
+        try:
+            request_settings = settings.for_request(api_key=api_key, model=model)
+        except ModelNotAllowed as refusal:
+            yield [*notes, *_refused(backend_label(settings), str(refusal))]
+            return
         view = TurnView(backend_label(request_settings))
         with budget.stream():
             async with agent_turn(
@@ -94,14 +105,29 @@ def create_app(
                         view.apply(event)
                     # Sent as plain dicts: Gradio diffs dicts field by field, so on the API path too a
                     # growing answer travels as appended text instead of the whole message each time.
-                    yield [dataclasses.asdict(chat_message) for chat_message in view.render()]
+                    yield [*notes, *(dataclasses.asdict(chat_message) for chat_message in view.render())]
+
+    def refuse_when_busy(message: str, request: gr.Request) -> dict[str, Any]:
+        """A question typed while this client has its share running is refused by the textbox,
+        which keeps the text (the guard would refuse it too, less gently)."""
+        return gr.validate(not is_busy(demo, request, guard), guard.busy_message())
 
     def backend_line(model: str, api_key: str) -> str:
-        label = backend_label(settings.for_request(api_key=api_key, model=model))
+        try:
+            label = backend_label(settings.for_request(api_key=api_key, model=model))
+        except ModelNotAllowed:
+            return f"Backend: **{model[:40]!r} is not available on the server's key**: pick one from the list"
         mine = " (your key, this session only)" if api_key.strip() else ""
         return f"Backend: **{label}**{mine}"
 
-    model_box = gr.Textbox(value=settings.model, label="Model", render=False)
+    model_box = gr.Dropdown(
+        choices=list(settings.models),
+        value=settings.model,
+        label="Model",
+        allow_custom_value=True,
+        info="On the server's key: one of these. With your own key below: any model name (you pay).",
+        render=False,
+    )
     key_box = gr.Textbox(
         value="",
         type="password",
@@ -109,7 +135,7 @@ def create_app(
         render=False,
         info="Used for your requests only; never stored or logged.",
     )
-    with gr.Blocks(title=TITLE, fill_height=True) as demo:
+    with gr.Blocks(title=TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"<h1 style='text-align: center'>{TITLE}</h1>\n\n{DESCRIPTION}")
         backend = gr.Markdown(backend_line(settings.model, ""))
         chat_interface = gr.ChatInterface(
@@ -119,6 +145,7 @@ def create_app(
             additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
             examples=EXAMPLES,
             api_name="chat",
+            validator=refuse_when_busy,
             concurrency_limit=concurrency,
             save_history=True,
             editable=True,
@@ -139,8 +166,17 @@ def create_app(
             queue=False,
             api_visibility="private",
         )
-    demo.queue(default_concurrency_limit=concurrency)
+    # api_open=False: the direct `/gradio_api/run/...` routes would run a turn outside the queue
+    # (outside the concurrency limit and the per-client limit); Gradio opens them except on Spaces.
+    demo.queue(default_concurrency_limit=concurrency, api_open=False)
     return demo
+
+
+def _refused(backend: str, message: str) -> list[dict[str, Any]]:
+    """A turn that ends before it starts, shown like any failed turn."""
+    view = TurnView(backend)
+    view.apply(Failed("input", message))
+    return [dataclasses.asdict(chat_message) for chat_message in view.render()]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -160,7 +196,8 @@ BUDGET = UpdateBudget(
     min_frame_s=_env_number("AGENT_UI_FRAME_MS", 40) / 1000,
     updates_per_s=_env_number("AGENT_UI_UPDATES_PER_S", 650),
 )
-demo = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
+GUARD = GuardSettings.from_env()
+demo = create_app(Settings.from_env(), BUDGET, CONCURRENCY, guard=GUARD)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -170,9 +207,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = demo
     if args.offline:
         os.environ["AGENT_OFFLINE"] = "1"  # also holds when `gradio app.py` reloads the module
-        app = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
+        app = create_app(Settings.from_env(), BUDGET, CONCURRENCY, guard=GUARD)
     share = _share_requested(args.share)
     app.launch(
+        **launch_options(app, GUARD),
         server_name=args.host,
         server_port=args.port,
         share=share,

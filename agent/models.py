@@ -1,7 +1,7 @@
 """Settings from the environment, and the chat model each request talks to.
 
 `Settings.from_env()` reads `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `AGENT_MODEL`,
-`AGENT_MAX_STEPS`, ... from the process environment, falling back to a `.env`
+`AGENT_MODELS`, `AGENT_MAX_STEPS`, ... from the process environment, falling back to a `.env`
 file (the environment wins). A request that brings its own key or model gets
 its own `Settings` through `for_request`; nothing global changes.
 
@@ -48,6 +48,9 @@ class Settings:
     api_key: SecretStr | None = None
     base_url: str | None = None
     model: str = DEFAULT_MODEL
+    models: tuple[str, ...] = ()
+    """The models a request may pick when it runs on the server's key; empty means just `model`."""
+    max_output_tokens: int = 1024
     max_steps: int = 10
     force_offline: bool = False
     offline_token_delay_ms: float = 20.0
@@ -58,6 +61,10 @@ class Settings:
     tool_choice: ToolChoice = "required"
     stream_usage: bool = True
     log_questions: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            object.__setattr__(self, "models", (self.model,))
 
     @property
     def offline(self) -> bool:
@@ -79,10 +86,16 @@ class Settings:
             env = {**dotenv_values(find_dotenv(usecwd=True)), **os.environ}
         values = {name: value for name, value in env.items() if value not in (None, "")}
         key = values.get("OPENAI_API_KEY")
+        models = tuple(name.strip() for name in values.get("AGENT_MODELS", "").split(",") if name.strip())
+        model = values.get("AGENT_MODEL", models[0] if models else DEFAULT_MODEL)
+        if models and model not in models:
+            raise ValueError(f"AGENT_MODEL {model!r} must be one of AGENT_MODELS ({', '.join(models)})")
         return cls(
             api_key=SecretStr(key) if key else None,
             base_url=values.get("OPENAI_BASE_URL"),
-            model=values.get("AGENT_MODEL", DEFAULT_MODEL),
+            model=model,
+            models=models or (model,),
+            max_output_tokens=_read(values, "AGENT_MAX_OUTPUT_TOKENS", int, cls.max_output_tokens, minimum=1),
             max_steps=_read(values, "AGENT_MAX_STEPS", int, cls.max_steps, minimum=1),
             force_offline=values.get("AGENT_OFFLINE", "").lower() in ("1", "true", "yes"),
             offline_token_delay_ms=_read(
@@ -100,13 +113,32 @@ class Settings:
         )
 
     def for_request(self, api_key: str | None = None, model: str | None = None) -> Settings:
-        """These settings with one user's own key and model, for one request."""
+        """These settings with one user's own key and model, for one request.
+
+        On the server's key only the `models` allow-list runs (`ModelNotAllowed`
+        otherwise); with their own key a visitor may name any model: they pay.
+        """
         changes: dict[str, Any] = {}
-        if api_key and api_key.strip():
-            changes["api_key"] = SecretStr(api_key.strip())
+        own_key = bool(api_key and api_key.strip())
+        if own_key:
+            changes["api_key"] = SecretStr(api_key.strip())  # type: ignore[union-attr]
         if model and model.strip():
             changes["model"] = model.strip()
-        return dataclasses.replace(self, **changes)
+        request = dataclasses.replace(self, **changes)
+        if not own_key and not request.offline and request.model not in self.models:
+            raise ModelNotAllowed(request.model, self.models)
+        return request
+
+
+class ModelNotAllowed(ValueError):
+    """A request asked for a model outside the allow-list while using the server's key."""
+
+    def __init__(self, model: str, allowed: tuple[str, ...]) -> None:
+        shown = model if len(model) <= 40 else model[:40] + "…"
+        super().__init__(
+            f"The model {shown!r} is not available on this server's key; choose one of: "
+            f"{', '.join(allowed)}. With your own API key (under Settings) any model name works."
+        )
 
 
 def _read(values: Mapping[str, str], name: str, kind: Callable[[str], T], default: T, minimum: float) -> T:
@@ -170,6 +202,7 @@ def chat_model(settings: Settings) -> BaseChatModel:
         base_url=settings.base_url,
         streaming=True,
         stream_usage=settings.stream_usage,
+        max_tokens=settings.max_output_tokens,
         max_retries=0,
         timeout=settings.request_timeout_s,
         stream_chunk_timeout=settings.request_timeout_s,

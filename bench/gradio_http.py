@@ -33,6 +33,7 @@ class ChatStream:
     value: Any = None
     completed: bool = False
     cancelled: bool = False
+    refused: bool = False
     error: str | None = None
     update_times: list[float] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
@@ -41,14 +42,40 @@ class ChatStream:
     def messages(self) -> list[dict]:
         return self.value or []
 
+    def refuse(self, reason: str, started: float) -> ChatStream:
+        self.refused, self.error = True, reason
+        self.total_s = time.perf_counter() - started
+        return self
+
+
+def _refusal(joined: httpx.Response) -> str | None:
+    """The server's reason for not queueing a turn (its per-client limit), or None if it was queued."""
+    if joined.status_code == 429:
+        return joined.json()["detail"]
+    if joined.status_code == 422:  # a validator's verdict, one entry per input
+        return next(v["message"] for v in joined.json()["detail"] if not v.get("is_valid"))
+    joined.raise_for_status()
+    return None
+
 
 class GradioChatClient:
     """One client for many concurrent chat turns against a Gradio app's `/chat` (or its textbox)."""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient | None = None,
+        *,
+        local_address: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """`local_address` (e.g. 127.0.0.2) makes the server see this client as another address."""
         self.base_url = base_url.rstrip("/")
         self.http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(60, connect=10), limits=httpx.Limits(max_connections=None)
+            timeout=httpx.Timeout(60, connect=10),
+            limits=httpx.Limits(max_connections=None),
+            transport=httpx.AsyncHTTPTransport(local_address=local_address) if local_address else None,
+            headers=headers,
         )
         self._fn: dict[str, int] = {}
 
@@ -66,7 +93,7 @@ class GradioChatClient:
         *,
         mode: Mode = "api",
         session_hash: str | None = None,
-        model: str = "gpt-4.1-mini",
+        model: str = "",  # the server's default
         api_key: str = "",
         cancel_after_updates: int | None = None,
         disconnect: bool = False,
@@ -80,21 +107,17 @@ class GradioChatClient:
         # The queue protocol wants a value for every input, State ones too (Gradio uses the
         # session's own): the history, and the conversation id after the key.
         if mode == "browser":
-            await self._predict("_clear_and_save_textbox", [question], stream.session_hash)
+            # The textbox's submit is queued: it runs the per-client check (a validator) first.
+            joined = await self._join(self._fn["_clear_and_save_textbox"], [question], stream.session_hash)
+            if refusal := _refusal(joined):
+                return stream.refuse(refusal, started)
+            await self._completion(stream.session_hash, joined.json()["event_id"])
             fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key, None], 1
         else:
             fn_index, data, output = self._fn["chat"], [question, None, model, api_key, None], 0
-        joined = await self.http.post(
-            f"{self.base_url}/gradio_api/queue/join",
-            json={
-                "data": data,
-                "fn_index": fn_index,
-                "session_hash": stream.session_hash,
-                "event_data": None,
-                "trigger_id": None,
-            },
-        )
-        joined.raise_for_status()
+        joined = await self._join(fn_index, data, stream.session_hash)
+        if refusal := _refusal(joined):
+            return stream.refuse(refusal, started)
         event_id = joined.json()["event_id"]
         async with self.http.stream(
             "GET", f"{self.base_url}/gradio_api/queue/data", params={"session_hash": stream.session_hash}
@@ -123,6 +146,26 @@ class GradioChatClient:
         stream.total_s = time.perf_counter() - started
         return stream
 
+    async def _join(self, fn_index: int, data: list[Any], session_hash: str) -> httpx.Response:
+        return await self.http.post(
+            f"{self.base_url}/gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": fn_index,
+                "session_hash": session_hash,
+                "event_data": None,
+                "trigger_id": None,
+            },
+        )
+
+    async def _completion(self, session_hash: str, event_id: str) -> None:
+        async with self.http.stream(
+            "GET", f"{self.base_url}/gradio_api/queue/data", params={"session_hash": session_hash}
+        ) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and '"process_completed"' in line and event_id in line:
+                    return
+
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
         await self.http.post(
             f"{self.base_url}/gradio_api/cancel",
@@ -131,20 +174,6 @@ class GradioChatClient:
 
     async def get_text(self, path: str) -> str:
         return (await self.http.get(f"{self.base_url}{path}")).text
-
-    async def _predict(self, api_name: str, data: list[Any], session_hash: str) -> Any:
-        response = await self.http.post(
-            f"{self.base_url}/gradio_api/run/predict",
-            json={
-                "data": data,
-                "fn_index": self._fn[api_name],
-                "session_hash": session_hash,
-                "event_data": None,
-                "trigger_id": None,
-            },
-        )
-        response.raise_for_status()
-        return response.json()
 
     @staticmethod
     def _apply(stream: ChatStream, message: dict, output: int, started: float, size: int) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
+import signal
 import socket
 import subprocess
 import time
@@ -28,7 +30,13 @@ class ServedProcess:
 
     def __init__(self, command: Sequence[str], env: dict[str, str], cwd: Path = PROJECT_ROOT) -> None:
         self.process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, so that `stop` reaches its children too
         )
         self.output = ""
 
@@ -53,11 +61,16 @@ class ServedProcess:
         return times.user + times.system
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
+        """Stop the whole process group: `gradio app.py` leaves its `app.py` child running otherwise."""
+        self._signal_group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        self._signal_group(signal.SIGKILL)  # whatever is left of the group
+        self.process.wait()
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
 
 
 def app_environment(**overrides: str) -> dict[str, str]:

@@ -4,7 +4,9 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import gradio as gr
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
@@ -13,8 +15,24 @@ from agent import Settings, run_agent
 from agent.events import AgentEvent
 from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
 from tests.support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
+from ui.guard import GuardSettings, launch_options
 
 TURN_TIMEOUT_S = 20.0
+
+
+# Tests that play many visitors from 127.0.0.1 lift the per-client limit; tests/test_public.py
+# keeps the defaults.
+MANY_VISITORS = GuardSettings(max_chats_per_client=1000)
+
+
+def launch(demo: gr.Blocks, guard: GuardSettings, **options: Any) -> str:
+    """Serve `demo` in this process on a free port, protected as `python app.py` serves it
+    (`guard` is the one `demo` was created with)."""
+    port = free_port()
+    demo.launch(
+        **launch_options(demo, guard), server_port=port, prevent_thread_lock=True, quiet=True, **options
+    )
+    return f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture(scope="session")
@@ -23,10 +41,10 @@ def served_app() -> Iterator[str]:
     import app
     from ui.pacing import UpdateBudget
 
-    demo = app.create_app(Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250)
-    port = free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, max_threads=250)
-    yield f"http://127.0.0.1:{port}/"
+    demo = app.create_app(
+        Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250, guard=MANY_VISITORS
+    )
+    yield launch(demo, MANY_VISITORS, max_threads=250)
     demo.close()
 
 

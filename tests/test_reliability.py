@@ -24,7 +24,7 @@ from agent.callbacks import QueueCallbackHandler
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
 from tests.agent.test_models import AuthorizationRecorder
-from tests.conftest import free_port
+from tests.conftest import MANY_VISITORS, launch
 from ui.view import TurnView
 
 SERVER_KEY = "sk-server-secret-0123456789"
@@ -54,13 +54,12 @@ def online_url(recorded):
         api_key=SecretStr(SERVER_KEY),
         base_url=server.base_url(),
         model="server-model",
+        models=("server-model", "model-server-key"),
         request_timeout_s=1,
         max_retries=1,
     )
-    demo = app.create_app(settings, concurrency=100)
-    port = free_port()
-    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True, max_threads=120)
-    yield f"http://127.0.0.1:{port}"
+    demo = app.create_app(settings, concurrency=100, guard=MANY_VISITORS)
+    yield launch(demo, MANY_VISITORS, max_threads=120).rstrip("/")
     demo.close()
 
 

@@ -39,6 +39,7 @@ from agent.events import (
 )
 from agent.tools import FINAL_ANSWER
 from ui.history import content_text
+from ui.safety import fenced, safe_markdown
 
 TITLE_RESULT_CHARS = 40
 
@@ -215,12 +216,14 @@ class TurnView:
                     messages.append(self._render_step(item.step))
                 messages.append(_render_call(item, nested=item.step in parallel_steps))
             elif isinstance(item, TextView):
-                messages.append(gr.ChatMessage(content=item.text))
+                messages.append(gr.ChatMessage(content=safe_markdown(item.text)))
             elif isinstance(item, ThoughtView):
                 thinking = item is self.items[-1] and self.total_s is None
                 status = "pending" if thinking else "done"
                 messages.append(
-                    gr.ChatMessage(content=item.text, metadata={"title": "💭 Thinking", "status": status})
+                    gr.ChatMessage(
+                        content=safe_markdown(item.text), metadata={"title": "💭 Thinking", "status": status}
+                    )
                 )
             else:
                 messages.append(gr.ChatMessage(content="", metadata={"title": item.title, "status": "done"}))
@@ -274,11 +277,10 @@ def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
     metadata["status"] = "done" if call.done else "pending"
     if call.duration_s is not None:
         metadata["duration"] = round(call.duration_s, 6)
-    body = f"Arguments: `{call.arguments}`" if call.arguments else "Arguments: …"
+    body = f"Arguments:\n{fenced(call.arguments, 'json')}" if call.arguments else "Arguments: …"
     if call.output is not None:
-        body += (
-            f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{call.output.removeprefix('Error: ')}"
-        )
+        output = safe_markdown(call.output.removeprefix("Error: "))
+        body += f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{output}"
     elif call.interrupted:
         body += "\n\n_Not finished: the turn ended first._"
     return gr.ChatMessage(content=body, metadata=metadata)

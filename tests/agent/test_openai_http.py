@@ -77,8 +77,10 @@ async def test_a_multi_step_turn_with_parallel_calls_over_http(llmock, settings)
 
 async def test_the_model_name_and_key_of_the_settings_are_used(llmock, settings):
     llmock.call_tool("final_answer", {"answer": "hi", "tools_used": []})
-    await run_turn_events("hello", settings.for_request(model="my-model"))
+    allowed = dataclasses.replace(settings, models=("gpt-4.1-mini", "my-model"))
+    await run_turn_events("hello", allowed.for_request(model="my-model"))
     assert llmock.last_request.model == "my-model"
+    assert llmock.last_request.body["max_completion_tokens"] == 1024
 
 
 async def test_a_rejected_key_fails_at_once_with_a_clear_message(llmock, settings):

@@ -47,13 +47,13 @@ def test_a_tool_call_goes_from_pending_with_streaming_arguments_to_done():
     view = view_after(StepStarted(1), ToolCallStarted("c1", "add", 1), ToolArgsDelta("c1", '{"a": 2, '))
     [pending] = view.render()
     assert pending.metadata == {"title": "🛠️ add", "id": "c1", "status": "pending"}
-    assert pending.content == 'Arguments: `{"a": 2, `'
+    assert pending.content == 'Arguments:\n```json\n{"a": 2, \n```'
 
     view.apply(ToolArgsDelta("c1", '"b": 3}'))
     view.apply(ToolResult("c1", "add", "5", False, 0.0123))
     [done] = view.render()
     assert done.metadata == {"title": "🛠️ add → 5", "id": "c1", "status": "done", "duration": 0.0123}
-    assert done.content == 'Arguments: `{"a": 2, "b": 3}`\n\n**Result:** 5'
+    assert done.content == 'Arguments:\n```json\n{"a": 2, "b": 3}\n```\n\n**Result:** 5'
 
 
 def test_every_render_builds_new_message_objects():

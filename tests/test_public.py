@@ -1,0 +1,335 @@
+"""Safe on a public link: each attack from issue 10, tried as an attacker would, over HTTP against
+the app served with its default protections on 127.0.0.1.
+
+A second visitor is a second source address on the loopback network (127.0.0.2): the server
+sees the connection's address, as it would see two machines.
+"""
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio.utils import get_upload_folder
+from llmock.pytest_plugin import LLMock
+from llmock.testing import LLMockServer
+from pydantic import SecretStr
+
+import app
+from agent import Settings
+from agent.executor import running_turns
+from bench.gradio_http import GradioChatClient
+from tests.conftest import launch
+from ui.guard import GuardSettings
+from ui.safety import TRIMMED_TITLE
+
+SERVER_KEY = "sk-server-public-0123456789"
+LONG_QUESTION = " + ".join(["1"] * 40)  # about 4 s at 20 ms a token
+BUSY = GuardSettings().busy_message()
+
+
+def answer_text(messages: list[dict]) -> str:
+    return "".join(m["content"] for m in messages if m["role"] == "assistant" and not m["metadata"])
+
+
+def failure(messages: list[dict]) -> str:
+    return next((t for m in messages if (t := (m["metadata"] or {}).get("title", "")).startswith("⚠️")), "")
+
+
+@pytest.fixture(scope="module")
+def public_app():
+    """The offline app with the default guard, as `python app.py` serves it, and its URL."""
+    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=250, guard=GuardSettings())
+    yield demo, launch(demo, GuardSettings(), max_threads=250).rstrip("/")
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def public_url(public_app):
+    return public_app[1]
+
+
+# -- 1. any model on the operator's key ------------------------------------------------------
+
+
+class BodyRecorder:
+    """ASGI middleware that keeps (Authorization header, JSON body) of every request."""
+
+    def __init__(self, app, seen: list[tuple[str, dict]]) -> None:
+        self.app, self.seen = app, seen
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+        body = bytearray()
+
+        async def recording_receive():
+            message = await receive()
+            body.extend(message.get("body", b""))
+            if message["type"] == "http.request" and not message.get("more_body"):
+                self.seen.append((authorization, json.loads(body or b"{}")))
+            return message
+
+        await self.app(scope, recording_receive, send)
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    seen: list[tuple[str, dict]] = []
+    server = LLMockServer()
+    server.app.add_middleware(BodyRecorder, seen=seen)
+    with server:
+        yield server, seen
+
+
+@pytest.fixture
+def upstream(recorded) -> tuple[LLMock, list[tuple[str, dict]]]:
+    server, seen = recorded
+    seen.clear()
+    mock = LLMock(server).reset()
+    mock.call_tool("final_answer", {"answer": "Four.", "tools_used": []}, times=None)
+    return mock, seen
+
+
+@pytest.fixture(scope="module")
+def keyed_url(recorded):
+    """The app on the server's key with two allowed models, default guard."""
+    server, _ = recorded
+    settings = Settings(
+        api_key=SecretStr(SERVER_KEY),
+        base_url=server.base_url(),
+        model="cheap-model",
+        models=("cheap-model", "other-cheap-model"),
+        max_retries=0,
+    )
+    demo = app.create_app(settings, concurrency=20, guard=GuardSettings())
+    yield launch(demo, GuardSettings(), max_threads=40).rstrip("/")
+    demo.close()
+
+
+@pytest.mark.parametrize("model", ["o1-pro", "x" * 100_000], ids=["o1-pro", "100k-name"])
+async def test_a_model_outside_the_allow_list_never_reaches_the_server_key(model, upstream, keyed_url):
+    _, seen = upstream
+    async with GradioChatClient(keyed_url) as client:
+        stream = await client.ask("what is 2 + 2?", model=model)
+    assert failure(stream.messages).startswith("⚠️ Message not accepted: The model '")
+    assert "not available on this server's key; choose one of: cheap-model, other-cheap-model" in failure(
+        stream.messages
+    )
+    assert len(failure(stream.messages)) < 400
+    assert seen == [], "nothing went upstream"
+
+
+async def test_allowed_models_run_with_the_output_cap_and_own_keys_run_any_model(upstream, keyed_url):
+    _, seen = upstream
+    async with GradioChatClient(keyed_url) as client:
+        allowed = await client.ask("what is 2 + 2?", model="other-cheap-model")
+        own = await client.ask("what is 2 + 2?", model="o1-pro", api_key="sk-visitor-pays-42")
+    assert answer_text(allowed.messages) == answer_text(own.messages) == "Four."
+    sent = {(authorization, body["model"], body.get("max_completion_tokens")) for authorization, body in seen}
+    assert sent == {
+        (f"Bearer {SERVER_KEY}", "other-cheap-model", 1024),
+        ("Bearer sk-visitor-pays-42", "o1-pro", 1024),
+    }
+
+
+def test_the_model_setting_is_a_list_of_the_allowed_models(keyed_url):
+    config = httpx.get(f"{keyed_url}/config").json()
+    [model_box] = [c for c in config["components"] if c["props"].get("label") == "Model"]
+    assert model_box["type"] == "dropdown"
+    assert [choice[0] for choice in model_box["props"]["choices"]] == ["cheap-model", "other-cheap-model"]
+    assert "any model name (you pay)" in model_box["props"]["info"]
+
+
+# -- 2. one client starves everyone ----------------------------------------------------------
+
+
+async def wait_for_running(count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while running_turns() < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert running_turns() >= count
+
+
+async def test_one_address_flooding_250_chats_gets_three_and_a_second_address_is_served(public_url):
+    async with (
+        GradioChatClient(public_url) as flooder,
+        GradioChatClient(public_url, local_address="127.0.0.2") as victim,
+    ):
+        flood = asyncio.gather(*(flooder.ask(LONG_QUESTION) for _ in range(250)))
+        await wait_for_running(3)
+        served = await victim.ask("what is 2 + 2")
+        flooded = await flood
+        after = await flooder.ask("what is 3 + 4")
+    assert answer_text(served.messages) == "2 + 2 = **4**"
+    assert sum(s.completed for s in flooded) == 3
+    refused = [s for s in flooded if s.refused]
+    assert len(refused) == 247 and {s.error for s in refused} == {BUSY}
+    assert max(s.total_s for s in refused) < 5, "refused at once, not after waiting in line"
+    assert answer_text(after.messages) == "3 + 4 = **7**", "finished turns give their slots back"
+
+
+async def test_stopped_turns_give_their_slots_back(public_url):
+    async with GradioChatClient(public_url, local_address="127.0.0.3") as client:
+        stopped = await asyncio.gather(
+            *(client.ask(LONG_QUESTION, cancel_after_updates=2, disconnect=n == 2) for n in range(3))
+        )
+        assert all(s.cancelled for s in stopped)
+        deadline = time.monotonic() + 5
+        while running_turns() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        again = await asyncio.gather(*(client.ask("what is 1 + 1") for _ in range(3)))
+    assert [answer_text(s.messages) for s in again] == ["1 + 1 = **2**"] * 3
+
+
+@pytest.fixture(scope="module")
+def proxied_url():
+    """The app behind a trusted proxy: the client is the last X-Forwarded-For entry."""
+    guard = GuardSettings(trust_proxy_headers=True)
+    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=50, guard=guard)
+    yield launch(demo, guard, max_threads=60).rstrip("/")
+    demo.close()
+
+
+async def four_long_chats(url: str, forwarded_for: list[str]) -> list:
+    """Four long chats from 127.0.0.2, one per X-Forwarded-For value, the fourth once three run."""
+    clients = [
+        GradioChatClient(url, local_address="127.0.0.2", headers={"X-Forwarded-For": value})
+        for value in forwarded_for
+    ]
+    for client in clients:
+        await client.__aenter__()
+    try:
+        first = [
+            asyncio.create_task(client.ask(LONG_QUESTION, cancel_after_updates=30)) for client in clients[:3]
+        ]
+        await wait_for_running(3)
+        fourth = await clients[3].ask(LONG_QUESTION, cancel_after_updates=1)
+        return [*await asyncio.gather(*first), fourth]
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
+async def test_behind_a_trusted_proxy_only_the_last_forwarded_entry_counts(proxied_url):
+    spoofed = await four_long_chats(proxied_url, ["1.1.1.1, 203.0.113.7"] * 3 + ["9.9.9.9, 203.0.113.7"])
+    assert spoofed[3].refused and spoofed[3].error == BUSY, "a made-up first entry does not make a new client"
+    other = await four_long_chats(proxied_url, ["203.0.113.7"] * 3 + ["203.0.113.8"])
+    assert not other[3].refused, "another visitor behind the proxy has their own three"
+
+
+async def test_without_trusted_proxy_headers_the_connection_address_counts(public_url):
+    chats = await four_long_chats(public_url, [f"203.0.113.{n}" for n in range(4)])
+    assert chats[3].refused and chats[3].error == BUSY
+
+
+def test_the_direct_run_route_cannot_start_a_turn_outside_the_queue(public_url):
+    response = httpx.post(f"{public_url}/gradio_api/run/chat", json={"data": ["1 + 1", None, "m", ""]})
+    assert response.status_code == 404
+    assert running_turns() == 0
+
+
+# -- 3. deep links --------------------------------------------------------------------------
+
+
+async def test_deep_links_are_off_and_no_typed_key_is_written_to_disk(public_url, capfd):
+    started = time.time()
+    key = "sk-typed-in-the-page-31415926"
+    async with GradioChatClient(public_url) as client:
+        stream = await client.ask("what is 2 + 2", api_key=key, session_hash="deep-link-victim-0001")
+        link = await client.http.get(
+            f"{public_url}/gradio_api/deep_link", params={"session_hash": stream.session_hash}
+        )
+    assert link.status_code == 404
+    written = [
+        path
+        for path in Path(get_upload_folder()).rglob("*")
+        if path.is_file() and path.stat().st_mtime >= started and key.encode() in path.read_bytes()
+    ]
+    assert written == []
+    out, err = capfd.readouterr()
+    assert stream.session_hash not in out + err, "session hashes are bearer secrets: never logged"
+
+
+def test_a_deep_link_left_on_disk_is_never_served(public_url):
+    folder = Path(get_upload_folder()) / "deep_links" / "left-from-an-unprotected-run"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = httpx.get(f"{public_url}/config").json()
+    planted = [
+        dict(c, props={**c["props"], "value": "<form>session expired</form>"}) for c in config["components"]
+    ]
+    (folder / "state.json").write_text(json.dumps(planted))
+    for path in ("/config", "/"):
+        page = httpx.get(f"{public_url}{path}", params={"deep_link": folder.name})
+        assert page.status_code == 200 and "session expired" not in page.text
+
+
+# -- 4 (the parts an API call can see; the browser tests show nothing leaves) ----------------
+
+
+def test_every_response_carries_a_policy_that_keeps_the_page_on_its_origin(public_url):
+    for path in ("/", "/config", "/gradio_api/info"):
+        policy = httpx.get(f"{public_url}{path}").headers["content-security-policy"]
+        for rule in (
+            "img-src 'self' data: blob:",
+            "form-action 'self'",
+            "connect-src 'self'",
+            "font-src 'self'",
+        ):
+            assert rule in policy
+
+
+# -- 5. sizes ---------------------------------------------------------------------------------
+
+
+def test_a_large_upload_is_refused_before_it_is_read(public_url):
+    files = {"files": ("big.bin", b"0" * 2_000_000)}
+    response = httpx.post(f"{public_url}/gradio_api/upload", files=files)
+    assert response.status_code == 413 and "AGENT_MAX_REQUEST_BYTES" in response.json()["detail"]
+
+
+def test_a_large_body_without_a_length_is_refused_too(public_url):
+    async def chunks():
+        for _ in range(40):
+            yield b"x" * 50_000
+
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.post(f"{public_url}/gradio_api/queue/join", content=chunks())
+
+    assert asyncio.run(post()).status_code == 413
+
+
+def test_the_app_takes_no_files_and_its_temporary_files_expire(public_url):
+    response = httpx.post(f"{public_url}/gradio_api/upload", files={"files": ("small.txt", b"hello")})
+    assert response.status_code == 413
+    assert app.demo.delete_cache == (3600, 3600)
+
+
+async def test_a_10_mb_history_is_refused(public_url):
+    history = [{"role": "user", "content": "9" * 10_000}] * 1000
+    async with GradioChatClient(public_url) as client:
+        response = await client.http.post(
+            f"{public_url}/gradio_api/queue/join",
+            json={"data": ["1 + 1", history, "m", ""], "fn_index": client._fn["chat"], "session_hash": "big"},
+        )
+    assert response.status_code == 413
+
+
+async def test_the_conversation_a_session_keeps_is_trimmed_to_the_limits(public_app):
+    demo, url = public_app
+    session = "long-conversation-0001"
+    async with GradioChatClient(url) as client:
+        await client.ask("9" * 120_000, session_hash=session)  # refused as a question, kept in history
+        stream = await client.ask("what is 1 + 1", session_hash=session)
+    assert (stream.messages[0]["metadata"]["title"], answer_text(stream.messages)) == (
+        TRIMMED_TITLE,
+        "1 + 1 = **2**",
+    )
+    assert "AGENT_MAX_CHAT_CHARS" in stream.messages[0]["content"]
+    [history_state] = [fn.inputs[1] for fn in demo.fns.values() if fn.api_name == "chat"]
+    kept = demo.server_app.state_holder[session][history_state._id]
+    assert sum(len(str(m["content"])) for m in kept) < GuardSettings().max_chat_chars

@@ -1,0 +1,292 @@
+"""What stands in front of Gradio when the app is on a public link (an ASGI middleware).
+
+- **Fair share per client**: at most `max_chats_per_client` chat turns per client
+  address, queued or running. One more is answered at once with HTTP 429 and a
+  message the page shows; it never enters Gradio's queue, so it holds no queue
+  or concurrency slot. Session hashes cost nothing to mint, so the limit is per
+  address: the connection's, or the last `X-Forwarded-For` entry (the one the
+  trusted proxy appended) when `trust_proxy_headers` is on.
+- **Request size**: bodies over `max_request_bytes` are refused with 413 before
+  Gradio reads them.
+- **No deep links**: `/gradio_api/deep_link` answers 404 (it would write any
+  session's component values, a typed API key included, to disk and serve them
+  to whoever has the link), and `?deep_link=` is dropped from every request.
+- **Rendering that stays on this origin**: a Content-Security-Policy on every
+  response lets images, fonts, media, styles, frames, fetches and form posts
+  reach only this origin (plus `data:`/`blob:` where Gradio uses them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import gradio as gr
+from dotenv import dotenv_values, find_dotenv
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'unsafe-inline'",  # Gradio's page starts with inline scripts
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "media-src 'self' data: blob:",
+        "connect-src 'self'",
+        "frame-src 'self'",
+        "worker-src 'self' blob:",
+        "form-action 'self'",
+        "base-uri 'self'",
+        "object-src 'none'",
+    ]
+)
+DEEP_LINK_PATH = "/gradio_api/deep_link"
+JOIN_PATH = "/gradio_api/queue/join"
+CALL_PATH = re.compile(r"/gradio_api/call/(?:v2/)?(?P<api_name>[^/]+)$")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The limits in front of Gradio, from `AGENT_*` variables (see the README)."""
+
+    max_chats_per_client: int = 3
+    trust_proxy_headers: bool = False
+    max_request_bytes: int = 1_000_000
+    max_chat_messages: int = 400
+    max_chat_chars: int = 100_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str | None] | None = None) -> GuardSettings:
+        """Read like `Settings.from_env`: `.env` overlaid by the environment, empty means unset.
+
+        Proxy headers are trusted by default on Hugging Face Spaces (`SPACE_ID` set),
+        which serves every app behind one proxy that appends the visitor's address.
+        """
+        if env is None:
+            env = {**dotenv_values(find_dotenv(usecwd=True)), **os.environ}
+        values = {name: value for name, value in env.items() if value not in (None, "")}
+        trust = values.get("AGENT_TRUST_PROXY_HEADERS", "1" if values.get("SPACE_ID") else "0")
+        return cls(
+            max_chats_per_client=_count(values, "AGENT_MAX_CHATS_PER_CLIENT", cls.max_chats_per_client),
+            trust_proxy_headers=trust.lower() in ("1", "true", "yes"),
+            max_request_bytes=_count(values, "AGENT_MAX_REQUEST_BYTES", cls.max_request_bytes),
+            max_chat_messages=_count(values, "AGENT_MAX_CHAT_MESSAGES", cls.max_chat_messages),
+            max_chat_chars=_count(values, "AGENT_MAX_CHAT_CHARS", cls.max_chat_chars),
+        )
+
+    def busy_message(self) -> str:
+        n = self.max_chats_per_client
+        return (
+            f"You already have {n} question{'s' * (n != 1)} running from your address "
+            f"(AGENT_MAX_CHATS_PER_CLIENT). Wait for one to finish, or stop it, then ask again."
+        )
+
+
+def _count(values: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        value = int(values.get(name, default))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {values[name]!r}")
+    return value
+
+
+def client_address(forwarded_for: Iterable[str], peer: str | None, trust_proxy_headers: bool) -> str:
+    """Who is asking: the last `X-Forwarded-For` entry if proxy headers are trusted, else the peer.
+
+    Only the last entry was written by the proxy in front of us; any earlier one is
+    whatever the client sent. (uvicorn already resolves the peer from this header
+    when the connection comes from this machine: `FORWARDED_ALLOW_IPS`.)
+    """
+    if trust_proxy_headers:
+        entries = [entry.strip() for value in forwarded_for for entry in value.split(",")]
+        if entries and entries[-1]:
+            return entries[-1]
+    return peer or "unknown"
+
+
+def turn_functions(blocks: gr.Blocks) -> dict[int, str | None]:
+    """The queued functions that stream a chat turn (browser submit, retry, edit, API), by id."""
+    return {
+        fn_id: fn.api_name
+        for fn_id, fn in blocks.fns.items()
+        if fn.queue and inspect.isasyncgenfunction(fn.fn)
+    }
+
+
+class PublicGuard:
+    """ASGI middleware for a Gradio app on a public link; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, blocks: gr.Blocks, settings: GuardSettings) -> None:
+        self.app, self.blocks, self.settings = app, blocks, settings
+        functions = turn_functions(blocks)
+        self.turn_ids = frozenset(functions)
+        self.turn_api_names = frozenset(name for name in functions.values() if name)
+        self.joining: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _with_security_headers(send)
+        path = scope["path"].rstrip("/")
+        if path.endswith(DEEP_LINK_PATH):
+            await _respond(send, 404, "Not Found")
+            return
+        scope["query_string"] = _without_deep_link(scope.get("query_string", b""))
+        if scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(scope, receive, self.settings.max_request_bytes)
+        if body is None:
+            limit = self.settings.max_request_bytes
+            await _respond(
+                send, 413, f"Request too large: the limit is {limit:,} bytes (AGENT_MAX_REQUEST_BYTES)."
+            )
+            return
+        receive = _replay(body, receive)
+        if not self._starts_turn(path, body):
+            await self.app(scope, receive, send)
+            return
+        client = self._client(scope["headers"], scope.get("client"))
+        if self.joining[client] + self._turns_of(client) >= self.settings.max_chats_per_client:
+            await _respond(send, 429, self.settings.busy_message())
+            return
+        self.joining[client] += 1  # until Gradio has queued it, where `_turns_of` sees it
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.joining[client] -= 1
+            if not self.joining[client]:
+                del self.joining[client]
+
+    def _starts_turn(self, path: str, body: bytes) -> bool:
+        if path.endswith(JOIN_PATH):
+            try:
+                return json.loads(body).get("fn_index") in self.turn_ids
+            except (ValueError, AttributeError, TypeError):
+                return False  # Gradio refuses it
+        call = CALL_PATH.search(path)
+        return call is not None and call["api_name"] in self.turn_api_names
+
+    def _turns_of(self, client: str) -> int:
+        return turns_of(self.blocks, self.turn_ids, client, self.settings.trust_proxy_headers)
+
+    def _client(self, headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | None) -> str:
+        return _client_of(headers, peer, self.settings.trust_proxy_headers)
+
+
+def turns_of(blocks: gr.Blocks, turn_ids: Iterable[int], client: str, trust_proxy_headers: bool) -> int:
+    """This client's turns that Gradio has queued or is running (it forgets each one as it ends)."""
+    turn_ids = frozenset(turn_ids)
+    events = list(blocks._queue.event_ids_to_events.values())
+    return sum(
+        1
+        for event in events
+        if event.fn._id in turn_ids
+        and event.request is not None
+        and _client_of(event.request.headers.raw, event.request.scope.get("client"), trust_proxy_headers)
+        == client
+    )
+
+
+def is_busy(blocks: gr.Blocks, request: gr.Request, settings: GuardSettings) -> bool:
+    """Whether the client behind `request` already has its share of turns queued or running."""
+    raw = request.request  # the underlying Starlette request
+    client = _client_of(raw.headers.raw, raw.scope.get("client"), settings.trust_proxy_headers)
+    return turns_of(blocks, turn_functions(blocks), client, settings.trust_proxy_headers) >= (
+        settings.max_chats_per_client
+    )
+
+
+def _client_of(headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | None, trust: bool) -> str:
+    forwarded = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
+    return client_address(forwarded, peer[0] if peer else None, trust)
+
+
+def launch_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
+    """What `blocks.launch(...)` needs for the guard: the middleware, and no file uploads
+    (the app takes none; `/gradio_api/upload` would otherwise keep any file it is sent)."""
+    from starlette.middleware import Middleware
+
+    return {
+        "app_kwargs": {"middleware": [Middleware(PublicGuard, blocks=blocks, settings=settings)]},
+        "max_file_size": 0,
+    }
+
+
+def _with_security_headers(send: Send) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ]
+        await send(message)
+
+    return send_with_headers
+
+
+def _without_deep_link(query: bytes) -> bytes:
+    if b"deep_link" not in query:
+        return query
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k != "deep_link"]).encode("latin-1")
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it is known to exceed `limit`."""
+    declared = dict(scope["headers"]).get(b"content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return bytes(body)  # the client left; the app will see the disconnect
+        body.extend(message.get("body", b""))
+        if len(body) > limit:
+            return None
+        if not message.get("more_body"):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _respond(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
