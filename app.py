@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from agent import Settings, agent_turn, backend_label, preload
 from ui.history import to_langchain
 from ui.pacing import UpdateBudget
+from ui.stopping import StopSignals, until_set
 from ui.view import TurnView, mark_stopped
 
 TITLE = "🧮 Streaming tool-calling agent"
@@ -59,48 +60,60 @@ def create_app(
     preload(settings)
 
     async def chat(
-        message: str, history: list[dict[str, Any]], model: str, api_key: str
+        message: str, history: list[dict[str, Any]], model: str, api_key: str, request: gr.Request
     ) -> AsyncIterator[list[dict[str, Any]]]:
+        if not message.strip():
+            return  # nothing to answer: no turn, no footer (the browser does not even send it)
         mark_stopped(history)
         request_settings = settings.for_request(api_key=api_key, model=model)
         view = TurnView(backend_label(request_settings))
-        with budget.stream():
+        with budget.stream(), stop_signals.watch(request.session_hash or "") as stop:
             async with agent_turn(message, to_langchain(history), request_settings, chat_model) as turn:
-                async for batch in turn.batches(budget.frame_s):
+                async for batch in until_set(turn.batches(budget.frame_s), stop):
                     for event in batch:
                         view.apply(event)
-                    # Sent as plain dicts: Gradio diffs dicts field by field, so on the API path too a
-                    # growing answer travels as appended text instead of the whole message each time.
-                    yield [dataclasses.asdict(chat_message) for chat_message in view.render()]
+                    yield _as_dicts(view)
+            if stop.is_set():
+                view.stop()
+                yield _as_dicts(view)
 
     def backend_line(model: str, api_key: str) -> str:
         label = backend_label(settings.for_request(api_key=api_key, model=model))
         mine = " (your key, this session only)" if api_key.strip() else ""
         return f"Backend: **{label}**{mine}"
 
-    model_box = gr.Textbox(value=settings.model, label="Model", render=False)
-    key_box = gr.Textbox(
-        value="",
-        type="password",
-        label="Your OpenAI API key (optional)",
-        render=False,
-        info="Used for your requests only; never stored or logged.",
-    )
+    stop_signals = StopSignals()
     with gr.Blocks(title=TITLE, fill_height=True) as demo:
-        gr.Markdown(f"<h1 style='text-align: center'>{TITLE}</h1>\n\n{DESCRIPTION}")
-        backend = gr.Markdown(backend_line(settings.model, ""))
+        gr.HTML(f"<style>{CSS}</style>", padding=False, elem_id="app-style")
+        gr.Markdown(f"<h1 style='text-align: center'>{TITLE}</h1>", elem_id="app-title")
+        gr.Markdown(DESCRIPTION, elem_id="app-description")
+        with gr.Row(elem_id="backend-row", equal_height=True):
+            backend = gr.Markdown(backend_line(settings.model, ""), elem_id="backend-line")
+            key_button = gr.Button(
+                "🔑 Use your own OpenAI key", size="sm", scale=0, visible=settings.api_key is None
+            )
+        with gr.Accordion(KEY_PANEL, open=False, elem_id="key-panel") as key_panel:
+            model_box = gr.Textbox(value=settings.model, label="Model")
+            key_box = gr.Textbox(
+                value="",
+                type="password",
+                label="Your OpenAI API key (optional)",
+                info="Used for your requests only; never stored or logged.",
+            )
         chat_interface = gr.ChatInterface(
             chat,
-            chatbot=gr.Chatbot(label="Agent", scale=1, buttons=["copy", "copy_all"]),
+            chatbot=gr.Chatbot(
+                label="Agent", scale=1, buttons=["copy", "copy_all"], editable="user", elem_id="agent-chat"
+            ),
             additional_inputs=[model_box, key_box],
-            additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
             examples=EXAMPLES,
             api_name="chat",
             concurrency_limit=concurrency,
             save_history=True,
-            editable=True,
             fill_height=True,
+            validator=_ignore_blank,
         )
+        chat_interface.new_chat_button.parent.elem_classes = ["chat-history"]
         gr.on(
             [model_box.change, key_box.change],
             backend_line,
@@ -109,15 +122,87 @@ def create_app(
             queue=False,
             api_visibility="private",
         )
-        chat_interface.textbox.stop(
-            lambda history: history if mark_stopped(history) else gr.skip(),
-            [chat_interface.chatbot],
-            [chat_interface.chatbot],
-            queue=False,
-            api_visibility="private",
+        key_button.click(
+            lambda: gr.Accordion(open=True), None, key_panel, queue=False, api_visibility="private"
         )
+        _stop_by_signal(demo, chat_interface, stop_signals)
+        _rerun_edits_stoppably(chat_interface, concurrency)
     demo.queue(default_concurrency_limit=concurrency)
     return demo
+
+
+KEY_PANEL = "🔑 Model and API key"
+CSS = """
+#app-style { display: none; }
+#app-title h1 { margin: 0.25rem 0; }
+#backend-row { align-items: center; flex-wrap: nowrap; gap: 0.75rem; }
+#backend-row > .block { flex: 1 1 auto; }
+#backend-row > button { flex: 0 0 auto; }
+/* The Chatbot's label and its copy/trash buttons float over its top edge: start the messages below them. */
+#agent-chat > .wrapper { padding-top: 1.9rem; box-sizing: border-box; }
+@media (max-width: 720px) {
+  #app-description { display: none; }
+  #app-title h1 { font-size: 1.3rem; }
+  #backend-row { flex-wrap: wrap; gap: 0.25rem; }
+  /* Chat first on a phone: the saved conversations go below it, not above. */
+  .row:has(> .chat-history) { flex-direction: column-reverse; flex-wrap: nowrap; }
+  .chat-history { flex: 0 0 auto !important; min-width: 0 !important; }
+  .row:has(> .chat-history) > .column:not(.chat-history) { min-height: 78vh; }
+}
+"""
+
+
+def _as_dicts(view: TurnView) -> list[dict[str, Any]]:
+    """The turn's messages as plain dicts: Gradio diffs dicts field by field, so on the API path
+    too a growing answer travels as appended text instead of the whole message each time."""
+    return [dataclasses.asdict(message) for message in view.render()]
+
+
+def _ignore_blank(message: str) -> dict[str, Any]:
+    """Enter in an empty box does nothing: no bubble, no turn, no saved conversation."""
+    return gr.validate(bool(message.strip()), "Type a question first.")
+
+
+def _stop_by_signal(demo: gr.Blocks, chat: gr.ChatInterface, signals: StopSignals) -> None:
+    """Stop tells the running turn to end itself (see `ui.stopping`) instead of cancelling it."""
+    textbox = chat.textbox
+    for fn_id, fn in list(demo.fns.items()):
+        if fn.is_cancel_function and (textbox._id, "stop") in fn.targets:
+            del demo.fns[fn_id]
+
+    def stop(request: gr.Request) -> None:
+        signals.stop(request.session_hash or "")
+
+    textbox.stop(stop, None, None, queue=False, api_visibility="private")
+
+
+def _rerun_edits_stoppably(chat: gr.ChatInterface, concurrency: int) -> None:
+    """Editing a question reruns the conversation from there, like ChatInterface(editable=True),
+    but with the Stop button shown and the saved conversation's title following the edit."""
+    run_turn = chat._api_wrapper(chat.fn, chat._stream_fn)
+    hidden: dict[str, Any] = {"queue": False, "api_visibility": "private"}
+    chat.chatbot.edit(
+        chat._edit_message, [chat.chatbot], [chat.chatbot, chat.chatbot_state, chat.saved_input], **hidden
+    ).then(
+        chat._append_message_to_history, [chat.saved_input, chat.chatbot_state], [chat.chatbot], **hidden
+    ).then(
+        lambda: gr.Textbox(interactive=False, submit_btn=False, stop_btn=True), None, chat.textbox, **hidden
+    ).then(
+        run_turn,
+        [chat.saved_input, chat.chatbot_state, *chat.additional_inputs],
+        [chat.null_component, chat.chatbot],
+        concurrency_limit=concurrency,
+        api_visibility="private",
+    ).then(
+        lambda history: (history, history), [chat.chatbot], [chat.chatbot_state, chat.chatbot_value], **hidden
+    ).then(
+        lambda: gr.Textbox(interactive=True, submit_btn=True, stop_btn=False), None, chat.textbox, **hidden
+    ).then(
+        chat._save_conversation,
+        [chat.conversation_id, chat.chatbot_state, chat.saved_conversations],
+        [chat.conversation_id, chat.saved_conversations],
+        **hidden,
+    ).then(chat._load_chat_history, [chat.saved_conversations], [chat.chat_history_dataset], **hidden)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
