@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
@@ -24,12 +27,28 @@ def free_port() -> int:
 
 
 class ServedProcess:
-    """An app started as its own process, with everything it printed so far."""
+    """An app started as its own process group, with everything it printed so far.
+
+    A group, because what we start may start more: `gradio app.py` runs `app.py`
+    as a child that survives a SIGTERM to its parent, and the README's setup
+    command runs pip and then python. `stop` ends the whole group.
+    """
+
+    started_groups: ClassVar[set[int]] = set()
+    """Every process group started here, for a check that none outlives its user."""
 
     def __init__(self, command: Sequence[str], env: dict[str, str], cwd: Path = PROJECT_ROOT) -> None:
         self.process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
+        self.group = self.process.pid  # a new session's leader: its process group id is its pid
+        self.started_groups.add(self.group)
         self.output = ""
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
@@ -52,12 +71,43 @@ class ServedProcess:
         times = psutil.Process(self.process.pid).cpu_times()
         return times.user + times.system
 
-    def stop(self) -> None:
-        self.process.terminate()
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM to the whole group; SIGKILL to whatever is left after `timeout` seconds."""
+        _signal_group(self.group, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while group_members(self.group) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_group(self.group, signal.SIGKILL)
+        self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+def group_members(group: int) -> list[psutil.Process]:
+    """The live (not zombie) processes in a process group."""
+    members = []
+    for process in psutil.process_iter():
         try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def left_running() -> list[psutil.Process]:
+    """Live processes from any group started here, and live children of this process."""
+    left = {member.pid: member for group in ServedProcess.started_groups for member in group_members(group)}
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                left[child.pid] = child
+    return list(left.values())
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already gone
+        os.killpg(group, signum)
 
 
 def app_environment(**overrides: str) -> dict[str, str]:

@@ -5,15 +5,31 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import psutil
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from agent import Settings, run_agent
 from agent.events import AgentEvent
-from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
+from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port, left_running
 
 TURN_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running() -> Iterator[None]:
+    """Fail the session if a process the tests started is still alive at its end."""
+    yield
+    left = left_running()
+    assert not left, "still running after the tests:\n" + "\n".join(_describe(p) for p in left)
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline())}"
+    except psutil.Error:
+        return str(process.pid)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,13 @@
 import shutil
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
 from gradio_client import Client
 
+from bench.servers import ServedProcess, group_members, left_running
 from tests.conftest import PROJECT_ROOT, app_environment, free_port
 
 
@@ -69,3 +71,18 @@ def test_the_openai_client_is_loaded_at_startup_only_when_the_server_has_a_key(k
         check=True,
     )
     assert result.stdout.strip() == str(loaded)
+
+
+def sleeping_children() -> list:
+    return [p for p in left_running() if p.cmdline()[:1] == ["sleep"]]
+
+
+def test_stop_ends_the_whole_process_group_and_the_session_check_sees_what_is_left():
+    """`gradio app.py` starts `app.py` as a child that survives a SIGTERM to its parent: the same shape."""
+    served = ServedProcess(["bash", "-c", "sleep 60 & wait"], app_environment())
+    deadline = time.monotonic() + 5
+    while not sleeping_children() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sleeping_children(), "the session check sees the group's child"
+    served.stop()
+    assert not group_members(served.group) and not sleeping_children()
