@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import tempfile
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -38,12 +40,44 @@ EXAMPLES = [
 ]
 
 
-def _env_number(name: str, default: float) -> float:
+def _env_number(name: str, default: float, minimum: float = 0) -> float:
     value = os.environ.get(name, "")
     try:
-        return float(value) if value else default
+        number = float(value) if value else default
     except ValueError:
-        raise SystemExit(f"{name} must be a number, got {value!r}") from None
+        number = None
+    if number is None or number < minimum:
+        raise SystemExit(
+            f"{name} must be a number of at least {minimum:g}, got {value!r}: fix it or unset it."
+        )
+    return number
+
+
+def _settings_from_env() -> Settings:
+    """The server's settings; a bad value stops the app with one line saying which and why."""
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        raise SystemExit(f"{error}: fix it in the environment or .env, or unset it.") from None
+
+
+def _watch_only_project_code() -> None:
+    """In reload mode (`gradio app.py`), watch agent/, ui/ and this file, not the whole directory.
+
+    Gradio polls every .py file under the app's directory 20 times a second: with the README's
+    `.venv` inside, that idles at most of a core. It watches directories only, so this file is
+    watched through a symlink in a directory of its own.
+    """
+    from gradio import http_server
+
+    root = Path(__file__).resolve().parent
+    watched = http_server.GRADIO_WATCH_DIRS
+    if not any(Path(directory).resolve() == root for directory in watched):
+        return
+    this_file = Path(tempfile.mkdtemp(prefix="agent-reload-")) / "app.py"
+    this_file.symlink_to(root / "app.py")
+    watched[:] = [str(root / "agent"), str(root / "ui"), str(this_file.parent)]
+    print("Reload mode: watching agent/, ui/ and app.py", flush=True)
 
 
 def create_app(
@@ -216,13 +250,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-CONCURRENCY = int(_env_number("AGENT_CONCURRENCY", 200))
-MAX_SESSIONS = int(_env_number("AGENT_MAX_SESSIONS", 2000))
+_watch_only_project_code()
+CONCURRENCY = int(_env_number("AGENT_CONCURRENCY", 200, minimum=1))
+MAX_SESSIONS = int(_env_number("AGENT_MAX_SESSIONS", 2000, minimum=1))
 BUDGET = UpdateBudget(
     min_frame_s=_env_number("AGENT_UI_FRAME_MS", 40) / 1000,
     updates_per_s=_env_number("AGENT_UI_UPDATES_PER_S", 650),
 )
-demo = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
+demo = create_app(_settings_from_env(), BUDGET, CONCURRENCY)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -230,23 +265,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = demo
     if args.offline:
         os.environ["AGENT_OFFLINE"] = "1"  # also holds when `gradio app.py` reloads the module
-        app = create_app(Settings.from_env(), BUDGET, CONCURRENCY)
+        app = create_app(_settings_from_env(), BUDGET, CONCURRENCY)
     share = _share_requested(args.share)
-    app.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=share,
-        max_threads=max(40, CONCURRENCY),
-        state_session_capacity=MAX_SESSIONS,
-        prevent_thread_lock=True,
-    )
-    if share and not app.share_url:
+    try:
+        app.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=share,
+            max_threads=max(40, CONCURRENCY),
+            state_session_capacity=MAX_SESSIONS,
+            prevent_thread_lock=True,
+            quiet=True,  # Gradio's hints name `launch()` arguments; ours name this app's flags
+        )
+    except OSError:  # Gradio's "Cannot find empty port in range", with a traceback
+        raise SystemExit(_port_problem(args.host, args.port)) from None
+    if app.local_url is None:  # reload mode's watcher runs this file again; the server already runs
+        return
+    print(f"* Running on local URL:  {app.protocol}://{app.server_name}:{app.server_port}", flush=True)
+    if not share:
+        print("* For a public link, start it with --share (it needs internet access).", flush=True)
+    elif not app.share_url:
         print(
             "No public link: Gradio could not open its share tunnel (it downloads a tunnel binary and "
             f"connects to Gradio's share server, which needs internet access). Still serving at {app.local_url}",
             flush=True,
         )
     app.block_thread()
+
+
+def _port_problem(host: str | None, port: int | None) -> str:
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    return (
+        f"Cannot serve on {host}:{port}: the port is in use (or {host} is not an address of this machine). "
+        f"Stop what uses it, or choose another port: python app.py --port {port + 1}"
+    )
 
 
 def _share_requested(flag: bool | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -44,24 +45,26 @@ class ServedProcess:
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             start_new_session=True,
         )
         self.group = self.process.pid  # a new session's leader: its process group id is its pid
         self.started_groups.add(self.group)
         self.output = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Read the process's output until `pattern` appears (or fail with what it printed)."""
         deadline = time.monotonic() + timeout
+        stdout = self.process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(stdout, selectors.EVENT_READ)
             while not (match := re.search(pattern, self.output)):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.process.poll() is not None:
+                # Unbuffered reads: a buffered readline can hold printed lines the selector never sees.
+                chunk = os.read(stdout, 65536) if remaining > 0 and selector.select(remaining) else b""
+                if not chunk:  # the time is up, or the output ended
                     raise AssertionError(f"{pattern!r} not printed; output so far:\n{self.output}")
-                if selector.select(remaining):
-                    self.output += self.process.stdout.readline()
+                self.output += self._decoder.decode(chunk)
         return match
 
     def wait_for_url(self, timeout: float = 60) -> str:
