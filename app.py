@@ -176,12 +176,12 @@ CSS = """
 #agent-chat > .wrapper { padding-top: 1.9rem; box-sizing: border-box; }
 @media (max-width: 720px) {
   #app-description { display: none; }
-  #app-title h1 { font-size: 1.3rem; }
-  #backend-row { flex-wrap: wrap; gap: 0.25rem; }
+  #app-title h1 { font-size: 1.25rem !important; }
+  #backend-row { flex-wrap: wrap; gap: 0.25rem; font-size: 0.85rem; }
   /* Chat first on a phone: the saved conversations go below it, not above. */
   .row:has(> .chat-history) { flex-direction: column-reverse; flex-wrap: nowrap; }
   .chat-history { flex: 0 0 auto !important; min-width: 0 !important; }
-  .row:has(> .chat-history) > .column:not(.chat-history) { min-height: 78vh; }
+  .row:has(> .chat-history) > .column:not(.chat-history) { height: 72dvh; flex: 0 0 auto !important; }
 }
 """
 

@@ -14,6 +14,7 @@ import time
 
 import psutil
 import pytest
+from gradio_client import Client
 from llmock.pytest_plugin import LLMock
 from llmock.testing import LLMockServer
 from pydantic import SecretStr
@@ -169,6 +170,43 @@ async def test_a_model_that_answers_in_plain_content_is_shown_as_the_answer(upst
     assert answer_text(stream.messages) == "Plain words, no tools."
 
 
+@pytest.fixture
+def patient_url(recorded):
+    """The online app with two retries per model request."""
+    server, _ = recorded
+    settings = Settings(api_key=SecretStr(SERVER_KEY), base_url=server.base_url(), max_retries=2)
+    demo = app.create_app(settings, concurrency=4)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+def test_retries_are_one_line_that_updates_in_place(upstream, patient_url):
+    upstream.fail(500, times=2)
+    upstream.call_tool("final_answer", {"answer": "Four.", "tools_used": []})
+    updates = list(Client(patient_url, verbose=False).submit("what is 2 + 2?", api_name="/chat"))
+    retry_lines = [
+        [m["content"] for m in update if m["metadata"].get("id") == RETRY_ID] for update in updates
+    ]
+    assert all(len(lines) <= 1 for lines in retry_lines), "never two retry lines"
+    seen = [line for lines in retry_lines for line in lines]
+    assert any(line.endswith("(attempt 3).") for line in seen), seen
+    assert not any("Please try again" in line for line in seen), "it is retrying by itself"
+    final = updates[-1]
+    assert [m["content"] for m in final if m["metadata"].get("id") == RETRY_ID] == [
+        "🔁 The model server had an error (500). It worked on attempt 3."
+    ]
+    assert answer_text(final) == "Four."
+
+
+async def test_the_footer_gives_a_real_first_token_time(served_app):
+    stream = await ask(served_app, "what is 2 + 2?")
+    footer = next(m["content"] for m in stream.messages if m["metadata"].get("id") == FOOTER_ID)
+    first_token = re.search(r"first token ([\d.]+) (ms|s)\b", footer)
+    assert first_token and float(first_token[1]) > 0, footer
+
+
 async def test_rate_limit_retries_stay_bounded_in_time(upstream, online_url):
     upstream.rate_limit(times=None, retry_after=5)
     started = time.perf_counter()
@@ -182,12 +220,14 @@ async def test_rate_limit_retries_stay_bounded_in_time(upstream, online_url):
 # -- bad input ----------------------------------------------------------------------------
 
 
-async def test_a_100_kb_message_is_refused_with_the_limit_named(served_app):
+async def test_a_100_kb_message_is_refused_with_the_limit_named_and_no_footer(served_app):
     stream = await ask(served_app, "9" * 100_000)
     assert failure(stream.messages) == (
         "⚠️ Message not accepted: Your message is 100,000 characters long; the limit is 4,000 "
         "(AGENT_MAX_INPUT_CHARS). Please shorten it."
     )
+    [note] = stream.messages
+    assert note["metadata"] == {"id": FAILURE_ID}, "one line, with nothing to expand and no footer"
 
 
 async def test_control_characters_and_emoji_are_fine(served_app):
