@@ -1,5 +1,8 @@
 """The app end to end over real HTTP: launched on a free port, driven with gradio_client."""
 
+import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -7,6 +10,7 @@ from gradio_client import Client
 
 from agent.executor import running_turns
 from agent.offline import pieces
+from tests.conftest import PROJECT_ROOT
 from ui.view import FOOTER_ID
 
 QUESTION = "what is (2 + 3) * (4 + 5)?"
@@ -109,3 +113,18 @@ def test_updates_are_paced_per_frame_not_per_token(client):
     answer = updates[-1][0]["content"]
     tokens = len(pieces(answer)) + 40  # the answer's JSON arguments stream as more pieces than its words
     assert 8 < len(updates) < tokens / 2, f"{len(updates)} updates for {tokens} streamed pieces"
+
+
+def readme_block(marker: str) -> str:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {marker} -->\n```\w+\n(.+?)\n```", readme, re.S)
+    assert match, f"README.md has no code block after <!-- {marker} -->"
+    return match[1]
+
+
+def test_the_readme_api_example_prints_what_the_readme_says(url):
+    code = readme_block("api-example").replace("http://127.0.0.1:7860/", url)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == readme_block("api-output")
