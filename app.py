@@ -118,7 +118,7 @@ def create_app(
 
     stop_signals = StopSignals()
     with gr.Blocks(title=TITLE, fill_height=True) as demo:
-        gr.HTML(f"<style>{CSS}</style>", padding=False, elem_id="app-style")
+        gr.HTML(f"<style>{CSS}</style>", js_on_load=IGNORE_BLANK_JS, padding=False, elem_id="app-assets")
         gr.Markdown(f"<h1 style='text-align: center'>{TITLE}</h1>", elem_id="app-title")
         gr.Markdown(DESCRIPTION, elem_id="app-description")
         with gr.Row(elem_id="backend-row", equal_height=True):
@@ -145,9 +145,9 @@ def create_app(
             concurrency_limit=concurrency,
             save_history=True,
             fill_height=True,
-            validator=_ignore_blank,
         )
         chat_interface.new_chat_button.parent.elem_classes = ["chat-history"]
+        chat_interface.textbox.elem_id = "chat-input"
         gr.on(
             [model_box.change, key_box.change],
             backend_line,
@@ -167,7 +167,7 @@ def create_app(
 
 KEY_PANEL = "🔑 Model and API key"
 CSS = """
-#app-style { display: none; }
+#app-assets { display: none; }
 #app-title h1 { margin: 0.25rem 0; }
 #backend-row { align-items: center; flex-wrap: nowrap; gap: 0.75rem; }
 #backend-row > .block { flex: 1 1 auto; }
@@ -186,15 +186,28 @@ CSS = """
 """
 
 
+IGNORE_BLANK_JS = """
+// Enter (or the send button) in an empty message box does nothing: no bubble, no turn, no saved chat.
+// Checked in the page, before Gradio sees the event; the chat function ignores blank input too.
+const ignoreBlank = (event) => {
+  const box = document.querySelector("#chat-input textarea");
+  if (!box || box.value.trim()) return;
+  const enter = event.type === "keydown" && event.key === "Enter" && !event.shiftKey && event.target === box;
+  const send = event.type === "click" && event.target.closest("#chat-input .submit-button");
+  if (enter || send) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+};
+document.addEventListener("keydown", ignoreBlank, true);
+document.addEventListener("click", ignoreBlank, true);
+"""
+
+
 def _as_dicts(view: TurnView) -> list[dict[str, Any]]:
     """The turn's messages as plain dicts: Gradio diffs dicts field by field, so on the API path
     too a growing answer travels as appended text instead of the whole message each time."""
     return [dataclasses.asdict(message) for message in view.render()]
-
-
-def _ignore_blank(message: str) -> dict[str, Any]:
-    """Enter in an empty box does nothing: no bubble, no turn, no saved conversation."""
-    return gr.validate(bool(message.strip()), "Type a question first.")
 
 
 def _stop_by_signal(demo: gr.Blocks, chat: gr.ChatInterface, signals: StopSignals) -> None:
