@@ -120,6 +120,7 @@ class TurnView:
     first_visible_s: float | None = None
     total_s: float | None = None
     refused: bool = False
+    failed: bool = False
     stopped: bool = False
     timings: dict[int, StepTiming] = field(default_factory=dict)
     _calls: dict[str, ToolCallView] = field(default_factory=dict)
@@ -227,6 +228,7 @@ class TurnView:
             self.items.remove(self._retry)
             title += f" ({self._attempts} attempts)"
         self.refused = kind == "input"
+        self.failed = True
         self.items.append(NoteView(FAILURE_ID, f"⚠️ {title}: {message}"))
         self._end()
 
@@ -262,10 +264,12 @@ class TurnView:
         return messages
 
     def _has_footer(self) -> bool:
-        """A finished turn gets a footer, unless it never started (refused) or did nothing at all."""
+        """An ended turn gets a footer, unless its input was refused or it failed before doing
+        anything (no output, no tool call, no tokens): then the failure line says it all."""
         if self.total_s is None or self.refused:
             return False
-        return self.stopped or bool(self._calls or self.input_tokens or self.output_tokens)
+        did_something = self.first_visible_s is not None or self.input_tokens or self.output_tokens
+        return not self.failed or bool(did_something)
 
     def _parallel_steps(self) -> set[int]:
         counts: dict[int, int] = {}
@@ -286,7 +290,10 @@ class TurnView:
         return gr.ChatMessage(content="", metadata=metadata)
 
     def summary(self) -> str:
-        """One line: steps, tool calls, tokens, time to first visible token, total time."""
+        """One line: steps, tool calls, tokens, time to first visible token, total time.
+
+        Times count from the start of the turn on the server: the first token is the first
+        tool call or answer text the chat could show."""
         calls = len(self._calls)
         parts = [
             f"{self.steps} step{'s' * (self.steps != 1)}",

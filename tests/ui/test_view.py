@@ -175,9 +175,11 @@ def test_seconds_read_as_milliseconds_under_one_second():
     assert [seconds(s) for s in (0.0004, 0.0123, 0.25, 1.5)] == ["0.4 ms", "12 ms", "250 ms", "1.50 s"]
 
 
-def test_an_answer_that_did_not_stream_is_still_shown():
-    view = view_after(Finished("Only at the end.", ()))
-    assert view.render()[0].content == "Only at the end."
+def test_an_answer_that_did_not_stream_is_still_shown_with_its_footer():
+    view = view_after(StepStarted(1), Finished("Only at the end.", ()))
+    answer, footer = view.render()
+    assert answer.content == "Only at the end."
+    assert "📊 1 step · 0 tool calls" in footer.content, "a server that reports no usage still gets one"
 
 
 @pytest.mark.parametrize(
