@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ def _watch_only_project_code() -> None:
 
     Gradio polls every .py file under the app's directory 20 times a second: with the README's
     `.venv` inside, that idles at most of a core. It watches directories only, so this file is
-    watched through a symlink in a directory of its own.
+    watched through a symlink in a directory of its own (under `.gradio/`, which git ignores).
     """
     from gradio import http_server
 
@@ -74,7 +73,9 @@ def _watch_only_project_code() -> None:
     watched = http_server.GRADIO_WATCH_DIRS
     if not any(Path(directory).resolve() == root for directory in watched):
         return
-    this_file = Path(tempfile.mkdtemp(prefix="agent-reload-")) / "app.py"
+    this_file = root / ".gradio" / "watch" / "app.py"
+    this_file.parent.mkdir(parents=True, exist_ok=True)
+    this_file.unlink(missing_ok=True)
     this_file.symlink_to(root / "app.py")
     watched[:] = [str(root / "agent"), str(root / "ui"), str(this_file.parent)]
     print("Reload mode: watching agent/, ui/ and app.py", flush=True)
