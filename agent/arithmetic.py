@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from agent.tools import Number, display_number
+from agent.tools import MAX_RESULT_DIGITS, Number, checked, display_number, estimated_power_digits
 
 MAX_NESTING = 24
 MAX_OPERANDS = 64
@@ -86,6 +86,30 @@ def tool_arguments(op: Op) -> dict[str, Number]:
     first, second = ARGUMENT_NAMES[op.tool]
     assert isinstance(op.left, Num) and isinstance(op.right, Num)
     return {first: op.left.value, second: op.right.value}
+
+
+def evaluate(node: Node) -> Number:
+    """The plan's exact value, computed as the tools compute it (a result passes through its
+    tool's text form, as it does in the conversation); `ValueError` where a tool would refuse."""
+    if isinstance(node, Num):
+        return node.value
+    left, right = evaluate(node.left), evaluate(node.right)
+    if node.tool == "exponentiate":
+        if estimated_power_digits(left, right) > MAX_RESULT_DIGITS:
+            raise ValueError("the power is too large")
+        if left == 0 and right < 0:
+            raise ValueError("division by zero")
+    operations = {
+        "add": lambda: left + right,
+        "subtract": lambda: left - right,
+        "multiply": lambda: left * right,
+        "exponentiate": lambda: left**right,
+    }
+    try:
+        text = checked(operations[node.tool]())
+    except OverflowError:
+        raise ValueError("the result is too large to represent") from None
+    return float(text) if any(c in text for c in ".e") else int(text)
 
 
 # -- syntax tree (what the user wrote) ---------------------------------------------------

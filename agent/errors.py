@@ -53,7 +53,7 @@ def failure_for(error: BaseException, settings: Settings) -> Failed:
     if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
         return Failed(
             "auth",
-            f"The API key was rejected ({error.status_code}). Check OPENAI_API_KEY or the key under Settings.",
+            f"The API key was rejected ({error.status_code}). Check OPENAI_API_KEY or the key under 🔑 Model and API key.",
         )
     if isinstance(error, openai.RateLimitError):
         wait = _retry_after(error)

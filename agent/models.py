@@ -137,7 +137,7 @@ class ModelNotAllowed(ValueError):
         shown = model if len(model) <= 40 else model[:40] + "…"
         super().__init__(
             f"The model {shown!r} is not available on this server's key; choose one of: "
-            f"{', '.join(allowed)}. With your own API key (under Settings) any model name works."
+            f"{', '.join(allowed)}. With your own API key (under 🔑 Model and API key) any model name works."
         )
 
 

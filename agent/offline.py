@@ -32,6 +32,7 @@ from agent.arithmetic import (
     NotArithmetic,
     Num,
     Question,
+    evaluate,
     parse_question,
     ready_operations,
     substitute_results,
@@ -46,11 +47,15 @@ INTRODUCTION = (
     "arithmetic with the add, subtract, multiply and exponentiate tools. {reason} "
     "Try “what is (2 + 3) * (4 + 5)?”, “2 to the power of 10” or “10 plus 10”. "
     "To chat with a real model, start the app with `OPENAI_API_KEY` set, or paste your own key "
-    "under ⚙️ Settings."
+    "under 🔑 Model and API key."
 )
+
+NOT_ANSWERS = ("I'm the **offline model**", "I could not compute", "I lost track", "I would need the")
+"""How this model's replies that carry no result begin."""
 
 _PIECE = re.compile(r"\s*[\w.]+|\s*[^\w\s]|\s+")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+_SHOWN_RESULT = re.compile(rf"= \*\*({_NUMBER.pattern})\*\*\s*$")
 
 
 def pieces(text: str) -> list[str]:
@@ -146,7 +151,7 @@ def next_reply(messages: Sequence[BaseMessage], tools: set[str]) -> AIMessage:
     turn_start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=None)
     if turn_start is None:
         return _final(INTRODUCTION.format(reason=""), [], tools)
-    previous = _last_number(messages[:turn_start])
+    previous = _previous_result(messages[:turn_start])
     try:
         question = parse_question(messages[turn_start].text, previous)
     except NotArithmetic as reason:
@@ -207,10 +212,33 @@ def _parse_number(text: str) -> Number:
     return float(text) if any(c in text for c in ".e") else int(text)
 
 
-def _last_number(messages: Sequence[BaseMessage]) -> Number | None:
-    """The last number in the last assistant answer: what "that" refers to."""
-    for message in reversed(messages):
-        if isinstance(message, AIMessage) and message.text:
-            numbers = _NUMBER.findall(message.text)
-            return _parse_number(numbers[-1]) if numbers else None
+def _previous_result(history: Sequence[BaseMessage]) -> Number | None:
+    """What "that" refers to: the exact value of the last answer.
+
+    Replies that are not answers (this model's introduction or refusals) are
+    skipped. An answer of this model shows its value rounded, so the value is
+    computed again, exactly, from the question it answered.
+    """
+    for index in reversed(range(len(history))):
+        reply = history[index]
+        if not isinstance(reply, AIMessage) or not reply.text or reply.text.startswith(NOT_ANSWERS):
+            continue
+        if shown := _SHOWN_RESULT.search(reply.text):
+            exact = _exact_answer(history[:index])
+            if exact is not None and display_number(exact) == shown[1]:
+                return exact
+            return _parse_number(shown[1])
+        if numbers := _NUMBER.findall(reply.text):  # another model's answer
+            return _parse_number(numbers[-1])
     return None
+
+
+def _exact_answer(history: Sequence[BaseMessage]) -> Number | None:
+    """The exact value of the last question in `history`, if it is arithmetic that computes."""
+    if not history or not isinstance(history[-1], HumanMessage):
+        return None
+    try:
+        question = parse_question(history[-1].text, _previous_result(history[:-1]))
+        return evaluate(question.tree)
+    except (NotArithmetic, ValueError, ArithmeticError):
+        return None

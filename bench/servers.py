@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
@@ -26,7 +28,15 @@ def free_port() -> int:
 
 
 class ServedProcess:
-    """An app started as its own process, with everything it printed so far."""
+    """An app started as its own process group, with everything it printed so far.
+
+    A group, because what we start may start more: `gradio app.py` runs `app.py`
+    as a child that survives a SIGTERM to its parent, and the README's setup
+    command runs pip and then python. `stop` ends the whole group.
+    """
+
+    started_groups: ClassVar[set[int]] = set()
+    """Every process group started here, for a check that none outlives its user."""
 
     def __init__(self, command: Sequence[str], env: dict[str, str], cwd: Path = PROJECT_ROOT) -> None:
         self.process = subprocess.Popen(
@@ -35,22 +45,26 @@ class ServedProcess:
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group, so that `stop` reaches its children too
+            start_new_session=True,
         )
+        self.group = self.process.pid  # a new session's leader: its process group id is its pid
+        self.started_groups.add(self.group)
         self.output = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Read the process's output until `pattern` appears (or fail with what it printed)."""
         deadline = time.monotonic() + timeout
+        stdout = self.process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(stdout, selectors.EVENT_READ)
             while not (match := re.search(pattern, self.output)):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.process.poll() is not None:
+                # Unbuffered reads: a buffered readline can hold printed lines the selector never sees.
+                chunk = os.read(stdout, 65536) if remaining > 0 and selector.select(remaining) else b""
+                if not chunk:  # the time is up, or the output ended
                     raise AssertionError(f"{pattern!r} not printed; output so far:\n{self.output}")
-                if selector.select(remaining):
-                    self.output += self.process.stdout.readline()
+                self.output += self._decoder.decode(chunk)
         return match
 
     def wait_for_url(self, timeout: float = 60) -> str:
@@ -60,17 +74,43 @@ class ServedProcess:
         times = psutil.Process(self.process.pid).cpu_times()
         return times.user + times.system
 
-    def stop(self) -> None:
-        """Stop the whole process group: `gradio app.py` leaves its `app.py` child running otherwise."""
-        self._signal_group(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        self._signal_group(signal.SIGKILL)  # whatever is left of the group
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM to the whole group; SIGKILL to whatever is left after `timeout` seconds."""
+        _signal_group(self.group, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while group_members(self.group) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_group(self.group, signal.SIGKILL)
         self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
 
-    def _signal_group(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
+
+def group_members(group: int) -> list[psutil.Process]:
+    """The live (not zombie) processes in a process group."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def left_running() -> list[psutil.Process]:
+    """Live processes from any group started here, and live children of this process."""
+    left = {member.pid: member for group in ServedProcess.started_groups for member in group_members(group)}
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                left[child.pid] = child
+    return list(left.values())
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already gone
+        os.killpg(group, signum)
 
 
 def app_environment(**overrides: str) -> dict[str, str]:

@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import psutil
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from agent import Settings, run_agent
 from agent.events import AgentEvent
-from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
+from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port, left_running
 from tests.support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
-from ui.guard import GuardSettings, launch_options
+from ui.guard import GuardSettings
 
 TURN_TIMEOUT_S = 20.0
 
@@ -28,11 +29,28 @@ MANY_VISITORS = GuardSettings(max_chats_per_client=1000)
 def launch(demo: gr.Blocks, guard: GuardSettings, **options: Any) -> str:
     """Serve `demo` in this process on a free port, protected as `python app.py` serves it
     (`guard` is the one `demo` was created with)."""
+    import app
+
     port = free_port()
     demo.launch(
-        **launch_options(demo, guard), server_port=port, prevent_thread_lock=True, quiet=True, **options
+        **app.serve_options(demo, guard), server_port=port, prevent_thread_lock=True, quiet=True, **options
     )
     return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_running() -> Iterator[None]:
+    """Fail the session if a process the tests started is still alive at its end."""
+    yield
+    left = left_running()
+    assert not left, "still running after the tests:\n" + "\n".join(_describe(p) for p in left)
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        return f"{process.pid} {' '.join(process.cmdline())}"
+    except psutil.Error:
+        return str(process.pid)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """The app end to end over real HTTP: launched on a free port, driven with gradio_client."""
 
+import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -7,6 +10,8 @@ from gradio_client import Client
 
 from agent.executor import running_turns
 from agent.offline import pieces
+from tests.conftest import PROJECT_ROOT
+from ui.view import FOOTER_ID
 
 QUESTION = "what is (2 + 3) * (4 + 5)?"
 
@@ -45,7 +50,8 @@ def test_the_chat_api_streams_many_incremental_updates(client):
     assert any(m["metadata"].get("parent_id") == "step-1" for m in tools)
     answers = [m["content"] for m in final if not m["metadata"]]
     assert answers == ["(2 + 3) * (4 + 5) = **45**"]
-    assert final[-1]["metadata"]["title"].startswith("📊 3 steps · 3 tool calls")
+    assert final[-1]["metadata"] == {"id": FOOTER_ID}
+    assert final[-1]["content"].startswith("<details><summary>📊 3 steps · 3 tool calls")
 
 
 def test_tool_steps_are_seen_pending_before_they_are_done(client):
@@ -79,9 +85,9 @@ def test_histories_are_separate_per_client(url):
     assert "no earlier result" in updates[-1][0]["content"]
 
 
-def test_an_error_is_a_message_and_the_next_question_works(client):
+def test_a_blank_message_starts_no_turn_and_the_next_question_works(client):
     updates, _ = stream(client, "   ")
-    assert updates[-1][0]["metadata"]["title"] == "⚠️ Message not accepted: Please type a question."
+    assert updates in ([], [None]), "no bubble, no error, no footer"
     updates, _ = stream(client, "what is 1 + 1")
     assert [m["content"] for m in updates[-1] if not m["metadata"]] == ["1 + 1 = **2**"]
 
@@ -107,3 +113,18 @@ def test_updates_are_paced_per_frame_not_per_token(client):
     answer = updates[-1][0]["content"]
     tokens = len(pieces(answer)) + 40  # the answer's JSON arguments stream as more pieces than its words
     assert 8 < len(updates) < tokens / 2, f"{len(updates)} updates for {tokens} streamed pieces"
+
+
+def readme_block(marker: str) -> str:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {marker} -->\n```\w+\n(.+?)\n```", readme, re.S)
+    assert match, f"README.md has no code block after <!-- {marker} -->"
+    return match[1]
+
+
+def test_the_readme_api_example_prints_what_the_readme_says(url):
+    code = readme_block("api-example").replace("http://127.0.0.1:7860/", url)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == readme_block("api-output")

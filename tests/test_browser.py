@@ -1,4 +1,7 @@
-"""The chat in a real headless Chromium, as a person uses it: type, press Enter, watch, press Stop."""
+"""The chat in a real headless Chromium, as a person uses it: type, press Enter, watch, press Stop.
+
+`SAVE_SCREENSHOTS=docs` refreshes the pictures in docs/ (desktop answer, phone, dark, stopped, error).
+"""
 
 import os
 import shutil
@@ -8,6 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from llmock.pytest_plugin import LLMock
+from llmock.testing import LLMockServer
+from playwright.sync_api import expect
+from pydantic import SecretStr
 
 import app
 from agent import Settings
@@ -44,12 +51,42 @@ def browser():
         browser.close()
 
 
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+LONG_SUM = " + ".join(["1"] * 16)  # eight parallel calls in step 1
+
+
 @pytest.fixture
 def page(browser, served_app):
-    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    page = browser.new_page(viewport=DESKTOP)
     page.goto(served_app)
     yield page
     page.close()
+
+
+@pytest.fixture
+def phone(browser, served_app):
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(served_app)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def failing_app():
+    """The app with a server key, talking to an OpenAI-compatible server that always fails (500)."""
+    with LLMockServer() as server:
+        LLMock(server).reset().fail(500, times=None)
+        settings = Settings(api_key=SecretStr("sk-test-server"), base_url=server.base_url(), max_retries=1)
+        demo = app.create_app(settings, concurrency=4, guard=MANY_VISITORS)
+        yield launch(demo, MANY_VISITORS)
+        demo.close()
+
+
+def save_screenshot(page, name: str) -> None:
+    if folder := os.environ.get("SAVE_SCREENSHOTS"):
+        page.wait_for_timeout(500)  # let expand animations finish
+        page.screenshot(path=Path(folder) / name)
 
 
 def ask(page, question: str) -> float:
@@ -69,13 +106,24 @@ def test_a_question_shows_tool_steps_then_the_answer(page, tmp_path):
     page.get_by_text("⚡ Step 1: 2 tool calls in parallel").click()
     page.get_by_text("🛠️ add → 9").wait_for()
     page.get_by_text("🛠️ multiply → 45").wait_for()
-    page.wait_for_timeout(500)  # let the step's expand animation finish before the screenshot
     assert page.locator("strong", has_text="45").count() >= 1
     print(f"first tool step visible after {first_tool_step_s:.2f} s")
     assert first_tool_step_s < 5
+    page.get_by_text("📊 3 steps").click()  # the footer opens to the turn's timeline
+    timeline = page.locator("details[open] code")
+    timeline.wait_for()
+    rows = timeline.inner_text().splitlines()
+    assert [row.split()[:2] for row in rows[1:]] == [
+        ["1", "model"],
+        ["add", "█"],
+        ["add", "█"],
+        ["2", "model"],
+        ["multiply", "█"],
+        ["3", "model"],
+    ]
+    assert rows[2].index("█") == rows[3].index("█"), "the parallel calls overlap on the time axis"
     page.screenshot(path=tmp_path / "chat.png")
-    if target := os.environ.get("SAVE_SCREENSHOT"):
-        page.screenshot(path=target)
+    save_screenshot(page, "screenshot.png")
 
 
 def test_the_backend_line_says_which_model_answers(page):
@@ -116,8 +164,12 @@ def test_retry_runs_the_last_question_again_cleanly(page):
     assert page.locator("[data-testid=user]").count() == 1
 
 
-def test_a_key_typed_in_settings_changes_the_backend_line_for_this_page_only(page, browser, served_app):
-    page.get_by_text("⚙️ Settings").last.click()
+def test_a_key_typed_in_the_key_panel_changes_the_backend_line_for_this_page_only(page, browser, served_app):
+    key_box = page.get_by_label("Your OpenAI API key (optional)")
+    assert not key_box.is_visible()
+    page.get_by_role("button", name="🔑 Use your own OpenAI key").click()  # no question asked first
+    key_box.wait_for()
+    assert page.get_by_text("⚙️ Settings").count() == 0, "only Gradio's footer link is called Settings"
     page.get_by_label("Your OpenAI API key (optional)").fill("sk-test-not-a-real-key")
     page.get_by_text("Backend: OpenAI · gpt-4.1-mini (your key, this session only)").wait_for(timeout=5_000)
     other = browser.new_page()
@@ -148,6 +200,119 @@ def test_editing_a_question_reruns_the_conversation_from_there(page):
     page.get_by_role("button", name="Submit").click()
     page.get_by_text("7 + 8 =").wait_for(timeout=10_000)
     assert page.get_by_text("2 + 3 =").count() == 0
+
+
+def test_stop_during_parallel_tool_calls_shows_a_stop_line_and_a_footer(page):
+    ask(page, LONG_SUM)
+    page.get_by_text("⚡ Step 1: 2 tool calls in parallel").wait_for(timeout=10_000)  # six more to come
+    page.locator(".stop-button").click()
+    stopped = page.get_by_text("⏹️ Stopped in step 1")
+    stopped.wait_for(timeout=5_000)
+    assert stopped.is_visible(), "not hidden inside the collapsed step"
+    page.get_by_text("📊 1 step · ").wait_for(timeout=5_000)
+    assert running_turns() == 0
+    expect(page.locator("textarea").first).to_be_editable()  # ready for the next question
+    save_screenshot(page, "stopped.png")
+
+
+def bubbles_before_the_last_question(page) -> int:
+    """Gradio's "•••" loading bubbles placed above the newest question (they belong below it)."""
+    return page.evaluate(
+        """() => {
+            const last = [...document.querySelectorAll('[data-testid=user]')].at(-1);
+            return [...document.querySelectorAll('.message.pending')].filter(
+                bubble => bubble.compareDocumentPosition(last) & Node.DOCUMENT_POSITION_FOLLOWING
+            ).length;
+        }"""
+    )
+
+
+def test_a_follow_up_shows_no_stray_loading_bubble_above_it(page):
+    ask(page, "what is 2 + 3")
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    ask(page, "times 4")
+    seen = []
+    deadline = time.monotonic() + 10
+    while page.get_by_text("📊 2 steps").count() < 2 and time.monotonic() < deadline:
+        seen.append(bubbles_before_the_last_question(page))
+        page.wait_for_timeout(30)
+    assert page.get_by_text("5 * 4 =").count() == 1
+    assert seen and max(seen) == 0, f"stray bubbles seen in {sum(map(bool, seen))} of {len(seen)} checks"
+
+
+def test_a_blank_message_is_ignored(page):
+    ask(page, "   ")
+    page.wait_for_timeout(1_000)
+    assert page.locator("[data-testid=user]").count() == 0, "no empty bubble"
+    assert page.get_by_text("Message not accepted").count() == 0
+    assert page.get_by_text("📊").count() == 0
+    assert page.locator(".chat-history").inner_text().strip() == "New chat", "nothing saved"
+    ask(page, "what is 1 + 1")
+    page.get_by_text("1 + 1 =").wait_for(timeout=10_000)
+
+
+def test_an_edited_question_reruns_stoppably_and_retitles_the_saved_chat(page):
+    ask(page, "what is 2 + 3")
+    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    page.locator("[data-testid=user]").first.hover()
+    page.get_by_role("button", name="Edit").first.click()
+    page.locator("textarea").first.fill(LONG_SUM)
+    page.get_by_role("button", name="Submit").click()
+    page.get_by_text("⚡ Step 1: 2 tool calls in parallel").wait_for(timeout=10_000)
+    page.locator(".stop-button").click()
+    page.get_by_text("⏹️ Stopped in step 1").wait_for(timeout=5_000)
+    assert running_turns() == 0
+    page.locator(".chat-history").get_by_text("1 + 1 + 1").wait_for(timeout=5_000)
+    assert page.locator(".chat-history").get_by_text("what is 2 + 3").count() == 0
+
+
+def test_a_failed_turn_is_one_plain_line_after_one_retry_line(browser, failing_app):
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(failing_app)
+    page.get_by_role("button", name="🔑 Use your own OpenAI key").wait_for(state="hidden")
+    ask(page, "what is 2 + 2?")
+    error = page.get_by_text(
+        "⚠️ Model server error (2 attempts): The model server had an error (500): Internal"
+    )
+    error.wait_for(timeout=15_000)
+    bot = page.locator("[data-testid=bot]").last
+    assert bot.locator(".thought-group").count() == 0, "no expand arrows that open to nothing"
+    assert page.get_by_text("🔁").count() == 0 and page.get_by_text("📊").count() == 0
+    save_screenshot(page, "error.png")
+    page.close()
+
+
+def test_on_a_phone_the_chat_comes_first_and_nothing_overlaps(phone):
+    chat = phone.locator("#agent-chat")
+    history = phone.get_by_role("button", name="New chat")
+    assert chat.bounding_box()["y"] < PHONE["height"] * 0.4, "the chat starts in the top part of the screen"
+    assert history.bounding_box()["y"] > chat.bounding_box()["y"] + chat.bounding_box()["height"]
+    box = phone.locator("textarea").first.bounding_box()
+    assert box["y"] + box["height"] <= PHONE["height"], "the message box is on the first screen"
+    ask(phone, "What is (2 + 3) * (4 + 5)?")
+    phone.get_by_text("📊 3 steps").wait_for(timeout=15_000)
+    chat.locator(".bubble-wrap").evaluate("wrap => wrap.scrollTo(0, 0)")
+    question = phone.locator("[data-testid=user]").first.bounding_box()
+    for button in chat.locator(".top-panel button").all():
+        box = button.bounding_box()
+        assert box["y"] + box["height"] <= question["y"] or box["x"] + box["width"] <= question["x"]
+    phone.evaluate("window.scrollTo(0, 0)")
+    save_screenshot(phone, "phone.png")
+
+
+def test_dark_mode_renders_the_answer_and_its_timeline(browser, served_app):
+    page = browser.new_page(viewport=DESKTOP, color_scheme="dark")
+    page.goto(served_app)
+    ask(page, "What is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8?")
+    page.get_by_text("📊 4 steps").wait_for(timeout=15_000)
+    page.get_by_text("📊 4 steps").click()
+    page.locator("details[open] code").wait_for()
+    background = page.evaluate(
+        "getComputedStyle(document.querySelector('.gradio-container')).backgroundColor"
+    )
+    assert sum(map(int, background[background.index("(") + 1 : -1].split(",")[:3])) < 200, background
+    save_screenshot(page, "dark.png")
+    page.close()
 
 
 # -- a public link: nothing rendered reaches another host; a busy client is told so -----------

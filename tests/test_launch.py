@@ -1,13 +1,18 @@
 """Starting the app the ways users do: `python app.py` with flags, Gradio's variables, `gradio app.py`."""
 
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client
 
+from bench.servers import ServedProcess, group_members, left_running
 from tests.conftest import PROJECT_ROOT, app_environment, free_port
 
 
@@ -38,13 +43,72 @@ def test_gradio_environment_variables_keep_working(start_app):
     assert app.wait_for_url() == f"http://127.0.0.1:{port}"
 
 
-def test_reload_mode_finds_the_module_level_demo(start_app):
+def test_reload_mode_finds_the_module_level_demo_and_watches_only_the_project_code(start_app):
     port = free_port()
-    gradio_cli = shutil.which("gradio", path=str(__import__("pathlib").Path(sys.executable).parent))
+    gradio_cli = shutil.which("gradio", path=str(Path(sys.executable).parent))
     app = start_app(command=[gradio_cli, "app.py"], env=app_environment(GRADIO_SERVER_PORT=str(port)))
     url = app.wait_for_url()
-    app.wait_for(r"[Ww]atching")
+    app.wait_for(r"Reload mode: watching agent/, ui/ and app.py")
     assert [m["content"] for m in answer_over_api(url) if not m["metadata"]] == ["2 + 2 = **4**"]
+    assert reloads_when_touched(app, PROJECT_ROOT / "app.py")
+
+
+def reloads_when_touched(app: ServedProcess, path: Path, timeout: float = 15) -> bool:
+    """Give `path` a new mtime (same content) until the reloader notices; it records mtimes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        os.utime(path)
+        try:
+            app.wait_for(rf"Changes detected in: \S+/{path.name}", timeout=0.5)
+            return True
+        except AssertionError:
+            continue
+    return False
+
+
+def test_a_busy_port_is_one_actionable_line(start_app):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        app = start_app("--port", str(port))
+        assert app.process.wait(timeout=60) == 1
+    app.wait_for(r"\n", timeout=1)
+    assert app.output == (
+        f"Cannot serve on 127.0.0.1:{port}: the port is in use (or 127.0.0.1 is not an address of this "
+        f"machine). Stop what uses it, or choose another port: python app.py --port {port + 1}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AGENT_MAX_STEPS", "abc"),
+        ("AGENT_MAX_INPUT_CHARS", "0"),
+        ("AGENT_REQUEST_TIMEOUT_S", "soon"),
+        ("AGENT_CONCURRENCY", "0"),
+        ("AGENT_UI_FRAME_MS", "-1"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(name, value):
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_ROOT,
+        env=app_environment(**{name: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{name} must be a") and repr(value) in line and "unset it" in line
+
+
+def test_the_share_hint_names_our_flag(start_app):
+    app = start_app("--port", str(free_port()))
+    app.wait_for_url()
+    app.wait_for(r"For a public link, start it with --share")
+    assert "share=True" not in app.output
 
 
 def test_share_without_network_still_serves_locally_and_says_why(start_app):
@@ -69,3 +133,18 @@ def test_the_openai_client_is_loaded_at_startup_only_when_the_server_has_a_key(k
         check=True,
     )
     assert result.stdout.strip() == str(loaded)
+
+
+def sleeping_children() -> list:
+    return [p for p in left_running() if p.cmdline()[:1] == ["sleep"]]
+
+
+def test_stop_ends_the_whole_process_group_and_the_session_check_sees_what_is_left():
+    """`gradio app.py` starts `app.py` as a child that survives a SIGTERM to its parent: the same shape."""
+    served = ServedProcess(["bash", "-c", "sleep 60 & wait"], app_environment())
+    deadline = time.monotonic() + 5
+    while not sleeping_children() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sleeping_children(), "the session check sees the group's child"
+    served.stop()
+    assert not group_members(served.group) and not sleeping_children()

@@ -24,6 +24,7 @@ from bench.gradio_http import GradioChatClient
 from tests.conftest import launch
 from ui.guard import GuardSettings
 from ui.safety import TRIMMED_TITLE
+from ui.view import FAILURE_ID
 
 SERVER_KEY = "sk-server-public-0123456789"
 LONG_QUESTION = " + ".join(["1"] * 40)  # about 4 s at 20 ms a token
@@ -35,7 +36,7 @@ def answer_text(messages: list[dict]) -> str:
 
 
 def failure(messages: list[dict]) -> str:
-    return next((t for m in messages if (t := (m["metadata"] or {}).get("title", "")).startswith("⚠️")), "")
+    return next((m["content"] for m in messages if (m["metadata"] or {}).get("id") == FAILURE_ID), "")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import time
 
 import psutil
 import pytest
+from gradio_client import Client
 from llmock.pytest_plugin import LLMock
 from llmock.testing import LLMockServer
 from pydantic import SecretStr
@@ -24,8 +25,8 @@ from agent.callbacks import QueueCallbackHandler
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
 from tests.agent.test_models import AuthorizationRecorder
-from tests.conftest import MANY_VISITORS, launch
-from ui.view import TurnView
+from tests.conftest import MANY_VISITORS, free_port, launch
+from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, TurnView
 
 SERVER_KEY = "sk-server-secret-0123456789"
 
@@ -72,7 +73,11 @@ def titles(messages: list[dict]) -> list[str]:
 
 
 def failure(messages: list[dict]) -> str:
-    return next((t for t in titles(messages) if t.startswith("⚠️")), "")
+    return next((m["content"] for m in messages if (m["metadata"] or {}).get("id") == FAILURE_ID), "")
+
+
+def note_ids(messages: list[dict]) -> list[str]:
+    return [(m["metadata"] or {}).get("id", "") for m in messages]
 
 
 async def ask(url: str, question: str, **kwargs):
@@ -90,11 +95,11 @@ FAULTS = {
     "429 rate limit": (lambda up: up.rate_limit(times=None, retry_after=30), "⚠️ Rate limited"),
     "500 server error": (
         lambda up: up.fail(500, times=None),
-        "⚠️ Model server error: The model server had an error (500): Internal server error.",
+        "⚠️ Model server error (2 attempts): The model server had an error (500): Internal server error.",
     ),
     "timeout": (
         lambda up: up.delay(3, times=None),
-        "⚠️ Connection problem: The model server stopped responding",
+        "⚠️ Connection problem (2 attempts): The model server stopped responding",
     ),
     "stalled stream": (
         lambda up: up.stall(after_chunks=2, seconds=3, times=None),
@@ -129,7 +134,7 @@ async def test_a_fault_ends_the_turn_with_a_clear_message_and_the_next_turn_work
     broken = await ask(online_url, "what is 2 + 2?")
     assert time.perf_counter() - started < 15
     assert broken.completed and failure(broken.messages).startswith(message), titles(broken.messages)
-    assert titles(broken.messages)[-1].startswith("📊")
+    assert note_ids(broken.messages)[-1] in (FAILURE_ID, FOOTER_ID), "the turn ends on its failure or footer"
 
     upstream.reset()
     upstream.call_tool("final_answer", {"answer": "Four.", "tools_used": []})
@@ -164,25 +169,64 @@ async def test_a_model_that_answers_in_plain_content_is_shown_as_the_answer(upst
     assert answer_text(stream.messages) == "Plain words, no tools."
 
 
+@pytest.fixture
+def patient_url(recorded):
+    """The online app with two retries per model request."""
+    server, _ = recorded
+    settings = Settings(api_key=SecretStr(SERVER_KEY), base_url=server.base_url(), max_retries=2)
+    demo = app.create_app(settings, concurrency=4)
+    port = free_port()
+    demo.launch(server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+def test_retries_are_one_line_that_updates_in_place(upstream, patient_url):
+    upstream.fail(500, times=2)
+    upstream.call_tool("final_answer", {"answer": "Four.", "tools_used": []})
+    updates = list(Client(patient_url, verbose=False).submit("what is 2 + 2?", api_name="/chat"))
+    retry_lines = [
+        [m["content"] for m in update if m["metadata"].get("id") == RETRY_ID] for update in updates
+    ]
+    assert all(len(lines) <= 1 for lines in retry_lines), "never two retry lines"
+    seen = [line for lines in retry_lines for line in lines]
+    assert any(line.endswith("(attempt 3).") for line in seen), seen
+    assert not any("Please try again" in line for line in seen), "it is retrying by itself"
+    final = updates[-1]
+    assert [m["content"] for m in final if m["metadata"].get("id") == RETRY_ID] == [
+        "🔁 The model server had an error (500): Internal server error. It worked on attempt 3."
+    ]
+    assert answer_text(final) == "Four."
+
+
+async def test_the_footer_gives_a_real_first_token_time(served_app):
+    stream = await ask(served_app, "what is 2 + 2?")
+    footer = next(m["content"] for m in stream.messages if m["metadata"].get("id") == FOOTER_ID)
+    first_token = re.search(r"first token ([\d.]+) (ms|s)\b", footer)
+    assert first_token and float(first_token[1]) > 0, footer
+
+
 async def test_rate_limit_retries_stay_bounded_in_time(upstream, online_url):
     upstream.rate_limit(times=None, retry_after=5)
     started = time.perf_counter()
     stream = await ask(online_url, "what is 2 + 2?")
     elapsed = time.perf_counter() - started
     assert failure(stream.messages).startswith("⚠️ Rate limited")
-    assert any(t.startswith("🔁") for t in titles(stream.messages))
+    assert "(2 attempts)" in failure(stream.messages) and RETRY_ID not in note_ids(stream.messages)
     assert 5 <= elapsed < 8, "one retry after the asked-for 5 s, then a clear message"
 
 
 # -- bad input ----------------------------------------------------------------------------
 
 
-async def test_a_100_kb_message_is_refused_with_the_limit_named(served_app):
+async def test_a_100_kb_message_is_refused_with_the_limit_named_and_no_footer(served_app):
     stream = await ask(served_app, "9" * 100_000)
     assert failure(stream.messages) == (
         "⚠️ Message not accepted: Your message is 100,000 characters long; the limit is 4,000 "
         "(AGENT_MAX_INPUT_CHARS). Please shorten it."
     )
+    [note] = stream.messages
+    assert note["metadata"] == {"id": FAILURE_ID}, "one line, with nothing to expand and no footer"
 
 
 async def test_control_characters_and_emoji_are_fine(served_app):
@@ -280,7 +324,7 @@ async def test_50_concurrent_sessions_see_only_their_own_work(served_app):
     for n, first, second in results:
         assert answer_text(first) == f"{1000 + n} + {2000 + n} = **{3000 + 2 * n}**"
         assert answer_text(second) == f"{3000 + 2 * n} * 2 = **{2 * (3000 + 2 * n)}**"
-        shown = [m["content"] for m in first + second if not titles([m])[0].startswith("📊")]
+        shown = [m["content"] for m in first + second if (m["metadata"] or {}).get("id") != FOOTER_ID]
         numbers = {int(x) for x in re.findall(r"\d{4,}", " ".join(shown))}
         assert numbers == {1000 + n, 2000 + n, 3000 + 2 * n, 2 * (3000 + 2 * n)}, f"session {n} saw {numbers}"
 

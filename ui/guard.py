@@ -219,7 +219,7 @@ def _client_of(headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | N
     return client_address(forwarded, peer[0] if peer else None, trust)
 
 
-def launch_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
+def guard_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
     """What `blocks.launch(...)` needs for the guard: the middleware, and no file uploads
     (the app takes none; `/gradio_api/upload` would otherwise keep any file it is sent)."""
     from starlette.middleware import Middleware

@@ -1,7 +1,8 @@
 """Gradio chat history → LangChain messages, for the next turn.
 
 Only what the user typed and the answers they read go back to the model: tool
-steps, notes and footers (messages with a metadata title) are left out. The
+steps (messages with a metadata title), notes and footers (a metadata id) are
+left out. The
 browser sends content as blocks (`[{"type": "text", "text": ...}]`), the API
 as plain strings; both are read.
 """
@@ -17,7 +18,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 def to_langchain(history: Iterable[Mapping[str, Any]]) -> list[BaseMessage]:
     messages: list[BaseMessage] = []
     for message in history:
-        if (message.get("metadata") or {}).get("title"):
+        metadata = message.get("metadata") or {}
+        if metadata.get("title") or metadata.get("id"):
             continue
         text = content_text(message.get("content"))
         if not text:

@@ -10,13 +10,21 @@ wrote in a step that also calls tools) as a collapsible "💭" message, each too
 call as a collapsible message whose
 title names the tool and flips from pending to done with its result and
 duration (calls of one step that run in parallel are nested under a step
-message), the answer as a plain assistant message that grows as it streams, a
-clear message if the turn failed or was stopped, and a subdued footer with the
-turn's cost.
+message), the answer as a plain assistant message that grows as it streams,
+one-line notes (a retry, updated in place; a failure; a stop), and a footer
+with the turn's cost that opens to a timeline of its model and tool calls.
+
+Notes and the footer are plain messages marked by a metadata `id` (see
+`TURN_NOTE_IDS`), never titled ones: a titled message would show an expand
+arrow that opens to nothing, and a turn that ends on a titled "done" message
+makes Gradio's Chatbot show a stray "•••" bubble during the next turn.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,11 +45,12 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from agent.tools import FINAL_ANSWER
+from agent.tools import FINAL_ANSWER, display_number
 from ui.history import content_text
 from ui.safety import fenced, safe_markdown
 
 TITLE_RESULT_CHARS = 40
+TIMELINE_WIDTH = 36
 
 FAILURE_TITLES = {
     "auth": "API key rejected",
@@ -52,6 +61,13 @@ FAILURE_TITLES = {
     "input": "Message not accepted",
     "internal": "Internal error",
 }
+FOOTER_ID = "turn-footer"
+RETRY_ID = "turn-retry"
+FAILURE_ID = "turn-failure"
+STOPPED_ID = "turn-stopped"
+TURN_NOTE_IDS = frozenset({FOOTER_ID, RETRY_ID, FAILURE_ID, STOPPED_ID})
+STOPPED_MARK = "⏹️ Stopped"
+_TRY_AGAIN = re.compile(r"\s*Please try again[^.]*\.")
 
 
 @dataclass
@@ -88,9 +104,19 @@ class ThoughtView:
 
 @dataclass
 class NoteView:
-    """A line about the turn itself (a retry, a failure), shown as a message title."""
+    """A line about the turn itself (a retry, a failure, a stop): plain text, no body."""
 
-    title: str
+    note_id: str
+    text: str
+
+
+@dataclass
+class StepTiming:
+    """When a step's model call started and last streamed, in seconds from the turn's start."""
+
+    started_s: float
+    streamed_until_s: float | None = None
+    ended_s: float | None = None
 
 
 Item = ToolCallView | TextView | ThoughtView | NoteView
@@ -109,10 +135,17 @@ class TurnView:
     started_at: float = field(init=False)
     first_visible_s: float | None = None
     total_s: float | None = None
+    refused: bool = False
+    failed: bool = False
+    stopped: bool = False
+    timings: dict[int, StepTiming] = field(default_factory=dict)
     _calls: dict[str, ToolCallView] = field(default_factory=dict)
     _answer_calls: set[str] = field(default_factory=set)
     _steps_with_calls: set[int] = field(default_factory=set)
     _text_closed: bool = True
+    _retry: NoteView | None = None
+    _retry_cause: str = ""
+    _attempts: int = 1
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
@@ -121,12 +154,16 @@ class TurnView:
         match event:
             case StepStarted(step):
                 self.steps = step
+                self.timings[step] = StepTiming(self._now())
             case TextDelta(step, text) if step in self._steps_with_calls:
                 self._think(step, text)
+                self._streamed()
             case TextDelta(step, text):
                 self._append_answer(text, step)
+                self._streamed()
             case ReasoningDelta(step, text):
                 self._think(step, text)
+                self._streamed()
             case ToolCallStarted(call_id, name, step) if step not in self._steps_with_calls:
                 self._steps_with_calls.add(step)
                 self._text_becomes_thought(step)
@@ -134,26 +171,52 @@ class TurnView:
             case ToolCallStarted(call_id, name, step) if name == FINAL_ANSWER:
                 self._answer_calls.add(call_id)
                 self._text_closed = True
+                self._streamed()
             case ToolCallStarted(call_id, name, step):
                 self._add_call(ToolCallView(call_id, name, step))
-            case ToolArgsDelta(call_id, text) if call_id in self._calls:
-                self._calls[call_id].arguments += text
+                self._streamed()
+            case ToolArgsDelta(call_id, text):
+                if call_id in self._calls:
+                    self._calls[call_id].arguments += text
+                self._streamed()
             case ToolResult(call_id, name, output, is_error, duration_s):
                 self._finish_call(call_id, name, output, is_error, duration_s)
             case AnswerDelta(text):
                 self._append_answer(text)
+                self._streamed()
             case Retrying(_, attempt, wait_s, reason):
-                self.items.append(NoteView(f"🔁 {reason} Retrying in {wait_s:.1f} s (attempt {attempt})."))
-            case StepEnded(_, input_tokens, output_tokens):
+                self._note_retry(attempt, wait_s, reason)
+            case StepEnded(step, input_tokens, output_tokens):
                 self.input_tokens += input_tokens
                 self.output_tokens += output_tokens
+                if step in self.timings:
+                    self.timings[step].ended_s = self._now()
             case Finished(answer):
                 if not any(isinstance(item, TextView) and item.text for item in self.items):
                     self._append_answer(answer)
+                if self._retry is not None:
+                    self._retry.text = f"🔁 {self._retry_cause} It worked on attempt {self._attempts}."
                 self._end()
             case Failed(kind, message):
-                self.items.append(NoteView(f"⚠️ {FAILURE_TITLES.get(kind, 'Error')}: {message}"))
-                self._end()
+                self._fail(kind, message)
+
+    def stop(self) -> None:
+        """The user pressed Stop: close what was running and say so, visibly, at the end."""
+        if self.total_s is not None:
+            return
+        unfinished = sum(not call.done for call in self._calls.values())
+        where = f" in step {self.steps}" if self.steps else ""
+        detail = f"; {unfinished} tool call{'s' * (unfinished != 1)} did not finish" if unfinished else ""
+        self.stopped = True
+        self._end()
+        self.items.append(NoteView(STOPPED_ID, f"{STOPPED_MARK}{where}{detail}."))
+
+    def _now(self) -> float:
+        return self.clock() - self.started_at
+
+    def _streamed(self) -> None:
+        if timing := self.timings.get(self.steps):
+            timing.streamed_until_s = self._now()
 
     def _add_call(self, call: ToolCallView) -> None:
         self._calls[call.call_id] = call
@@ -194,14 +257,37 @@ class TurnView:
         last.text += text
         self._note_visible()
 
+    def _note_retry(self, attempt: int, wait_s: float, reason: str) -> None:
+        """One line, updated in place: the engine retries by itself, so no "please try again"."""
+        self._retry_cause = _TRY_AGAIN.sub("", reason).strip()
+        self._attempts = attempt
+        text = f"🔁 {self._retry_cause} Retrying in {wait_s:.1f} s (attempt {attempt})."
+        if self._retry is None:
+            self._retry = NoteView(RETRY_ID, text)
+            self.items.append(self._retry)
+        else:
+            self._retry.text = text
+
+    def _fail(self, kind: str, message: str) -> None:
+        title = FAILURE_TITLES.get(kind, "Error")
+        if self._retry is not None:
+            self.items.remove(self._retry)
+            title += f" ({self._attempts} attempts)"
+        self.refused = kind == "input"
+        self.failed = True
+        self.items.append(NoteView(FAILURE_ID, f"⚠️ {title}: {message}"))
+        self._end()
+
     def _note_visible(self) -> None:
         if self.first_visible_s is None:
-            self.first_visible_s = self.clock() - self.started_at
+            self.first_visible_s = self._now()
 
     def _end(self) -> None:
-        self.total_s = self.clock() - self.started_at
+        self.total_s = self._now()
         for call in self._calls.values():
             call.interrupted = not call.done
+        for timing in self.timings.values():
+            timing.ended_s = timing.ended_s if timing.ended_s is not None else self.total_s
 
     # -- rendering --------------------------------------------------------------------
 
@@ -226,10 +312,18 @@ class TurnView:
                     )
                 )
             else:
-                messages.append(gr.ChatMessage(content="", metadata={"title": item.title, "status": "done"}))
-        if self.total_s is not None:  # the turn is over
+                messages.append(gr.ChatMessage(content=item.text, metadata={"id": item.note_id}))
+        if self._has_footer():
             messages.append(self._render_footer())
         return messages
+
+    def _has_footer(self) -> bool:
+        """An ended turn gets a footer, unless its input was refused or it failed before doing
+        anything (no output, no tool call, no tokens): then the failure line says it all."""
+        if self.total_s is None or self.refused:
+            return False
+        did_something = self.first_visible_s is not None or self.input_tokens or self.output_tokens
+        return not self.failed or bool(did_something)
 
     def _parallel_steps(self) -> set[int]:
         counts: dict[int, int] = {}
@@ -250,24 +344,64 @@ class TurnView:
         return gr.ChatMessage(content="", metadata=metadata)
 
     def summary(self) -> str:
-        """One line: steps, tool calls, tokens, time to first visible token, total time."""
+        """One line: steps, tool calls, tokens, time to first visible token, total time.
+
+        Times count from the start of the turn on the server: the first token is the first
+        tool call or answer text the chat could show."""
         calls = len(self._calls)
         parts = [
             f"{self.steps} step{'s' * (self.steps != 1)}",
             f"{calls} tool call{'s' * (calls != 1)}",
-            f"{self.input_tokens:,} tokens in · {self.output_tokens:,} out",
         ]
+        if self.input_tokens or self.output_tokens:  # usage arrives when a step ends
+            parts.append(f"{self.input_tokens:,} tokens in · {self.output_tokens:,} out")
         if self.first_visible_s is not None:
-            parts.append(f"first token {self.first_visible_s:.2f} s")
+            parts.append(f"first token {seconds(self.first_visible_s)}")
         if self.total_s is not None:
-            parts.append(f"total {self.total_s:.2f} s")
+            parts.append(f"total {seconds(self.total_s)}")
         return " · ".join(parts)
 
+    def timeline(self) -> str:
+        """Each model call and tool call as a bar on one time axis (parallel calls overlap)."""
+        total = max(self.total_s or 0.0, 1e-9)
+        rows = [("", f"0 {'─' * (TIMELINE_WIDTH - 2)} {seconds(total)}", "")]
+        for step, timing in sorted(self.timings.items()):
+            model_end = timing.streamed_until_s if timing.streamed_until_s is not None else timing.ended_s
+            model_end = model_end if model_end is not None else total
+            rows.append(
+                (
+                    f"{step} model",
+                    _bar(timing.started_s, model_end, total),
+                    seconds(model_end - timing.started_s),
+                )
+            )
+            for call in (c for c in self._calls.values() if c.step == step):
+                duration = call.duration_s or 0.0
+                end = model_end + duration if call.output is not None else total
+                rows.append((f"  {call.name}", _bar(model_end, end, total), seconds(end - model_end)))
+        label_width = max(len(label) for label, _, _ in rows)
+        return "\n".join(f"{label:<{label_width}}  {bar}  {took}".rstrip() for label, bar, took in rows)
+
     def _render_footer(self) -> gr.ChatMessage:
-        return gr.ChatMessage(
-            content=f"Answered by: {self.backend}",
-            metadata={"title": f"📊 {self.summary()}", "status": "done"},
+        content = (
+            f"<details><summary>📊 {html.escape(self.summary())}</summary>\n\n"
+            f"```text\n{self.timeline()}\n```\n\nAnswered by: {self.backend}\n\n</details>"
         )
+        return gr.ChatMessage(content=content, metadata={"id": FOOTER_ID})
+
+
+def seconds(value: float) -> str:
+    """A duration for people: milliseconds under a second, else seconds."""
+    if value < 0.9995:
+        return f"{value * 1000:.0f} ms" if value >= 0.001 else f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def _bar(start: float, end: float, total: float) -> str:
+    """`█`s from `start` to `end` on a `TIMELINE_WIDTH` axis of `total` seconds (at least one)."""
+    first = min(int(start / total * TIMELINE_WIDTH), TIMELINE_WIDTH - 1)
+    last = max(first + 1, min(round(end / total * TIMELINE_WIDTH), TIMELINE_WIDTH))
+    return f"{' ' * first}{'█' * (last - first)}{' ' * (TIMELINE_WIDTH - last)}"
 
 
 def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
@@ -291,45 +425,58 @@ def _call_title(call: ToolCallView) -> str:
         return f"🛠️ {call.name}"
     if call.is_error:
         return f"🛠️ {call.name} → error"
-    shown = call.output if len(call.output) <= TITLE_RESULT_CHARS else call.output[:TITLE_RESULT_CHARS] + "…"
-    return f"🛠️ {call.name} → {shown}"
+    shown = _shown_result(call.output)
+    shown = shown if len(shown) <= TITLE_RESULT_CHARS else shown[:TITLE_RESULT_CHARS] + "…"
+    return f"🛠️ {call.name} → {shown}{_division_note(call)}"
 
 
-STOPPED_MARK = "⏹️ Stopped"
+def _shown_result(output: str) -> str:
+    """A float result rounded for the title; the message body keeps the exact value."""
+    try:
+        value = float(output)
+    except ValueError:
+        return output
+    return display_number(value) if any(c in output for c in ".eE") else output
+
+
+def _division_note(call: ToolCallView) -> str:
+    """`exponentiate(x, -1)` is how the tools divide: say so."""
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        return ""
+    if call.name != "exponentiate" or not isinstance(arguments, dict) or arguments.get("exponent") != -1:
+        return ""
+    base = arguments.get("base")
+    return f" (1 ÷ {display_number(base)})" if isinstance(base, int | float) else ""
 
 
 def mark_stopped(history: list[dict]) -> bool:
-    """Mark the last turn as stopped, in place, if it never finished; True if it changed.
+    """Close the last turn, in place, if it never finished (an API job cancelled mid-turn).
 
-    Stop cancels the turn's generator, which cannot yield again, so the mark is
-    made on the messages themselves: once by the Stop button's own listener (what
-    the browser shows), and again on the history the next turn receives, because
-    Gradio's copy of the history is synced before that listener's result arrives.
-    Gradio passes the next turn a shallow copy of the history, so a message
-    changed in place there is what the chat shows from then on.
+    In the browser, Stop ends the turn through the chat function itself (`TurnView.stop`).
+    A cancelled API job cannot yield again, so the next turn closes it here: Gradio
+    passes the chat function a shallow copy of the history, so a message changed in
+    place is what the conversation keeps from then on. True if it changed.
     """
     turn_start = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history)) + 1
     turn = history[turn_start:]
-    if not turn or any(
-        _title(m).startswith("📊") or STOPPED_MARK in content_text(m.get("content")) + _title(m) for m in turn
-    ):
+    if not turn or any(_closes_turn(m) for m in turn):
         return False
     for message in turn:
         if (message.get("metadata") or {}).get("status") == "pending":
             message["metadata"]["status"] = "done"
     last = turn[-1]
-    if _title(last):
-        last["metadata"]["title"] = f"{_title(last)} · {STOPPED_MARK}"
+    if (last.get("metadata") or {}).get("title"):
+        last["metadata"]["title"] = f"{last['metadata']['title']} · {STOPPED_MARK}"
     else:
         last["content"] = [{"type": "text", "text": f"{content_text(last.get('content'))}\n\n{STOPPED_MARK}"}]
     return True
 
 
-def _ends_turn(message: dict) -> bool:
-    """The footer of a finished turn, or a stop mark already made."""
-    title = _title(message)
-    return title.startswith("📊") or STOPPED_MARK in title + content_text(message.get("content"))
-
-
-def _title(message: dict) -> str:
-    return (message.get("metadata") or {}).get("title", "")
+def _closes_turn(message: dict) -> bool:
+    """A footer, a failure or a stop note, or a stop mark already made."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("id") in (FOOTER_ID, STOPPED_ID, FAILURE_ID):
+        return True
+    return STOPPED_MARK in str(metadata.get("title", "")) + content_text(message.get("content"))

@@ -62,6 +62,7 @@ from tests.support.scripted_openai import (
 from tests.support.scripted_openai import (
     events as sse_events,
 )
+from ui.view import FOOTER_ID
 
 ARGS_BY_NAME = {"add": ADD_ARGS, "multiply": MULTIPLY_ARGS, "final_answer": FINAL_ARGS}
 GENERATED_ID = re.compile(r"^[A-Za-z0-9]{9}$")
@@ -441,4 +442,5 @@ async def test_the_chat_api_shows_the_answer_and_the_servers_usage(scripted_open
     assert answer == ANSWER
     assert sum("🛠️ add → 5" in t for t in titles) == 1 and sum("🛠️ multiply → 20" in t for t in titles) == 1
     input_tokens, output_tokens = dialect.usage
-    assert any(f"{input_tokens:,} tokens in · {output_tokens:,} out" in t for t in titles), titles
+    [footer] = [m["content"] for m in stream.messages if (m.get("metadata") or {}).get("id") == FOOTER_ID]
+    assert f"{input_tokens:,} tokens in · {output_tokens:,} out" in footer, footer

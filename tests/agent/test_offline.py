@@ -182,3 +182,25 @@ def test_sync_invoke_gives_the_same_plan():
 async def test_a_failed_turn_is_never_reported_as_an_offline_answer(offline_settings):
     events = await run_turn_events("   ", offline_settings)
     assert isinstance(events[-1], Failed) and events[-1].kind == "input"
+
+
+async def test_a_follow_up_after_a_refusal_uses_the_last_answer_not_the_refusal(offline_settings):
+    history = [HumanMessage("2 + 3"), AIMessage("2 + 3 = **5**")]
+    refused = await run_turn_events("what's 15% of 200", offline_settings, history)
+    history += [HumanMessage("what's 15% of 200"), AIMessage(refused[-1].answer)]
+    events = await run_turn_events("times 4", offline_settings, history)
+    assert events[-1].answer == "5 * 4 = **20**"
+
+
+async def test_a_follow_up_uses_the_exact_value_not_the_rounded_one(offline_settings):
+    history = [HumanMessage("1 / 3"), AIMessage("1 / 3 = **0.333333333333**")]
+    events = await run_turn_events("times 3", offline_settings, history)
+    assert events[-1].answer == "0.333333333333 * 3 = **1**"
+    multiply = next(e for e in events if isinstance(e, ToolResult) and e.name == "multiply")
+    assert multiply.output == "1"
+
+
+async def test_a_follow_up_to_another_models_answer_takes_its_last_number(offline_settings):
+    history = [HumanMessage("how many legs do 3 spiders have?"), AIMessage("They have 24 legs.")]
+    events = await run_turn_events("plus 1", offline_settings, history)
+    assert events[-1].answer == "24 + 1 = **25**"

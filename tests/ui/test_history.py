@@ -14,9 +14,10 @@ def test_browser_history_in_content_blocks_keeps_questions_and_answers_only():
         {"role": "assistant", "content": [{"type": "text", "text": "2 + 3 = **5**"}], "metadata": {}},
         {
             "role": "assistant",
-            "content": [{"type": "text", "text": "Answered by: x"}],
-            "metadata": {"title": "📊 1 step"},
+            "content": [{"type": "text", "text": "<details><summary>📊 1 step</summary></details>"}],
+            "metadata": {"id": "turn-footer"},
         },
+        {"role": "assistant", "content": "⚠️ Rate limited", "metadata": {"id": "turn-failure"}},
     ]
     assert to_langchain(history) == [HumanMessage("what is 2+3?"), AIMessage("2 + 3 = **5**")]
 

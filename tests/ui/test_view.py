@@ -18,7 +18,7 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from ui.view import TurnView, mark_stopped
+from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, STOPPED_ID, TurnView, mark_stopped, seconds
 
 
 def fake_clock(*times: float):
@@ -123,31 +123,65 @@ def test_a_failed_final_answer_is_shown_as_a_tool_error():
     assert "**Error:** bad args" in error.content
 
 
-def test_a_finished_turn_ends_with_a_footer_of_its_cost():
-    clock = fake_clock(100.0, 100.25, 101.5)
-    view = view_after(
-        StepStarted(1),
-        ToolCallStarted("a", "add", 1),
-        ToolResult("a", "add", "4", False, 0.01),
-        StepEnded(1, 100, 20),
-        StepStarted(2),
-        ToolCallStarted("f", "final_answer", 2),
-        AnswerDelta("4"),
-        StepEnded(2, 130, 15),
-        Finished("4", ("add",)),
-        clock=clock,
+def timed_view(*timed_events) -> TurnView:
+    """A view fed `(seconds, event)` pairs, its clock reading each event's time."""
+    now = [0.0]
+    view = TurnView("Offline model (no API key): arithmetic only", clock=lambda: now[0])
+    for at, event in timed_events:
+        now[0] = at
+        view.apply(event)
+    return view
+
+
+def test_a_finished_turn_ends_with_a_plain_footer_that_opens_to_a_timeline():
+    view = timed_view(
+        (0.0, StepStarted(1)),
+        (0.25, ToolCallStarted("a", "add", 1)),
+        (0.5, ToolArgsDelta("a", "{}")),
+        (0.75, ToolResult("a", "add", "4", False, 0.25)),
+        (0.75, StepEnded(1, 100, 20)),
+        (0.75, StepStarted(2)),
+        (1.0, ToolCallStarted("f", "final_answer", 2)),
+        (1.25, AnswerDelta("4")),
+        (1.5, StepEnded(2, 130, 15)),
+        (1.5, Finished("4", ("add",))),
     )
     footer = view.render()[-1]
-    assert footer.metadata == {
-        "title": "📊 2 steps · 1 tool call · 230 tokens in · 35 out · first token 0.25 s · total 1.50 s",
-        "status": "done",
-    }
-    assert footer.content == "Answered by: Offline model (no API key): arithmetic only"
+    assert footer.metadata == {"id": FOOTER_ID}, "not a titled message: no stray loading bubble after it"
+    assert footer.content.startswith(
+        "<details><summary>📊 2 steps · 1 tool call · 230 tokens in · 35 out · first token 250 ms · "
+        "total 1.50 s</summary>"
+    )
+    assert "Answered by: Offline model (no API key): arithmetic only" in footer.content
+    assert view.timeline().splitlines()[1:] == [
+        "1 model  " + "█" * 12 + " " * 24 + "  500 ms",
+        "  add    " + " " * 12 + "██████" + " " * 18 + "  250 ms",
+        "2 model  " + " " * 18 + "█" * 12 + " " * 6 + "  500 ms",
+    ]
 
 
-def test_an_answer_that_did_not_stream_is_still_shown():
-    view = view_after(Finished("Only at the end.", ()))
-    assert view.render()[0].content == "Only at the end."
+def test_parallel_tool_calls_overlap_on_the_timeline():
+    view = timed_view(
+        (0.0, StepStarted(1)),
+        (0.1, ToolCallStarted("a", "add", 1)),
+        (0.2, ToolCallStarted("b", "add", 1)),
+        (0.4, ToolResult("a", "add", "5", False, 0.1)),
+        (0.4, ToolResult("b", "add", "9", False, 0.1)),
+        (0.4, Finished("14", ("add",))),
+    )
+    first, second = view.timeline().splitlines()[2:]
+    assert first.strip() == second.strip() and first.startswith("  add"), "same start, same length"
+
+
+def test_seconds_read_as_milliseconds_under_one_second():
+    assert [seconds(s) for s in (0.0004, 0.0123, 0.25, 1.5)] == ["0.4 ms", "12 ms", "250 ms", "1.50 s"]
+
+
+def test_an_answer_that_did_not_stream_is_still_shown_with_its_footer():
+    view = view_after(StepStarted(1), Finished("Only at the end.", ()))
+    answer, footer = view.render()
+    assert answer.content == "Only at the end."
+    assert "📊 1 step · 0 tool calls" in footer.content, "a server that reports no usage still gets one"
 
 
 @pytest.mark.parametrize(
@@ -157,20 +191,101 @@ def test_an_answer_that_did_not_stream_is_still_shown():
         ("rate_limit", "⚠️ Rate limited"),
         ("step_limit", "⚠️ Step limit reached"),
         ("network", "⚠️ Connection problem"),
-        ("input", "⚠️ Message not accepted"),
     ],
 )
-def test_a_failure_is_a_clear_message_and_pending_tools_are_closed(kind, title):
+def test_a_failure_is_a_one_line_note_and_pending_tools_are_closed(kind, title):
     view = view_after(ToolCallStarted("a", "add", 1), Failed(kind, "What happened, in words."))
     tool, error, footer = view.render()
     assert tool.metadata["status"] == "done" and "Not finished" in tool.content
-    assert error.metadata["title"] == f"{title}: What happened, in words." and error.content == ""
-    assert footer.metadata["title"].startswith("📊")
+    assert error.content == f"{title}: What happened, in words."
+    assert error.metadata == {"id": FAILURE_ID}, "no title: nothing to expand"
+    assert footer.metadata == {"id": FOOTER_ID}
 
 
-def test_a_retry_is_announced():
-    view = view_after(Retrying(1, 2, 1.5, "Rate limited."))
-    assert titles(view.render()) == ["🔁 Rate limited. Retrying in 1.5 s (attempt 2)."]
+def test_refused_input_gets_its_note_and_no_footer():
+    view = view_after(Failed("input", "Your message is too long."))
+    [note] = view.render()
+    assert note.content == "⚠️ Message not accepted: Your message is too long."
+
+
+def test_a_turn_that_failed_before_doing_anything_has_no_empty_footer():
+    [note] = view_after(StepStarted(1), Failed("network", "Could not reach the model server.")).render()
+    assert note.metadata == {"id": FAILURE_ID}
+
+
+def test_retries_are_one_line_updated_in_place_without_please_try_again():
+    view = view_after(Retrying(1, 2, 0.6, "Could not reach the model server. Please try again."))
+    [note] = view.render()
+    assert note.content == "🔁 Could not reach the model server. Retrying in 0.6 s (attempt 2)."
+    assert note.metadata == {"id": RETRY_ID}
+    view.apply(Retrying(1, 3, 1.2, "Could not reach the model server. Please try again."))
+    assert [m.content for m in view.render()] == [
+        "🔁 Could not reach the model server. Retrying in 1.2 s (attempt 3)."
+    ]
+    view.apply(Failed("network", "Could not reach the model server. Please try again."))
+    assert [m.content for m in view.render()] == [
+        "⚠️ Connection problem (3 attempts): Could not reach the model server. Please try again."
+    ]
+
+
+def test_a_retry_that_worked_says_so():
+    view = view_after(Retrying(1, 2, 0.6, "Model server error. Please try again shortly."), AnswerDelta("4"))
+    view.apply(Finished("4", ()))
+    assert view.render()[0].content == "🔁 Model server error. It worked on attempt 2."
+
+
+def test_stop_marks_the_turn_visibly_at_its_end_with_a_footer_whatever_ran():
+    view = view_after(
+        StepStarted(1),
+        ToolCallStarted("a", "add", 1),
+        ToolCallStarted("b", "add", 1),
+        ToolResult("a", "add", "5", False, 0.01),
+    )
+    view.stop()
+    *_, second, stopped, footer = view.render()
+    assert second.metadata["status"] == "done" and "Not finished" in second.content
+    assert stopped.content == "⏹️ Stopped in step 1; 1 tool call did not finish."
+    assert stopped.metadata == {"id": STOPPED_ID}
+    assert "📊 1 step · 2 tool calls" in footer.content
+
+
+def test_no_ended_turn_ends_on_a_done_message():
+    """Gradio's Chatbot shows a stray "•••" bubble after a group ending on a "done" message."""
+    ended = [
+        view_after(
+            ToolCallStarted("a", "add", 1), ToolResult("a", "add", "1", False, 0.0), Finished("1", ())
+        ),
+        view_after(ToolCallStarted("a", "add", 1), Failed("network", "x")),
+        view_after(Failed("input", "x")),
+        view_after(ToolCallStarted("a", "add", 1)),
+    ]
+    ended[-1].stop()
+    for view in ended:
+        assert view.render()[-1].metadata.get("status") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "output", "title"),
+    [
+        (
+            "exponentiate",
+            '{"base": 3, "exponent": -1}',
+            "0.3333333333333333",
+            "🛠️ exponentiate → 0.333333333333 (1 ÷ 3)",
+        ),
+        ("multiply", '{"a": 0.1, "b": 3}', "0.30000000000000004", "🛠️ multiply → 0.3"),
+        ("add", '{"a": 2, "b": 3}', "5", "🛠️ add → 5"),
+    ],
+)
+def test_titles_round_results_for_display_and_the_body_keeps_them_exact(name, arguments, output, title):
+    view = view_after(
+        ToolCallStarted("a", name, 1),
+        ToolArgsDelta("a", arguments),
+        ToolResult("a", name, output, False, 0.0),
+    )
+    [message] = view.render()
+    assert message.metadata["title"] == title
+    assert message.content.endswith(f"**Result:** {output}")
 
 
 def test_long_results_are_shortened_in_the_title_only():
@@ -225,7 +340,7 @@ def test_mark_stopped_marks_a_pending_tool_step_when_it_is_the_last_message():
 def test_mark_stopped_leaves_finished_turns_and_empty_chats_alone():
     finished = stopped_turn(
         {"role": "assistant", "content": "4", "metadata": None},
-        {"role": "assistant", "content": "", "metadata": {"title": "📊 1 step", "status": "done"}},
+        {"role": "assistant", "content": "<details>📊 1 step</details>", "metadata": {"id": FOOTER_ID}},
     )
     assert mark_stopped(finished) is False and finished[1]["content"] == "4"
     assert mark_stopped([]) is False
