@@ -146,6 +146,15 @@ def _reason_in(body: Any) -> str | None:
     return None
 
 
+def retry_reason(error: BaseException, settings: Settings) -> str:
+    """Why a request is being retried, in the failure's words without the advice to try
+    again: the engine is already doing that."""
+    message = failure_for(error, settings).message
+    for advice in (" Please try again shortly.", " Please try again."):
+        message = message.removesuffix(advice)
+    return message
+
+
 def retry_delay(error: BaseException, attempt: int, max_retries: int) -> float | None:
     """Seconds to wait before retrying `attempt`'s failure, or None to give up."""
     import openai

@@ -42,7 +42,7 @@ from pydantic import ValidationError
 
 from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
-from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay
+from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay, retry_reason
 from agent.events import AgentEvent, Failed, Finished, Retrying, StepEnded, ToolResult
 from agent.models import Settings, TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
@@ -297,7 +297,7 @@ async def stream_reply(
             if wait_s is None:
                 raise
             attempt += 1
-            handler.channel.emit(Retrying(step, attempt, wait_s, failure_for(error, model.settings).message))
+            handler.channel.emit(Retrying(step, attempt, wait_s, retry_reason(error, model.settings)))
             await asyncio.sleep(wait_s)
     reply = handler.reply
     if not reply.finish_reason:

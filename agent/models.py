@@ -149,7 +149,8 @@ def _read(values: Mapping[str, str], name: str, kind: Callable[[str], T], defaul
     except ValueError:
         value = None
     if value is None or value < minimum:  # type: ignore[operator]
-        raise ValueError(f"{name} must be a {kind.__name__} of at least {minimum}, got {values[name]!r}")
+        kind_name = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {kind_name} of at least {minimum:g}, got {values[name]!r}")
     return value
 
 

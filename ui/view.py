@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +66,6 @@ FAILURE_ID = "turn-failure"
 STOPPED_ID = "turn-stopped"
 TURN_NOTE_IDS = frozenset({FOOTER_ID, RETRY_ID, FAILURE_ID, STOPPED_ID})
 STOPPED_MARK = "⏹️ Stopped"
-_TRY_AGAIN = re.compile(r"\s*Please try again[^.]*\.")
 
 
 @dataclass
@@ -258,8 +256,8 @@ class TurnView:
         self._note_visible()
 
     def _note_retry(self, attempt: int, wait_s: float, reason: str) -> None:
-        """One line, updated in place: the engine retries by itself, so no "please try again"."""
-        self._retry_cause = _TRY_AGAIN.sub("", reason).strip()
+        """One line, updated in place."""
+        self._retry_cause = reason
         self._attempts = attempt
         text = f"🔁 {self._retry_cause} Retrying in {wait_s:.1f} s (attempt {attempt})."
         if self._retry is None:

@@ -97,6 +97,7 @@ async def test_a_rate_limit_is_retried_after_the_requested_wait(llmock, settings
     events = await run_turn_events(QUESTION, settings)
     [retry] = [e for e in events if isinstance(e, Retrying)]
     assert retry.attempt == 2 and retry.wait_s == pytest.approx(0.3) and "rate limiting" in retry.reason
+    assert "try again" not in retry.reason  # the engine is retrying already
     assert isinstance(events[-1], Finished)
     llmock.assert_resilient()
 
@@ -115,7 +116,9 @@ async def test_server_errors_are_retried_a_bounded_number_of_times(llmock, setti
     assert events[-1] == Failed(
         "upstream", "The model server had an error (500): Internal server error. Please try again."
     )
-    assert [e.attempt for e in events if isinstance(e, Retrying)] == [2, 3]
+    retries = [e for e in events if isinstance(e, Retrying)]
+    assert [e.attempt for e in retries] == [2, 3]
+    assert {e.reason for e in retries} == {"The model server had an error (500): Internal server error."}
     assert len(llmock.requests) == 3
     llmock.assert_resilient()
 

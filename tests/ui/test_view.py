@@ -213,12 +213,12 @@ def test_a_turn_that_failed_before_doing_anything_has_no_empty_footer():
     assert note.metadata == {"id": FAILURE_ID}
 
 
-def test_retries_are_one_line_updated_in_place_without_please_try_again():
-    view = view_after(Retrying(1, 2, 0.6, "Could not reach the model server. Please try again."))
+def test_retries_are_one_line_updated_in_place():
+    view = view_after(Retrying(1, 2, 0.6, "Could not reach the model server."))
     [note] = view.render()
     assert note.content == "🔁 Could not reach the model server. Retrying in 0.6 s (attempt 2)."
     assert note.metadata == {"id": RETRY_ID}
-    view.apply(Retrying(1, 3, 1.2, "Could not reach the model server. Please try again."))
+    view.apply(Retrying(1, 3, 1.2, "Could not reach the model server."))
     assert [m.content for m in view.render()] == [
         "🔁 Could not reach the model server. Retrying in 1.2 s (attempt 3)."
     ]
@@ -229,7 +229,7 @@ def test_retries_are_one_line_updated_in_place_without_please_try_again():
 
 
 def test_a_retry_that_worked_says_so():
-    view = view_after(Retrying(1, 2, 0.6, "Model server error. Please try again shortly."), AnswerDelta("4"))
+    view = view_after(Retrying(1, 2, 0.6, "Model server error."), AnswerDelta("4"))
     view.apply(Finished("4", ()))
     assert view.render()[0].content == "🔁 Model server error. It worked on attempt 2."
 
