@@ -20,9 +20,8 @@ from typing import Any, TypeVar
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import Settings, agent_turn, backend_label, preload
+from agent import ModelNotAllowed, Settings, agent_turn, backend_label, preload
 from agent.events import Failed
-from agent.models import ModelNotAllowed
 from ui.guard import GuardSettings, guard_options, is_busy
 from ui.history import to_langchain
 from ui.pacing import UpdateBudget, paced

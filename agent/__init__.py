@@ -8,6 +8,16 @@ batches. Nothing here imports Gradio.
 
 from agent.channel import EventChannel
 from agent.executor import agent_turn, run_agent
-from agent.models import Settings, backend_label, preload
+from agent.models import ModelNotAllowed, Settings, backend_label, preload
+from agent.tools import display_number
 
-__all__ = ["EventChannel", "Settings", "agent_turn", "backend_label", "preload", "run_agent"]
+__all__ = [
+    "EventChannel",
+    "ModelNotAllowed",
+    "Settings",
+    "agent_turn",
+    "backend_label",
+    "display_number",
+    "preload",
+    "run_agent",
+]

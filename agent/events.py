@@ -50,11 +50,16 @@ class AnswerDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStarted:
-    """The model decided to call a tool; its arguments follow as `ToolArgsDelta`s."""
+    """The model decided to call a tool; its arguments follow as `ToolArgsDelta`s.
+
+    `gives_answer` marks the call that hands the user the answer (`final_answer`): its
+    text streams as `AnswerDelta`s, so a display shows it as the answer, not as a tool.
+    """
 
     call_id: str
     name: str
     step: int
+    gives_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

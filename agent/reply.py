@@ -171,7 +171,7 @@ class ReplyAssembler:
             return
         if not call.started:
             call.started = True
-            yield ToolCallStarted(call.call_id, call.name, self.step)
+            yield ToolCallStarted(call.call_id, call.name, self.step, call.name == FINAL_ANSWER)
             new_text = call.arguments  # everything held back while the name was unknown
         if new_text:
             yield ToolArgsDelta(call.call_id, new_text)

@@ -84,3 +84,14 @@ def test_each_agent_module_imports_only_modules_below_it():
     for name, path in modules.items():
         above = {m for m in _agent_imports(path) if AGENT_LAYERS.index(m) >= AGENT_LAYERS.index(name)}
         assert not above, f"agent/{name}.py imports {above}, which are not below it"
+
+
+def test_the_ui_reaches_the_engine_only_through_its_public_entry_and_events():
+    allowed = {"agent", "agent.events"}
+    for path in [PROJECT_ROOT / "app.py", *(PROJECT_ROOT / "ui").glob("*.py")]:
+        modules = {
+            node.module
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "agent"
+        }
+        assert modules <= allowed, f"{path.name} imports {modules - allowed}"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from agent import display_number
 from agent.events import (
     AgentEvent,
     AnswerDelta,
@@ -44,7 +45,6 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from agent.tools import FINAL_ANSWER, display_number
 from ui.history import content_text
 from ui.safety import fenced, safe_markdown
 
@@ -166,7 +166,7 @@ class TurnView:
                 self._steps_with_calls.add(step)
                 self._text_becomes_thought(step)
                 self.apply(event)
-            case ToolCallStarted(call_id, name, step) if name == FINAL_ANSWER:
+            case ToolCallStarted(call_id, name, step, gives_answer=True):
                 self._answer_calls.add(call_id)
                 self._text_closed = True
                 self._streamed()

@@ -93,7 +93,7 @@ def test_the_answer_grows_as_a_plain_message_and_final_answer_is_not_a_tool_step
     view = view_after(
         ToolCallStarted("a", "add", 1),
         ToolResult("a", "add", "4", False, 0.01),
-        ToolCallStarted("f", "final_answer", 2),
+        ToolCallStarted("f", "final_answer", 2, gives_answer=True),
         ToolArgsDelta("f", '{"answer": "It'),
         AnswerDelta("It"),
     )
@@ -108,7 +108,7 @@ def test_text_before_tool_calls_stays_a_separate_message():
     view = view_after(
         AnswerDelta("Let me add."),
         ToolCallStarted("a", "add", 1),
-        ToolCallStarted("f", "final_answer", 1),
+        ToolCallStarted("f", "final_answer", 1, gives_answer=True),
         AnswerDelta("4"),
     )
     assert [m.content for m in view.render() if not m.metadata] == ["Let me add.", "4"]
@@ -116,7 +116,8 @@ def test_text_before_tool_calls_stays_a_separate_message():
 
 def test_a_failed_final_answer_is_shown_as_a_tool_error():
     view = view_after(
-        ToolCallStarted("f", "final_answer", 1), ToolResult("f", "final_answer", "Error: bad args", True, 0.0)
+        ToolCallStarted("f", "final_answer", 1, gives_answer=True),
+        ToolResult("f", "final_answer", "Error: bad args", True, 0.0),
     )
     [error] = view.render()
     assert error.metadata["title"] == "🛠️ final_answer → error"
@@ -141,7 +142,7 @@ def test_a_finished_turn_ends_with_a_plain_footer_that_opens_to_a_timeline():
         (0.75, ToolResult("a", "add", "4", False, 0.25)),
         (0.75, StepEnded(1, 100, 20)),
         (0.75, StepStarted(2)),
-        (1.0, ToolCallStarted("f", "final_answer", 2)),
+        (1.0, ToolCallStarted("f", "final_answer", 2, gives_answer=True)),
         (1.25, AnswerDelta("4")),
         (1.5, StepEnded(2, 130, 15)),
         (1.5, Finished("4", ("add",))),
@@ -360,7 +361,7 @@ def test_text_written_alongside_tool_calls_becomes_a_thought_not_a_second_answer
     for event in (
         ToolResult("c1", "add", "5", False, 0.01),
         StepStarted(2),
-        ToolCallStarted("f", "final_answer", 2),
+        ToolCallStarted("f", "final_answer", 2, gives_answer=True),
         AnswerDelta("It is 5."),
         Finished("It is 5.", ("add",)),
     ):
