@@ -13,6 +13,8 @@ from agent.offline import pieces
 from tests.conftest import PROJECT_ROOT
 from ui.view import FOOTER_ID
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "what is (2 + 3) * (4 + 5)?"
 
 

@@ -25,6 +25,8 @@ from tests.conftest import MANY_VISITORS, launch
 from tests.fakes import ScriptedChatModel, answer, call, calls
 from ui.guard import GuardSettings
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -12,6 +12,8 @@ from gradio_client import Client
 
 from tests.conftest import PROJECT_ROOT, ServedProcess, app_environment, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def readme() -> str:
     return (PROJECT_ROOT / "README.md").read_text()

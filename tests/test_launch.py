@@ -15,6 +15,8 @@ from gradio_client import Client
 from bench.servers import ServedProcess, group_members, left_running
 from tests.conftest import PROJECT_ROOT, app_environment, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def answer_over_api(url: str, question: str = "what is 2 + 2") -> list[dict]:
     return Client(url, verbose=False).predict(question, api_name="/chat")

@@ -26,6 +26,8 @@ from ui.guard import GuardSettings
 from ui.safety import TRIMMED_TITLE
 from ui.view import FAILURE_ID
 
+pytestmark = pytest.mark.slow
+
 SERVER_KEY = "sk-server-public-0123456789"
 LONG_QUESTION = " + ".join(["1"] * 40)  # about 4 s at 20 ms a token
 BUSY = GuardSettings().busy_message()

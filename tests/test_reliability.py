@@ -28,6 +28,8 @@ from tests.agent.test_models import AuthorizationRecorder
 from tests.conftest import MANY_VISITORS, free_port, launch
 from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, TurnView
 
+pytestmark = pytest.mark.slow
+
 SERVER_KEY = "sk-server-secret-0123456789"
 
 

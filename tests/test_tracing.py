@@ -28,6 +28,8 @@ from tests.conftest import collect, free_port, run_turn_events
 from tests.fakes import Hang, ScriptedChatModel, answer, call, calls
 from tests.langsmith_standin import LangSmithStandIn
 
+pytestmark = pytest.mark.slow
+
 QUESTION = "(2 + 3) * (4 + 5)"
 OFFLINE = Settings(offline_token_delay_ms=0)
 SERVER_KEY = "sk-server-trace-0123456789abcdef"

@@ -420,6 +420,7 @@ async def test_a_finish_chunk_without_the_asked_usage_still_ends_when_the_stream
 # -- through the chat API --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ollama", "gemini-split"])
 async def test_the_chat_api_shows_the_answer_and_the_servers_usage(scripted_openai, name):
     import app

@@ -157,6 +157,7 @@ class AuthorizationRecorder:
         await self.app(scope, recording_receive, send)
 
 
+@pytest.mark.slow
 async def test_each_request_sends_its_own_key_and_the_server_key_otherwise():
     seen: list[tuple[str, str]] = []
     server = LLMockServer()

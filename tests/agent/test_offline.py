@@ -164,6 +164,7 @@ def test_without_final_answer_bound_the_answer_is_plain_content():
     assert not reply.tool_calls and "offline model" in reply.text
 
 
+@pytest.mark.slow
 async def test_the_offline_model_streams_at_the_configured_pace():
     model = OfflineArithmeticModel(token_delay_ms=10)
     bound = model.bind_tools([])

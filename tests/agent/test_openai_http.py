@@ -110,6 +110,7 @@ async def test_a_long_retry_after_fails_now_instead_of_waiting(llmock, settings)
     assert events[-1].kind == "rate_limit" and "wait 120 s" in events[-1].message
 
 
+@pytest.mark.slow
 async def test_server_errors_are_retried_a_bounded_number_of_times(llmock, settings):
     llmock.fail(500, times=None)
     events = await run_turn_events(QUESTION, settings)
@@ -123,6 +124,7 @@ async def test_server_errors_are_retried_a_bounded_number_of_times(llmock, setti
     llmock.assert_resilient()
 
 
+@pytest.mark.slow
 async def test_an_unreachable_server_is_a_network_failure():
     settings = Settings(api_key=SecretStr("sk-x"), base_url="http://127.0.0.1:9/v1", max_retries=1)
     events = await run_turn_events(QUESTION, settings)
@@ -145,6 +147,7 @@ async def test_a_broken_stream_ends_the_turn_with_a_clear_message(llmock, settin
     assert len(llmock.requests) == 1
 
 
+@pytest.mark.slow
 async def test_a_stalled_stream_times_out(llmock, settings):
     llmock.stall(after_chunks=2, seconds=10)
     started = time.perf_counter()
@@ -153,6 +156,7 @@ async def test_a_stalled_stream_times_out(llmock, settings):
     assert events[-1].kind == "network" and "timed out" in events[-1].message
 
 
+@pytest.mark.slow
 async def test_a_request_that_times_out_is_retried(llmock, settings):
     llmock.delay(3, times=1)
     events = await run_turn_events(QUESTION, settings)
@@ -161,6 +165,7 @@ async def test_a_request_that_times_out_is_retried(llmock, settings):
     assert isinstance(events[-1], Finished)
 
 
+@pytest.mark.slow
 async def test_a_server_that_never_answers_fails_within_the_retry_budget(llmock, settings):
     llmock.delay(3, times=None)
     settings = dataclasses.replace(settings, request_timeout_s=1)
