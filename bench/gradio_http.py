@@ -34,8 +34,11 @@ class ChatStream:
     completed: bool = False
     cancelled: bool = False
     error: str | None = None
+    first_update_bytes: int = 0
+    side_bytes: int = 0
     update_times: list[float] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
 
     @property
     def messages(self) -> list[dict]:
@@ -71,14 +74,25 @@ class GradioChatClient:
         cancel_after_updates: int | None = None,
         disconnect: bool = False,
         keep_raw: bool = False,
+        chatbot: list[dict] | None = None,
     ) -> ChatStream:
         """Stream one turn. With `cancel_after_updates`, stop after that many updates:
         as the Stop button does, or by dropping the connection (`disconnect`) as a
-        closed tab does. `keep_raw` keeps every event line the server sent."""
+        closed tab does. `keep_raw` keeps every event line the server sent.
+
+        With `chatbot` (the conversation the page shows), the browser path makes every
+        call a page's submit makes: the user message is appended to the chatbot before
+        the turn, and the chat state is synchronised and saved after it; the bytes those
+        calls receive are counted in `side_bytes`."""
         stream = ChatStream(session_hash or uuid.uuid4().hex)
         started = time.perf_counter()
         if mode == "browser":
             await self._predict("_clear_and_save_textbox", [question], stream.session_hash)
+            if chatbot is not None:
+                shown = await self._predict(
+                    "_append_message_to_history", [None, chatbot], stream.session_hash, stream
+                )
+                stream.value = shown["data"][0]
             fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key], 1
         else:
             fn_index, data, output = self._fn["chat"], [question, None, model, api_key], 0
@@ -118,8 +132,17 @@ class GradioChatClient:
                         await self.cancel(stream.session_hash, fn_index, event_id)
                     stream.cancelled = True
                     break
+        if chatbot is not None and mode == "browser" and stream.completed:
+            await self._predict("lambda", [stream.value], stream.session_hash, stream)
+            await self._predict(
+                "_save_conversation", [None, None, [stream.value]], stream.session_hash, stream
+            )
         stream.total_s = time.perf_counter() - started
         return stream
+
+    async def show(self, session_hash: str, chatbot: list[dict]) -> None:
+        """Put `chatbot` in a session's chat as a page does when it opens a saved conversation."""
+        await self._predict("lambda", [chatbot], session_hash)
 
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
         await self.http.post(
@@ -130,7 +153,9 @@ class GradioChatClient:
     async def get_text(self, path: str) -> str:
         return (await self.http.get(f"{self.base_url}{path}")).text
 
-    async def _predict(self, api_name: str, data: list[Any], session_hash: str) -> Any:
+    async def _predict(
+        self, api_name: str, data: list[Any], session_hash: str, stream: ChatStream | None = None
+    ) -> Any:
         response = await self.http.post(
             f"{self.base_url}/gradio_api/run/predict",
             json={
@@ -142,6 +167,8 @@ class GradioChatClient:
             },
         )
         response.raise_for_status()
+        if stream is not None:
+            stream.side_bytes += len(response.content)
         return response.json()
 
     @staticmethod
@@ -154,8 +181,10 @@ class GradioChatClient:
         stream.update_times.append(now)
         stream.updates += 1
         stream.payload_bytes += size
-        value = data[output]
-        if message.get("msg") == "process_generating" and stream.value is not None:
-            stream.value = apply_diff(stream.value, value)
+        stream.first_update_bytes = stream.first_update_bytes or size
+        if message.get("msg") == "process_generating" and stream.outputs:
+            stream.outputs = [apply_diff(old, new) for old, new in zip(stream.outputs, data, strict=True)]
         else:
-            stream.value = value
+            stream.outputs = list(data)
+        if isinstance(stream.outputs[output], list):
+            stream.value = stream.outputs[output]

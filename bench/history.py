@@ -1,0 +1,154 @@
+"""Cost of a turn as the conversation grows: 1 and 20 chats after 0/25/100/200 prior turns.
+
+    python -m bench.history [--turns 0,25,100,200] [--chats 20] [--token-ms 20] [--paths browser,api]
+
+`python app.py` is served as its own process (offline model at `--token-ms` per
+token). One real turn is taken through `/chat` and repeated to script the prior
+history (each turn the app's own 7 messages); every chat gets its own session,
+whose conversation is loaded as a page loads a saved one. Then, per history
+length, one chat alone and `--chats` at once take a turn:
+
+- browser: every call a page's textbox submit makes (clear the textbox, append the
+  user message to the chatbot, the streamed turn, synchronise and save the chat);
+- api: `/chat`, which streams only the new turn.
+
+Printed: wall time, its ratio to the same number of fresh chats in this run, the
+server's CPU per streamed update, bytes per update and of the first update, the
+bytes of the page's other calls per turn, and the slowest chat's updates/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import gradio as gr
+
+from bench.bare_chat import QUESTION
+from bench.gradio_http import ChatStream, GradioChatClient, Mode
+from bench.report import machine_line, table
+from bench.servers import ServedProcess, app_environment, free_port
+
+
+@dataclass
+class Run:
+    """What `count` chats with `turns` prior turns measured, on one path."""
+
+    path: Mode
+    turns: int
+    count: int
+    wall_s: float
+    cpu_s: float
+    streams: list[ChatStream]
+
+    @property
+    def updates(self) -> int:
+        return sum(s.updates for s in self.streams)
+
+    def row(self, fresh_wall_s: float) -> list[object]:
+        streams = self.streams
+        return [
+            self.path,
+            self.turns,
+            self.count,
+            f"{self.wall_s:.2f}",
+            f"{self.wall_s / fresh_wall_s:.2f}×",
+            f"{1000 * self.cpu_s / self.updates:.1f}",
+            f"{statistics.median(s.payload_bytes / s.updates for s in streams) / 1000:.2f}",
+            f"{statistics.median(s.first_update_bytes for s in streams) / 1000:.1f}",
+            f"{statistics.median(s.side_bytes for s in streams) / 1000:.1f}",
+            f"{statistics.median(s.updates for s in streams):.0f}",
+            f"{min(s.updates / s.total_s for s in streams):.1f}",
+            sum(not s.completed for s in streams),
+        ]
+
+
+async def sample_turn(client: GradioChatClient) -> list[dict]:
+    """One real turn of the app, as the page's chatbot holds it (user message included)."""
+    stream = await client.ask(QUESTION, mode="api")
+    if not stream.completed:
+        raise SystemExit(f"the sample turn failed: {stream.error}")
+    messages = [{"role": "user", "content": QUESTION}, *stream.messages]
+    return gr.Chatbot().postprocess(messages).model_dump()
+
+
+async def run_chats(
+    client: GradioChatClient, server: ServedProcess, path: Mode, history: list[dict], count: int
+) -> tuple[float, float, list[ChatStream]]:
+    sessions = [uuid.uuid4().hex for _ in range(count)]
+    await asyncio.gather(*(client.show(session, history) for session in sessions))
+    chatbot = history if path == "browser" else None
+    cpu_before = server.cpu_seconds()
+    started = time.perf_counter()
+    streams = await asyncio.gather(
+        *(client.ask(QUESTION, mode=path, session_hash=s, chatbot=chatbot) for s in sessions)
+    )
+    return time.perf_counter() - started, server.cpu_seconds() - cpu_before, streams
+
+
+async def measure(turn_counts: list[int], chats: int, token_ms: float, paths: list[Mode]) -> list[Run]:
+    port = free_port()
+    env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms))
+    server = ServedProcess([sys.executable, "app.py", "--port", str(port)], env)
+    try:
+        url = server.wait_for_url()
+        async with GradioChatClient(url) as client:
+            turn = await sample_turn(client)
+            await run_chats(client, server, "browser", [], 2)  # warm up
+            runs = []
+            for turns in turn_counts:
+                for path in paths:
+                    for count in (1, chats):
+                        wall, cpu, streams = await run_chats(client, server, path, turn * turns, count)
+                        runs.append(Run(path, turns, count, wall, cpu, streams))
+            return runs
+    finally:
+        server.stop()
+
+
+def report(runs: list[Run]) -> str:
+    fresh = {(r.path, r.count): r.wall_s for r in runs if r.turns == 0}
+    rows = [r.row(fresh.get((r.path, r.count), r.wall_s)) for r in runs]
+    header = [
+        "path",
+        "prior turns",
+        "chats",
+        "wall s",
+        "vs fresh",
+        "CPU ms/update",
+        "kB/update",
+        "first update kB",
+        "other calls kB",
+        "updates",
+        "min upd/s",
+        "failed",
+    ]
+    return table(header, rows)
+
+
+async def main(turn_counts: list[int], chats: int, token_ms: float, paths: list[Mode]) -> None:
+    load_before = os.getloadavg()[0]
+    runs = await measure(turn_counts, chats, token_ms, paths)
+    print(f"A turn after a long conversation: “{QUESTION}”, offline model at {token_ms} ms per token")
+    print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(report(runs))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", default="0,25,100,200")
+    parser.add_argument("--chats", type=int, default=20)
+    parser.add_argument("--token-ms", type=float, default=20)
+    parser.add_argument("--paths", default="browser,api")
+    args = parser.parse_args()
+    asyncio.run(
+        main([int(n) for n in args.turns.split(",")], args.chats, args.token_ms, args.paths.split(","))
+    )
