@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import Settings, agent_turn, backend_label, preload
 from ui.history import to_langchain
+from ui.live_turn import LiveTurnChatInterface
 from ui.pacing import UpdateBudget, paced
 from ui.view import TurnView, mark_stopped
 
@@ -89,8 +90,9 @@ def create_app(
     with gr.Blocks(title=TITLE, fill_height=True) as demo:
         gr.Markdown(f"<h1 style='text-align: center'>{TITLE}</h1>\n\n{DESCRIPTION}")
         backend = gr.Markdown(backend_line(settings.model, ""))
-        chat_interface = gr.ChatInterface(
+        LiveTurnChatInterface(
             chat,
+            mark_stopped=mark_stopped,
             chatbot=gr.Chatbot(label="Agent", scale=1, buttons=["copy", "copy_all"]),
             additional_inputs=[model_box, key_box],
             additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
@@ -106,13 +108,6 @@ def create_app(
             backend_line,
             [model_box, key_box],
             backend,
-            queue=False,
-            api_visibility="private",
-        )
-        chat_interface.textbox.stop(
-            lambda history: history if mark_stopped(history) else gr.skip(),
-            [chat_interface.chatbot],
-            [chat_interface.chatbot],
             queue=False,
             api_visibility="private",
         )

@@ -1,0 +1,134 @@
+"""A ChatInterface whose streamed turn costs the same whatever the conversation's length.
+
+Gradio's `ChatInterface` streams a turn by handing its Chatbot the whole
+conversation on every update: each update post-processes every earlier message
+again, and the first update of a turn carries the whole history to the browser
+(~1.4 kB per prior turn). Here the turn streams into a second, small Chatbot
+under the conversation (the live turn); the conversation's Chatbot is left alone
+(`gr.skip()`) until the turn ends, and then receives the finished turn once. The
+turn's last update skips both Chatbots again, so that the closing message, which
+repeats every output's last value, stays small too.
+
+Everything else is ChatInterface's own: the history panel, retry, undo, edit,
+examples and Stop. Stop cancels the turn's generator, which cannot yield again,
+so its listener moves what the live turn shows into the conversation. The `/chat`
+API keeps its shape: the live turn is not one of its outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any
+
+import gradio as gr
+from gradio.context import LocalContext, get_blocks_context
+
+Messages = list[dict[str, Any]]
+MAX_UNFINISHED = 10_000  # sessions whose last turn was stopped, remembered until their next turn
+
+
+class LiveTurnChatInterface(gr.ChatInterface):
+    """`gr.ChatInterface` for an async generator `fn` that yields the turn's messages.
+
+    `mark_stopped(history)` marks the last turn of a conversation as stopped (in place).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., AsyncIterator[Messages]],
+        *,
+        mark_stopped: Callable[[Messages], Any],
+        **kwargs: Any,
+    ):
+        self.live = gr.Chatbot(
+            show_label=False, visible=False, height="auto", max_height=400, render=False, elem_id="live-turn"
+        )
+        self._mark_stopped = mark_stopped
+        self._unfinished: OrderedDict[str, tuple[int, Messages]] = OrderedDict()
+        super().__init__(fn, additional_outputs=[self.live], **kwargs)
+
+    def _render_chatbot_area(self, *args: Any) -> None:
+        """ChatInterface's chat area, with the live turn right under the conversation."""
+        super()._render_chatbot_area(*args)
+        self.live.render()
+        siblings = self.chatbot.parent.children
+        siblings.remove(self.live)
+        siblings.insert(siblings.index(self.chatbot) + 1, self.live)
+
+    def _setup_events(self) -> None:
+        super()._setup_events()
+        self._keep_api_shape()
+        self.textbox.stop(
+            self._stop,
+            [self.chatbot, self.live],
+            [self.chatbot, self.chatbot_state, self.live],
+            queue=False,
+            api_visibility="private",
+        )
+
+    def _keep_api_shape(self) -> None:
+        """The `/chat` endpoint streams the turn only: drop the live turn from its outputs."""
+        api = next(
+            f for f in get_blocks_context().fns.values() if (self.fake_api_btn._id, "click") in f.targets
+        )
+        api.outputs = [block for block in api.outputs if block is not self.live]
+        stream = api.fn
+
+        @functools.wraps(stream)
+        async def without_live_turn(*args: Any) -> AsyncIterator[tuple]:
+            async for *outputs, _live in stream(*args):
+                yield tuple(outputs)
+
+        api.fn = without_live_turn
+
+    async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
+        session = _session()
+        history = self._with_stopped_turn(session, history)
+        turn = self.fn(message, list(history), *args)
+        history = self._append_message_to_history(message, history, "user")
+        response: Messages = []
+        shown = False
+        async with aclosing(turn):
+            async for response in turn:
+                self._unfinished[session] = (len(history), response)
+                self._unfinished.move_to_end(session)
+                if len(self._unfinished) > MAX_UNFINISHED:
+                    self._unfinished.popitem(last=False)
+                yield response, gr.skip(), response if shown else gr.update(value=response, visible=True)
+                shown = True
+        self._unfinished.pop(session, None)
+        yield response, self._append_message_to_history(response, history, "assistant"), _hidden()
+        yield response, gr.skip(), gr.skip()
+
+    def _with_stopped_turn(self, session: str, history: Messages) -> Messages:
+        """The conversation with the session's stopped turn in it, marked stopped.
+
+        Stop's listener puts that turn in the chat, but ChatInterface's own copy of
+        the chat is synchronised from the page when the cancelled run ends, which
+        can be before that listener's result arrives; the turn then ends with its
+        question. The part of the turn that streamed is kept here until the next turn.
+        """
+        length, partial = self._unfinished.pop(session, (-1, []))
+        if len(history) != length:
+            return history
+        history = [*history, *partial]
+        self._mark_stopped(history)
+        return history
+
+    def _stop(self, history: Messages, live: Messages) -> tuple[Messages, Messages, dict]:
+        """Stop: the part of the turn the live Chatbot shows joins the conversation, marked."""
+        history = [*history, *live]
+        self._mark_stopped(history)
+        return history, history, _hidden()
+
+
+def _session() -> str:
+    request = LocalContext.request.get(None)
+    return getattr(request, "session_hash", None) or ""
+
+
+def _hidden() -> dict:
+    return gr.update(value=[], visible=False)
