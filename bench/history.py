@@ -1,6 +1,7 @@
 """Cost of a turn as the conversation grows: 1 and 20 chats after 0/25/100/200 prior turns.
 
-    python -m bench.history [--turns 0,25,100,200] [--chats 20] [--token-ms 20] [--paths browser,api]
+    python -m bench.history [--turns 0,25,100,200] [--chats 20] [--token-ms 20] [--paths browser,page,api]
+                            [--app-dir DIR]
 
 `python app.py` is served as its own process (offline model at `--token-ms` per
 token). One real turn is taken through `/chat` and repeated to script the prior
@@ -8,9 +9,12 @@ history (each turn the app's own 7 messages); every chat gets its own session,
 whose conversation is loaded as a page loads a saved one. Then, per history
 length, one chat alone and `--chats` at once take a turn:
 
-- browser: every call a page's textbox submit makes (clear the textbox, append the
-  user message to the chatbot, the streamed turn, synchronise and save the chat);
+- browser: the textbox submit and its streamed turn (what the issue measured);
+- page: every call a page's submit makes: also appending the user message to the
+  chatbot before the turn, and synchronising and saving the chat after it;
 - api: `/chat`, which streams only the new turn.
+
+`--app-dir` serves the `app.py` of another checkout (e.g. the code before a change).
 
 Printed: wall time, its ratio to the same number of fresh chats in this run, the
 server's CPU per streamed update, bytes per update and of the first update, the
@@ -27,20 +31,24 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import gradio as gr
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import ChatStream, GradioChatClient, Mode
+from bench.gradio_http import ChatStream, GradioChatClient
 from bench.report import machine_line, table
-from bench.servers import ServedProcess, app_environment, free_port
+from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
+
+Route = Literal["browser", "page", "api"]
 
 
 @dataclass
 class Run:
     """What `count` chats with `turns` prior turns measured, on one path."""
 
-    path: Mode
+    path: Route
     turns: int
     count: int
     wall_s: float
@@ -79,23 +87,26 @@ async def sample_turn(client: GradioChatClient) -> list[dict]:
 
 
 async def run_chats(
-    client: GradioChatClient, server: ServedProcess, path: Mode, history: list[dict], count: int
+    client: GradioChatClient, server: ServedProcess, path: Route, history: list[dict], count: int
 ) -> tuple[float, float, list[ChatStream]]:
     sessions = [uuid.uuid4().hex for _ in range(count)]
     await asyncio.gather(*(client.show(session, history) for session in sessions))
-    chatbot = history if path == "browser" else None
+    mode = "api" if path == "api" else "browser"
+    chatbot = history if path == "page" else None
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
     streams = await asyncio.gather(
-        *(client.ask(QUESTION, mode=path, session_hash=s, chatbot=chatbot) for s in sessions)
+        *(client.ask(QUESTION, mode=mode, session_hash=s, chatbot=chatbot) for s in sessions)
     )
     return time.perf_counter() - started, server.cpu_seconds() - cpu_before, streams
 
 
-async def measure(turn_counts: list[int], chats: int, token_ms: float, paths: list[Mode]) -> list[Run]:
+async def measure(
+    turn_counts: list[int], chats: int, token_ms: float, paths: list[Route], app_dir: Path
+) -> list[Run]:
     port = free_port()
     env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms))
-    server = ServedProcess([sys.executable, "app.py", "--port", str(port)], env)
+    server = ServedProcess([sys.executable, "app.py", "--port", str(port)], env, cwd=app_dir)
     try:
         url = server.wait_for_url()
         async with GradioChatClient(url) as client:
@@ -132,9 +143,11 @@ def report(runs: list[Run]) -> str:
     return table(header, rows)
 
 
-async def main(turn_counts: list[int], chats: int, token_ms: float, paths: list[Mode]) -> None:
+async def main(
+    turn_counts: list[int], chats: int, token_ms: float, paths: list[Route], app_dir: Path
+) -> None:
     load_before = os.getloadavg()[0]
-    runs = await measure(turn_counts, chats, token_ms, paths)
+    runs = await measure(turn_counts, chats, token_ms, paths, app_dir)
     print(f"A turn after a long conversation: “{QUESTION}”, offline model at {token_ms} ms per token")
     print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(report(runs))
@@ -147,8 +160,8 @@ if __name__ == "__main__":
     parser.add_argument("--turns", default="0,25,100,200")
     parser.add_argument("--chats", type=int, default=20)
     parser.add_argument("--token-ms", type=float, default=20)
-    parser.add_argument("--paths", default="browser,api")
+    parser.add_argument("--paths", default="browser,page,api")
+    parser.add_argument("--app-dir", type=Path, default=PROJECT_ROOT)
     args = parser.parse_args()
-    asyncio.run(
-        main([int(n) for n in args.turns.split(",")], args.chats, args.token_ms, args.paths.split(","))
-    )
+    turn_counts = [int(n) for n in args.turns.split(",")]
+    asyncio.run(main(turn_counts, args.chats, args.token_ms, args.paths.split(","), args.app_dir))

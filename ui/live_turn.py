@@ -27,6 +27,7 @@ import gradio as gr
 from gradio.context import LocalContext, get_blocks_context
 
 Messages = list[dict[str, Any]]
+MAX_MESSAGES = 1_000  # ~140 of this app's tool-using turns
 MAX_UNFINISHED = 10_000  # sessions whose last turn was stopped, remembered until their next turn
 
 
@@ -34,6 +35,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
     """`gr.ChatInterface` for an async generator `fn` that yields the turn's messages.
 
     `mark_stopped(history)` marks the last turn of a conversation as stopped (in place).
+    The conversation keeps its newest `max_messages` messages, whole turns only: what
+    the page holds, sends and receives back on each turn stays bounded.
     """
 
     def __init__(
@@ -41,10 +44,18 @@ class LiveTurnChatInterface(gr.ChatInterface):
         fn: Callable[..., AsyncIterator[Messages]],
         *,
         mark_stopped: Callable[[Messages], Any],
+        max_messages: int = MAX_MESSAGES,
         **kwargs: Any,
     ):
+        self.max_messages = max_messages
         self.live = gr.Chatbot(
-            show_label=False, visible=False, height="auto", max_height=400, render=False, elem_id="live-turn"
+            show_label=False,
+            visible=False,
+            height="auto",
+            max_height=400,
+            buttons=[],
+            render=False,
+            elem_id="live-turn",
         )
         self._mark_stopped = mark_stopped
         self._unfinished: OrderedDict[str, tuple[int, Messages]] = OrderedDict()
@@ -86,7 +97,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
 
     async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
         session = _session()
-        history = self._with_stopped_turn(session, history)
+        history = newest_turns(self._with_stopped_turn(session, history), self.max_messages)
         turn = self.fn(message, list(history), *args)
         history = self._append_message_to_history(message, history, "user")
         response: Messages = []
@@ -100,7 +111,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
                 yield response, gr.skip(), response if shown else gr.update(value=response, visible=True)
                 shown = True
         self._unfinished.pop(session, None)
-        yield response, self._append_message_to_history(response, history, "assistant"), _hidden()
+        history = self._append_message_to_history(response, history, "assistant")
+        yield response, newest_turns(history, self.max_messages), _hidden()
         yield response, gr.skip(), gr.skip()
 
     def _with_stopped_turn(self, session: str, history: Messages) -> Messages:
@@ -122,7 +134,18 @@ class LiveTurnChatInterface(gr.ChatInterface):
         """Stop: the part of the turn the live Chatbot shows joins the conversation, marked."""
         history = [*history, *live]
         self._mark_stopped(history)
+        history = newest_turns(history, self.max_messages)
         return history, history, _hidden()
+
+
+def newest_turns(history: Messages, limit: int) -> Messages:
+    """The newest messages of `history`, at most `limit`, starting with a question."""
+    if len(history) <= limit:
+        return history
+    start = len(history) - limit
+    while start < len(history) and history[start].get("role") != "user":
+        start += 1
+    return history[start:]
 
 
 def _session() -> str:
