@@ -18,6 +18,7 @@ import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
 from agent import Settings, agent_turn, backend_label, preload
+from ui.chatbot import PreparedChatbot
 from ui.history import to_langchain
 from ui.live_turn import LiveTurnChatInterface
 from ui.pacing import UpdateBudget, paced
@@ -93,7 +94,7 @@ def create_app(
         LiveTurnChatInterface(
             chat,
             mark_stopped=mark_stopped,
-            chatbot=gr.Chatbot(label="Agent", scale=1, buttons=["copy", "copy_all"]),
+            chatbot=PreparedChatbot(label="Agent", scale=1, buttons=["copy", "copy_all"]),
             additional_inputs=[model_box, key_box],
             additional_inputs_accordion=gr.Accordion("⚙️ Settings", open=False, render=False),
             examples=EXAMPLES,
