@@ -48,8 +48,13 @@ class ChatStream:
 class GradioChatClient:
     """One client for many concurrent chat turns against a Gradio app's `/chat` (or its textbox)."""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, base_url: str, http: httpx.AsyncClient | None = None, affinity_cookie: str | None = None
+    ) -> None:
+        """With `affinity_cookie`, each session sends that cookie set to its own hash, as
+        many browsers would each send the cookie a proxy gave them."""
         self.base_url = base_url.rstrip("/")
+        self.affinity_cookie = affinity_cookie
         self.http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(60, connect=10), limits=httpx.Limits(max_connections=None)
         )
@@ -98,6 +103,7 @@ class GradioChatClient:
             fn_index, data, output = self._fn["chat"], [question, None, model, api_key], 0
         joined = await self.http.post(
             f"{self.base_url}/gradio_api/queue/join",
+            headers=self._headers(stream.session_hash),
             json={
                 "data": data,
                 "fn_index": fn_index,
@@ -109,7 +115,10 @@ class GradioChatClient:
         joined.raise_for_status()
         event_id = joined.json()["event_id"]
         async with self.http.stream(
-            "GET", f"{self.base_url}/gradio_api/queue/data", params={"session_hash": stream.session_hash}
+            "GET",
+            f"{self.base_url}/gradio_api/queue/data",
+            params={"session_hash": stream.session_hash},
+            headers=self._headers(stream.session_hash),
         ) as response:
             async for line in response.aiter_lines():
                 if keep_raw:
@@ -147,6 +156,7 @@ class GradioChatClient:
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
         await self.http.post(
             f"{self.base_url}/gradio_api/cancel",
+            headers=self._headers(session_hash),
             json={"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id},
         )
 
@@ -158,6 +168,7 @@ class GradioChatClient:
     ) -> Any:
         response = await self.http.post(
             f"{self.base_url}/gradio_api/run/predict",
+            headers=self._headers(session_hash),
             json={
                 "data": data,
                 "fn_index": self._fn[api_name],
@@ -170,6 +181,9 @@ class GradioChatClient:
         if stream is not None:
             stream.side_bytes += len(response.content)
         return response.json()
+
+    def _headers(self, session_hash: str) -> dict[str, str]:
+        return {"Cookie": f"{self.affinity_cookie}={session_hash}"} if self.affinity_cookie else {}
 
     @staticmethod
     def _apply(stream: ChatStream, message: dict, output: int, started: float, size: int) -> None:
