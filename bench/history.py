@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import Literal
 
 import gradio as gr
+import httpx
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import ChatStream, GradioChatClient
+from bench.gradio_http import ChatStream, GradioChatClient, Mode
 from bench.report import machine_line, table
 from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
 
@@ -60,20 +61,20 @@ class Run:
         return sum(s.updates for s in self.streams)
 
     def row(self, fresh_wall_s: float) -> list[object]:
-        streams = self.streams
+        streams = [s for s in self.streams if s.updates] or self.streams
         return [
             self.path,
             self.turns,
             self.count,
             f"{self.wall_s:.2f}",
             f"{self.wall_s / fresh_wall_s:.2f}×",
-            f"{1000 * self.cpu_s / self.updates:.1f}",
-            f"{statistics.median(s.payload_bytes / s.updates for s in streams) / 1000:.2f}",
+            f"{1000 * self.cpu_s / max(self.updates, 1):.1f}",
+            f"{statistics.median(s.payload_bytes / max(s.updates, 1) for s in streams) / 1000:.2f}",
             f"{statistics.median(s.first_update_bytes for s in streams) / 1000:.1f}",
             f"{statistics.median(s.side_bytes for s in streams) / 1000:.1f}",
             f"{statistics.median(s.updates for s in streams):.0f}",
-            f"{min(s.updates / s.total_s for s in streams):.1f}",
-            sum(not s.completed for s in streams),
+            f"{min(s.updates / s.total_s if s.completed else 0.0 for s in self.streams):.1f}",
+            sum(not s.completed for s in self.streams),
         ]
 
 
@@ -86,6 +87,14 @@ async def sample_turn(client: GradioChatClient) -> list[dict]:
     return gr.Chatbot().postprocess(messages).model_dump()
 
 
+async def ask(client: GradioChatClient, mode: Mode, session: str, chatbot: list[dict] | None) -> ChatStream:
+    """One turn; a turn the server could not take counts as failed."""
+    try:
+        return await client.ask(QUESTION, mode=mode, session_hash=session, chatbot=chatbot)
+    except httpx.HTTPError as error:
+        return ChatStream(session, error=repr(error))
+
+
 async def run_chats(
     client: GradioChatClient, server: ServedProcess, path: Route, history: list[dict], count: int
 ) -> tuple[float, float, list[ChatStream]]:
@@ -95,9 +104,7 @@ async def run_chats(
     chatbot = history if path == "page" else None
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
-    streams = await asyncio.gather(
-        *(client.ask(QUESTION, mode=mode, session_hash=s, chatbot=chatbot) for s in sessions)
-    )
+    streams = await asyncio.gather(*(ask(client, mode, session, chatbot) for session in sessions))
     return time.perf_counter() - started, server.cpu_seconds() - cpu_before, streams
 
 
