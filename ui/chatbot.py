@@ -15,15 +15,51 @@ or components take Gradio's usual path.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import orjson
 
-MAX_PREPARED = 50_000  # messages kept prepared, across sessions (least recently used go first)
+MAX_PREPARED_BYTES = 64 * 2**20  # JSON kept prepared, across sessions (least recently used goes first)
 
-_prepared: OrderedDict[bytes, list[Any]] = OrderedDict()
+
+@dataclass
+class _Prepared:
+    messages: list[Any]
+    size: int
+
+
+class _PreparedMessages:
+    """Prepared messages by key, within a byte budget; safe across Gradio's worker threads."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: OrderedDict[bytes, _Prepared] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> _Prepared | None:
+        with self._lock:
+            prepared = self._entries.get(key)
+            if prepared is not None:
+                self._entries.move_to_end(key)
+            return prepared
+
+    def put(self, key: bytes, prepared: _Prepared) -> None:
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = prepared
+            self.size += prepared.size
+            while self.size > self.max_bytes:
+                self.size -= self._entries.popitem(last=False)[1].size
+
+
+_prepared = _PreparedMessages(MAX_PREPARED_BYTES)
 
 
 class PreparedChatbot(gr.Chatbot):
@@ -42,21 +78,23 @@ class PreparedChatbot(gr.Chatbot):
 
     def _prepared(self, message: Any) -> list[Any]:
         try:
-            key = orjson.dumps([message, self.reasoning_tags])
+            key = hashlib.blake2b(orjson.dumps([message, self.reasoning_tags]), digest_size=16).digest()
         except TypeError:  # a component or another object JSON cannot hold
             return super().postprocess([message]).model_dump()
         prepared = _prepared.get(key)
         if prepared is None:
-            prepared = [_as_fragment(m) for m in super().postprocess([message]).model_dump()]
-            _prepared[key] = prepared
-            if len(_prepared) > MAX_PREPARED:
-                _prepared.popitem(last=False)
+            prepared = _prepare(super().postprocess([message]).model_dump())
+            _prepared.put(key, prepared)
+        return prepared.messages
+
+
+def _prepare(messages: list[dict[str, Any]]) -> _Prepared:
+    prepared, size = [], 0
+    for message in messages:
+        if all(part.get("type") == "text" for part in message.get("content") or []):
+            data = orjson.dumps(message)
+            prepared.append(orjson.Fragment(data))
+            size += len(data)
         else:
-            _prepared.move_to_end(key)
-        return prepared
-
-
-def _as_fragment(message: dict[str, Any]) -> Any:
-    if all(part.get("type") == "text" for part in message.get("content") or []):
-        return orjson.Fragment(orjson.dumps(message))
-    return message
+            prepared.append(message)
+    return _Prepared(prepared, size)
