@@ -4,10 +4,11 @@ Gradio's `ChatInterface` streams a turn by handing its Chatbot the whole
 conversation on every update: each update post-processes every earlier message
 again, and the first update of a turn carries the whole history to the browser
 (~1.4 kB per prior turn). Here the turn streams into a second, small Chatbot
-under the conversation (the live turn); the conversation's Chatbot is left alone
-(`gr.skip()`) until the turn ends, and then receives the finished turn once. The
-turn's last update skips both Chatbots again, so that the closing message, which
-repeats every output's last value, stays small too.
+under the conversation (the live turn); the conversation's Chatbot (a
+`PreparedChatbot`) is left as it is (`UNCHANGED`) until the turn ends, and then
+receives the finished turn once. The turn's last update leaves both Chatbots
+alone again, so that the closing message, which repeats every output's last
+value, stays small too.
 
 Everything else is ChatInterface's own: the history panel, retry, undo, edit,
 examples and Stop. Stop cancels the turn's generator, which cannot yield again,
@@ -26,6 +27,8 @@ from typing import Any
 import gradio as gr
 from gradio.context import LocalContext, get_blocks_context
 
+from ui.chatbot import UNCHANGED, PreparedChatbot
+
 Messages = list[dict[str, Any]]
 MAX_MESSAGES = 1_000  # ~140 of this app's tool-using turns
 MAX_UNFINISHED = 10_000  # sessions whose last turn was stopped, remembered until their next turn
@@ -43,10 +46,13 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self,
         fn: Callable[..., AsyncIterator[Messages]],
         *,
+        chatbot: PreparedChatbot,
         mark_stopped: Callable[[Messages], Any],
         max_messages: int = MAX_MESSAGES,
         **kwargs: Any,
     ):
+        if not isinstance(chatbot, PreparedChatbot):
+            raise TypeError("LiveTurnChatInterface needs a PreparedChatbot: it alone understands UNCHANGED")
         self.max_messages = max_messages
         self.live = gr.Chatbot(
             show_label=False,
@@ -59,7 +65,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         )
         self._mark_stopped = mark_stopped
         self._unfinished: OrderedDict[str, tuple[int, Messages]] = OrderedDict()
-        super().__init__(fn, additional_outputs=[self.live], **kwargs)
+        super().__init__(fn, chatbot=chatbot, additional_outputs=[self.live], **kwargs)
 
     def _render_chatbot_area(self, *args: Any) -> None:
         """ChatInterface's chat area, with the live turn right under the conversation."""
@@ -90,8 +96,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
 
         @functools.wraps(stream)
         async def without_live_turn(*args: Any) -> AsyncIterator[tuple]:
-            async for *outputs, _live in stream(*args):
-                yield tuple(outputs)
+            async for response, history, _live in stream(*args):
+                yield response, gr.skip() if history is UNCHANGED else history
 
         api.fn = without_live_turn
 
@@ -108,12 +114,12 @@ class LiveTurnChatInterface(gr.ChatInterface):
                 self._unfinished.move_to_end(session)
                 if len(self._unfinished) > MAX_UNFINISHED:
                     self._unfinished.popitem(last=False)
-                yield response, gr.skip(), response if shown else gr.update(value=response, visible=True)
+                yield response, UNCHANGED, response if shown else gr.update(value=response, visible=True)
                 shown = True
         self._unfinished.pop(session, None)
         history = self._append_message_to_history(response, history, "assistant")
         yield response, newest_turns(history, self.max_messages), _hidden()
-        yield response, gr.skip(), gr.skip()
+        yield response, UNCHANGED, []
 
     def _with_stopped_turn(self, session: str, history: Messages) -> Messages:
         """The conversation with the session's stopped turn in it, marked stopped.
