@@ -26,6 +26,7 @@ from typing import Any
 
 import gradio as gr
 from gradio.context import LocalContext, get_blocks_context
+from gradio.data_classes import GradioRootModel
 
 from ui.chatbot import UNCHANGED, PreparedChatbot
 
@@ -78,6 +79,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
     def _setup_events(self) -> None:
         super()._setup_events()
         self._keep_api_shape()
+        self._prepare_outputs_here()
         self.textbox.stop(
             self._stop,
             [self.chatbot, self.live],
@@ -100,6 +102,29 @@ class LiveTurnChatInterface(gr.ChatInterface):
                 yield response, gr.skip() if history is UNCHANGED else history
 
         api.fn = without_live_turn
+
+    def _prepare_outputs_here(self) -> None:
+        """The page's turns post-process their outputs here, on the event loop.
+
+        Gradio post-processes every output of every update in a worker thread, ~0.17 ms
+        a hop, `UNCHANGED` included. What a turn yields is small (the turn, or the
+        conversation once, which `PreparedChatbot` makes cheap), so it is prepared right
+        here and Gradio is told not to post-process it.
+        """
+        for dependency in get_blocks_context().fns.values():
+            if dependency.name == "_submit_fn" and self.live in dependency.outputs:
+                dependency.postprocess = False
+                dependency.fn = self._prepared_outputs(dependency.fn)
+
+    def _prepared_outputs(
+        self, stream: Callable[..., AsyncIterator[tuple]]
+    ) -> Callable[..., AsyncIterator[tuple]]:
+        @functools.wraps(stream)
+        async def prepared(*args: Any) -> AsyncIterator[tuple]:
+            async for response, history, live in stream(*args):
+                yield response, _postprocessed(self.chatbot, history), _postprocessed(self.live, live)
+
+        return prepared
 
     async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
         session = _session()
@@ -152,6 +177,16 @@ def newest_turns(history: Messages, limit: int) -> Messages:
     while start < len(history) and history[start].get("role") != "user":
         start += 1
     return history[start:]
+
+
+def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
+    """`value` (a plain value or an update) as Gradio would post-process it for `chatbot`."""
+    if value is UNCHANGED:
+        return value
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        return {**value, "value": _postprocessed(chatbot, value["value"])} if "value" in value else value
+    processed = chatbot.postprocess(value)
+    return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
 
 
 def _session() -> str:
