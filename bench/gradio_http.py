@@ -202,3 +202,11 @@ class GradioChatClient:
             stream.outputs = list(data)
         if isinstance(stream.outputs[output], list):
             stream.value = stream.outputs[output]
+
+
+async def ask_or_fail(client: GradioChatClient, question: str, **kwargs: Any) -> ChatStream:
+    """`client.ask`, where a turn the server could not take counts as a failed stream."""
+    try:
+        return await client.ask(question, **kwargs)
+    except httpx.HTTPError as error:
+        return ChatStream(kwargs.get("session_hash") or "", error=repr(error))

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Literal
 
 import gradio as gr
-import httpx
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import ChatStream, GradioChatClient, Mode
+from bench.gradio_http import ChatStream, GradioChatClient, ask_or_fail
 from bench.report import machine_line, table
 from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
 
@@ -87,14 +86,6 @@ async def sample_turn(client: GradioChatClient) -> list[dict]:
     return gr.Chatbot().postprocess(messages).model_dump()
 
 
-async def ask(client: GradioChatClient, mode: Mode, session: str, chatbot: list[dict] | None) -> ChatStream:
-    """One turn; a turn the server could not take counts as failed."""
-    try:
-        return await client.ask(QUESTION, mode=mode, session_hash=session, chatbot=chatbot)
-    except httpx.HTTPError as error:
-        return ChatStream(session, error=repr(error))
-
-
 async def run_chats(
     client: GradioChatClient, server: ServedProcess, path: Route, history: list[dict], count: int
 ) -> tuple[float, float, list[ChatStream]]:
@@ -104,7 +95,9 @@ async def run_chats(
     chatbot = history if path == "page" else None
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
-    streams = await asyncio.gather(*(ask(client, mode, session, chatbot) for session in sessions))
+    streams = await asyncio.gather(
+        *(ask_or_fail(client, QUESTION, mode=mode, session_hash=s, chatbot=chatbot) for s in sessions)
+    )
     return time.perf_counter() - started, server.cpu_seconds() - cpu_before, streams
 
 

@@ -1,9 +1,10 @@
 """One app process against several behind nginx (cookie affinity), at many concurrent chats.
 
-    python -m bench.scale_out [--workers 1,2] [--sizes 100,200] [--token-ms 30]
+    python -m bench.scale_out [--workers 1,2] [--sizes 100,200] [--token-ms 30] [--updates-per-s 650]
 
 For each worker count, `deploy.workers` starts that many `app.py` processes
-behind nginx on 127.0.0.1 (the machine's update budget divided among them).
+behind nginx on 127.0.0.1 (the machine's update budget, `--updates-per-s`,
+divided among them).
 Chats take the browser's path (textbox submit → streamed updates), each with
 its own affinity cookie as separate browsers would have. Printed per size: wall
 time until every chat finished, its ratio to one chat alone on the same setup,
@@ -18,7 +19,7 @@ import os
 import time
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import GradioChatClient
+from bench.gradio_http import GradioChatClient, ask_or_fail
 from bench.report import machine_line, table
 from bench.servers import app_environment, free_port
 from deploy.workers import serve
@@ -29,12 +30,12 @@ COOKIE = "agent_route"
 async def run_chats(url: str, count: int) -> tuple[float, list]:
     async with GradioChatClient(url, affinity_cookie=COOKIE) as client:
         started = time.perf_counter()
-        streams = await asyncio.gather(*(client.ask(QUESTION, mode="browser") for _ in range(count)))
+        streams = await asyncio.gather(*(ask_or_fail(client, QUESTION, mode="browser") for _ in range(count)))
         return time.perf_counter() - started, streams
 
 
-async def measure(workers: int, sizes: list[int], token_ms: float) -> list[list[object]]:
-    env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms))
+async def measure(workers: int, sizes: list[int], token_ms: float, budget: float) -> list[list[object]]:
+    env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms), AGENT_UI_UPDATES_PER_S=str(budget))
     with serve(workers, free_port(), env=env) as running:
         await run_chats(running.url, 2)  # warm up
         single, _ = await run_chats(running.url, 1)
@@ -44,7 +45,7 @@ async def measure(workers: int, sizes: list[int], token_ms: float) -> list[list[
             load = os.getloadavg()[0]
             wall, streams = await run_chats(running.url, count)
             cpu = [p.cpu_seconds() - before for p, before in zip(running.processes, cpu_before, strict=True)]
-            rates = [s.updates / s.total_s for s in streams]
+            rates = [s.updates / s.total_s if s.completed else 0.0 for s in streams]
             rows.append(
                 [
                     workers,
@@ -61,11 +62,14 @@ async def measure(workers: int, sizes: list[int], token_ms: float) -> list[list[
         return rows
 
 
-async def main(worker_counts: list[int], sizes: list[int], token_ms: float) -> None:
+async def main(worker_counts: list[int], sizes: list[int], token_ms: float, budget: float) -> None:
     rows = []
     for workers in worker_counts:
-        rows.extend(await measure(workers, sizes, token_ms))
-    print(f"Chats through nginx: “{QUESTION}”, offline model at {token_ms} ms per token")
+        rows.extend(await measure(workers, sizes, token_ms, budget))
+    print(
+        f"Chats through nginx: “{QUESTION}”, offline model at {token_ms} ms per token, "
+        f"{budget:g} updates/s for the machine"
+    )
     print(machine_line())
     header = [
         "workers",
