@@ -92,9 +92,8 @@ if __name__ == "__main__":
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--sizes", default="100,200")
     parser.add_argument("--token-ms", type=float, default=30)
+    parser.add_argument("--updates-per-s", type=float, default=650, help="the machine's update budget")
     args = parser.parse_args()
-    asyncio.run(
-        main(
-            [int(n) for n in args.workers.split(",")], [int(n) for n in args.sizes.split(",")], args.token_ms
-        )
-    )
+    worker_counts = [int(n) for n in args.workers.split(",")]
+    sizes = [int(n) for n in args.sizes.split(",")]
+    asyncio.run(main(worker_counts, sizes, args.token_ms, args.updates_per_s))
