@@ -17,8 +17,10 @@ length, one chat alone and `--chats` at once take a turn:
 `--app-dir` serves the `app.py` of another checkout (e.g. the code before a change).
 
 Printed: wall time, its ratio to the same number of fresh chats in this run, the
-server's CPU per streamed update, bytes per update and of the first update, the
-bytes of the page's other calls per turn, and the slowest chat's updates/s.
+server's CPU per streamed update (all its CPU during the turns over their updates),
+bytes per update (the mean over a turn, its one full send of the conversation
+included) and of the first update, the bytes the page's other calls receive per
+turn, and the slowest chat's updates/s.
 """
 
 from __future__ import annotations
