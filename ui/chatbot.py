@@ -21,6 +21,7 @@ update.)
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import threading
 from collections import OrderedDict
@@ -31,6 +32,11 @@ import gradio as gr
 import orjson
 
 UNCHANGED = orjson.Fragment(b'{"__type__":"update"}')
+
+# Gradio deep-copies a session's component values (its deep links): a fragment is
+# immutable, so its copy is itself (a reducer that returns a string makes `copy`
+# return the object as it is).
+copyreg.pickle(orjson.Fragment, lambda fragment: "Fragment")
 MAX_PREPARED_BYTES = 64 * 2**20  # JSON kept prepared, across sessions (least recently used goes first)
 
 

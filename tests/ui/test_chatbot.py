@@ -1,5 +1,6 @@
 import gradio as gr
 import orjson
+from gradio.utils import safe_deepcopy
 
 from ui.chatbot import PreparedChatbot, _Prepared, _PreparedMessages
 
@@ -26,6 +27,11 @@ def test_an_unchanged_message_is_processed_once_and_diffs_as_equal():
     assert all(a is b for a, b in zip(first, second, strict=True))
     changed = PreparedChatbot().postprocess([*HISTORY[:-1], {"role": "assistant", "content": "other"}])
     assert changed[-1] is not first[-1] and changed[0] is first[0]
+
+
+def test_prepared_messages_survive_gradio_s_deep_copy():
+    prepared = PreparedChatbot().postprocess(HISTORY)
+    assert as_json(safe_deepcopy({"value": prepared})["value"]) == as_json(prepared)
 
 
 def test_a_message_with_a_file_takes_gradio_s_usual_path(tmp_path):
