@@ -36,7 +36,7 @@ async def run_chats(url: str, count: int) -> tuple[float, list]:
 
 async def measure(workers: int, sizes: list[int], token_ms: float, budget: float) -> list[list[object]]:
     env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms), AGENT_UI_UPDATES_PER_S=str(budget))
-    with serve(workers, free_port(), env=env) as running:
+    with serve(workers, free_port(), env=env, worker_ports=[free_port() for _ in range(workers)]) as running:
         await run_chats(running.url, 2)  # warm up
         single, _ = await run_chats(running.url, 1)
         rows = []

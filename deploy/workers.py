@@ -64,23 +64,23 @@ def serve(
     host: str = "127.0.0.1",
     app_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    worker_ports: Sequence[int] | None = None,
 ) -> Iterator[Workers]:
-    """Start the workers and nginx; stop them all on exit."""
+    """Start the workers (on `worker_ports`, else the ports after `port`) and nginx; stop them all on exit."""
     env = worker_environment(dict(os.environ if env is None else env), workers)
+    ports = list(worker_ports or range(port + 1, port + 1 + workers))
     processes: list[ServedProcess] = []
     nginx = None
     with tempfile.TemporaryDirectory(prefix="agent-nginx-") as prefix:
         try:
-            for i in range(1, workers + 1):
-                command = [sys.executable, "app.py", "--port", str(port + i), *app_args]
+            for worker_port in ports:
+                command = [sys.executable, "app.py", "--port", str(worker_port), *app_args]
                 processes.append(ServedProcess(command, env, PROJECT_ROOT))
             for process in processes:
                 process.wait_for_url(timeout=120)
             Path(prefix, "temp").mkdir()
             config = Path(prefix, "nginx.conf")
-            config.write_text(
-                nginx_config(TEMPLATE.read_text(), [port + i for i in range(1, workers + 1)], host, port)
-            )
+            config.write_text(nginx_config(TEMPLATE.read_text(), ports, host, port))
             nginx = subprocess.Popen(["nginx", "-p", prefix, "-c", str(config), "-g", "daemon off;"])
             _wait_for_port(host, port, nginx)
             yield Workers(f"http://{host}:{port}", processes, nginx)

@@ -24,7 +24,7 @@ def test_the_update_budget_is_divided_among_the_workers():
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 async def test_chats_from_many_browsers_complete_on_two_workers_and_both_serve():
-    with serve(2, free_port(), env=app_environment()) as running:
+    with serve(2, free_port(), env=app_environment(), worker_ports=[free_port(), free_port()]) as running:
         async with GradioChatClient(running.url, affinity_cookie="agent_route") as client:
             cpu_before = [p.cpu_seconds() for p in running.processes]
             streams = await asyncio.gather(*(client.ask("what is 2 + 3", mode="browser") for _ in range(12)))
