@@ -22,8 +22,10 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import ModelNotAllowed, Settings, agent_turn, backend_label, preload
 from agent.events import Failed
+from ui.chatbot import PreparedChatbot
 from ui.guard import GuardSettings, guard_options, is_busy
 from ui.history import to_langchain
+from ui.live_turn import LiveTurnChatInterface
 from ui.pacing import UpdateBudget, paced
 from ui.safety import trim_history
 from ui.stopping import StopSignals, until_set
@@ -188,9 +190,10 @@ def create_app(
                 label="Your OpenAI API key (optional)",
                 info="Used for your requests only; never stored or logged.",
             )
-        chat_interface = gr.ChatInterface(
+        chat_interface = LiveTurnChatInterface(
             chat,
-            chatbot=gr.Chatbot(
+            max_messages=guard.max_chat_messages,
+            chatbot=PreparedChatbot(
                 label="Agent", scale=1, buttons=["copy", "copy_all"], editable="user", elem_id="agent-chat"
             ),
             additional_inputs=[model_box, key_box, gr.State(ConversationId())],
@@ -307,7 +310,7 @@ def _rerun_edits_stoppably(chat: gr.ChatInterface, concurrency: int) -> None:
     ).then(
         run_turn,
         [chat.saved_input, chat.chatbot_state, *chat.additional_inputs],
-        [chat.null_component, chat.chatbot],
+        [chat.null_component, chat.chatbot, *chat.additional_outputs],
         concurrency_limit=concurrency,
         api_visibility="private",
     ).then(

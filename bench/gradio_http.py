@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from gradio_client.utils import apply_diff
 
 Mode = Literal["api", "browser"]
 
@@ -34,9 +33,12 @@ class ChatStream:
     completed: bool = False
     cancelled: bool = False
     refused: bool = False
+    first_update_bytes: int = 0
+    side_bytes: int = 0
     error: str | None = None
     update_times: list[float] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
 
     @property
     def messages(self) -> list[dict]:
@@ -68,9 +70,13 @@ class GradioChatClient:
         *,
         local_address: str | None = None,
         headers: dict[str, str] | None = None,
+        affinity_cookie: str | None = None,
     ) -> None:
-        """`local_address` (e.g. 127.0.0.2) makes the server see this client as another address."""
+        """`local_address` (e.g. 127.0.0.2) makes the server see this client as another address.
+        With `affinity_cookie`, each session sends that cookie set to its own hash, as many
+        browsers would each send the cookie a proxy gave them."""
         self.base_url = base_url.rstrip("/")
+        self.affinity_cookie = affinity_cookie
         self.http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(60, connect=10),
             limits=httpx.Limits(max_connections=None),
@@ -98,10 +104,16 @@ class GradioChatClient:
         cancel_after_updates: int | None = None,
         disconnect: bool = False,
         keep_raw: bool = False,
+        chatbot: list[dict] | None = None,
     ) -> ChatStream:
         """Stream one turn. With `cancel_after_updates`, stop after that many updates:
         as the Stop button does, or by dropping the connection (`disconnect`) as a
-        closed tab does. `keep_raw` keeps every event line the server sent."""
+        closed tab does. `keep_raw` keeps every event line the server sent.
+
+        With `chatbot` (the conversation the page shows), the browser path makes every
+        call a page's submit makes: the user message is appended to the chatbot before
+        the turn, and the chat state is synchronised and saved after it; the bytes those
+        calls receive are counted in `side_bytes`."""
         stream = ChatStream(session_hash or uuid.uuid4().hex)
         started = time.perf_counter()
         # The queue protocol wants a value for every input, State ones too (Gradio uses the
@@ -112,6 +124,11 @@ class GradioChatClient:
             if refusal := _refusal(joined):
                 return stream.refuse(refusal, started)
             await self._completion(stream.session_hash, joined.json()["event_id"])
+            if chatbot is not None:
+                shown = await self._predict(
+                    "_append_message_to_history", [None, chatbot], stream.session_hash, stream
+                )
+                stream.value = shown["data"][0]
             fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key, None], 1
         else:
             fn_index, data, output = self._fn["chat"], [question, None, model, api_key, None], 0
@@ -120,7 +137,10 @@ class GradioChatClient:
             return stream.refuse(refusal, started)
         event_id = joined.json()["event_id"]
         async with self.http.stream(
-            "GET", f"{self.base_url}/gradio_api/queue/data", params={"session_hash": stream.session_hash}
+            "GET",
+            f"{self.base_url}/gradio_api/queue/data",
+            params={"session_hash": stream.session_hash},
+            headers=self._headers(stream.session_hash),
         ) as response:
             async for line in response.aiter_lines():
                 if keep_raw:
@@ -144,11 +164,21 @@ class GradioChatClient:
                     stream.cancelled = True
                     break
         stream.total_s = time.perf_counter() - started
+        if chatbot is not None and mode == "browser" and stream.completed:
+            await self._predict("lambda", [stream.value], stream.session_hash, stream)
+            await self._predict(
+                "_save_conversation", [None, None, [stream.value]], stream.session_hash, stream
+            )
         return stream
+
+    async def show(self, session_hash: str, chatbot: list[dict]) -> None:
+        """Put `chatbot` in a session's chat as a page does when it opens a saved conversation."""
+        await self._predict("lambda", [chatbot], session_hash)
 
     async def _join(self, fn_index: int, data: list[Any], session_hash: str) -> httpx.Response:
         return await self.http.post(
             f"{self.base_url}/gradio_api/queue/join",
+            headers=self._headers(session_hash),
             json={
                 "data": data,
                 "fn_index": fn_index,
@@ -160,7 +190,10 @@ class GradioChatClient:
 
     async def _completion(self, session_hash: str, event_id: str) -> None:
         async with self.http.stream(
-            "GET", f"{self.base_url}/gradio_api/queue/data", params={"session_hash": session_hash}
+            "GET",
+            f"{self.base_url}/gradio_api/queue/data",
+            params={"session_hash": session_hash},
+            headers=self._headers(session_hash),
         ) as response:
             async for line in response.aiter_lines():
                 if line.startswith("data:") and '"process_completed"' in line and event_id in line:
@@ -169,11 +202,34 @@ class GradioChatClient:
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
         await self.http.post(
             f"{self.base_url}/gradio_api/cancel",
+            headers=self._headers(session_hash),
             json={"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id},
         )
 
     async def get_text(self, path: str) -> str:
         return (await self.http.get(f"{self.base_url}{path}")).text
+
+    async def _predict(
+        self, api_name: str, data: list[Any], session_hash: str, stream: ChatStream | None = None
+    ) -> Any:
+        response = await self.http.post(
+            f"{self.base_url}/gradio_api/run/predict",
+            headers=self._headers(session_hash),
+            json={
+                "data": data,
+                "fn_index": self._fn[api_name],
+                "session_hash": session_hash,
+                "event_data": None,
+                "trigger_id": None,
+            },
+        )
+        response.raise_for_status()
+        if stream is not None:
+            stream.side_bytes += len(response.content)
+        return response.json()
+
+    def _headers(self, session_hash: str) -> dict[str, str]:
+        return {"Cookie": f"{self.affinity_cookie}={session_hash}"} if self.affinity_cookie else {}
 
     @staticmethod
     def _apply(stream: ChatStream, message: dict, output: int, started: float, size: int) -> None:
@@ -185,8 +241,45 @@ class GradioChatClient:
         stream.update_times.append(now)
         stream.updates += 1
         stream.payload_bytes += size
-        value = data[output]
-        if message.get("msg") == "process_generating" and stream.value is not None:
-            stream.value = apply_diff(stream.value, value)
+        stream.first_update_bytes = stream.first_update_bytes or size
+        if message.get("msg") == "process_generating" and stream.outputs:
+            stream.outputs = [patched(old, new) for old, new in zip(stream.outputs, data, strict=True)]
         else:
-            stream.value = value
+            stream.outputs = list(data)
+        if isinstance(stream.outputs[output], list):
+            stream.value = stream.outputs[output]
+
+
+async def ask_or_fail(client: GradioChatClient, question: str, **kwargs: Any) -> ChatStream:
+    """`client.ask`, where a turn the server could not take counts as a failed stream."""
+    try:
+        return await client.ask(question, **kwargs)
+    except httpx.HTTPError as error:
+        return ChatStream(kwargs.get("session_hash") or "", error=repr(error))
+
+
+def patched(value: Any, diff: list) -> Any:
+    """`value` with Gradio's `diff` applied, in place.
+
+    `gradio_client.utils.apply_diff` deep-copies the whole value first; with a long
+    conversation in it, that made this client, not the server, the bottleneck.
+    """
+    for action, path, change in diff:
+        if not path:
+            value = change if action == "replace" else value + change
+            continue
+        *parents, last = path
+        target = value
+        for key in parents:
+            target = target[key]
+        if action == "replace":
+            target[last] = change
+        elif action == "append":
+            target[last] += change
+        elif action == "add" and isinstance(target, list):
+            target.insert(int(last), change)
+        elif action == "add":
+            target[last] = change
+        elif action == "delete":
+            del target[int(last) if isinstance(target, list) else last]
+    return value

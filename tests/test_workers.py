@@ -1,0 +1,37 @@
+"""Several app processes behind nginx: config, divided budget, and chats that stay on their process."""
+
+import asyncio
+import shutil
+
+import pytest
+
+from bench.gradio_http import GradioChatClient
+from bench.servers import app_environment, free_port
+from deploy.workers import TEMPLATE, nginx_config, serve, worker_environment
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_config_lists_the_workers_and_the_address():
+    config = nginx_config(TEMPLATE.read_text(), [9001, 9002, 9003], "0.0.0.0", 9000)
+    assert "server 127.0.0.1:9001;\n        server 127.0.0.1:9002;\n        server 127.0.0.1:9003;" in config
+    assert "listen 0.0.0.0:9000;" in config and "7861" not in config
+    assert "hash $agent_route consistent;" in config
+
+
+def test_the_update_budget_is_divided_among_the_workers():
+    assert worker_environment({}, 2)["AGENT_UI_UPDATES_PER_S"] == "325.0"
+    assert worker_environment({"AGENT_UI_UPDATES_PER_S": "900"}, 3)["AGENT_UI_UPDATES_PER_S"] == "300.0"
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+async def test_chats_from_many_browsers_complete_on_two_workers_and_both_serve():
+    many_visitors = app_environment(AGENT_MAX_CHATS_PER_CLIENT="1000")  # all from 127.0.0.1 here
+    with serve(2, free_port(), env=many_visitors, worker_ports=[free_port(), free_port()]) as running:
+        async with GradioChatClient(running.url, affinity_cookie="agent_route") as client:
+            cpu_before = [p.cpu_seconds() for p in running.processes]
+            streams = await asyncio.gather(*(client.ask("what is 2 + 3", mode="browser") for _ in range(12)))
+            cpu = [p.cpu_seconds() - before for p, before in zip(running.processes, cpu_before, strict=True)]
+    assert all(s.completed for s in streams), [s.error for s in streams]
+    assert all("2 + 3 = **5**" in str(s.messages) for s in streams)
+    assert min(cpu) > 0.1, f"one worker served no chat: CPU {cpu}"

@@ -1,0 +1,155 @@
+"""A ChatInterface whose streamed turn costs the same whatever the conversation's length.
+
+Gradio's `ChatInterface` streams a turn by handing its Chatbot the whole
+conversation on every update: each update post-processes every earlier message
+again, and the first update of a turn carries the whole history to the browser
+(~1.4 kB per prior turn). Here the turn streams into a second, small Chatbot
+under the conversation (the live turn); the conversation's Chatbot (a
+`PreparedChatbot`) is left as it is (`UNCHANGED`) until the turn ends, and then
+receives the finished turn once. The turn's last update leaves both Chatbots
+alone again, so that the closing message, which repeats every output's last
+value, stays small too.
+
+Everything else is ChatInterface's own: the history panel, retry, undo, edit and
+examples. Stop does not cancel the turn (see `ui.stopping`): the turn ends itself
+with a stopped mark, so it joins the conversation like any finished turn. The
+`/chat` API keeps its shape: the live turn is not one of its outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Any
+
+import gradio as gr
+from gradio.context import get_blocks_context
+from gradio.data_classes import GradioRootModel
+
+from ui.chatbot import UNCHANGED, PreparedChatbot
+
+Messages = list[dict[str, Any]]
+MAX_MESSAGES = 1_000  # ~140 of this app's tool-using turns
+
+
+class LiveTurnChatInterface(gr.ChatInterface):
+    """`gr.ChatInterface` for an async generator `fn` that yields the turn's messages.
+
+    The conversation keeps its newest `max_messages` messages, whole turns only: what
+    the page holds, sends and receives back on each turn stays bounded.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., AsyncIterator[Messages]],
+        *,
+        chatbot: PreparedChatbot,
+        max_messages: int = MAX_MESSAGES,
+        **kwargs: Any,
+    ):
+        if not isinstance(chatbot, PreparedChatbot):
+            raise TypeError("LiveTurnChatInterface needs a PreparedChatbot: it alone understands UNCHANGED")
+        self.max_messages = max_messages
+        self.live = gr.Chatbot(
+            show_label=False,
+            visible=False,
+            height="auto",
+            max_height=400,
+            buttons=[],
+            render=False,
+            elem_id="live-turn",
+        )
+        super().__init__(fn, chatbot=chatbot, additional_outputs=[self.live], **kwargs)
+
+    def _render_chatbot_area(self, *args: Any) -> None:
+        """ChatInterface's chat area, with the live turn right under the conversation."""
+        super()._render_chatbot_area(*args)
+        self.live.render()
+        siblings = self.chatbot.parent.children
+        siblings.remove(self.live)
+        siblings.insert(siblings.index(self.chatbot) + 1, self.live)
+
+    def _setup_events(self) -> None:
+        super()._setup_events()
+        self._keep_api_shape()
+        self._prepare_outputs_here()
+
+    def _keep_api_shape(self) -> None:
+        """The `/chat` endpoint streams the turn only: drop the live turn from its outputs."""
+        api = next(
+            f for f in get_blocks_context().fns.values() if (self.fake_api_btn._id, "click") in f.targets
+        )
+        api.outputs = [block for block in api.outputs if block is not self.live]
+        stream = api.fn
+
+        @functools.wraps(stream)
+        async def without_live_turn(*args: Any) -> AsyncIterator[tuple]:
+            async for response, history, _live in stream(*args):
+                yield response, gr.skip() if history is UNCHANGED else history
+
+        api.fn = without_live_turn
+
+    def _prepare_outputs_here(self) -> None:
+        """The page's turns post-process their outputs here, on the event loop.
+
+        Gradio post-processes every output of every update in a worker thread, ~0.17 ms
+        a hop, `UNCHANGED` included. What a turn yields is small (the turn, or the
+        conversation once, which `PreparedChatbot` makes cheap), so it is prepared right
+        here and Gradio is told not to post-process it.
+        """
+        for dependency in get_blocks_context().fns.values():
+            if dependency.name == "_submit_fn" and self.live in dependency.outputs:
+                dependency.postprocess = False
+                dependency.fn = self._prepared_outputs(dependency.fn)
+
+    def _prepared_outputs(
+        self, stream: Callable[..., AsyncIterator[tuple]]
+    ) -> Callable[..., AsyncIterator[tuple]]:
+        @functools.wraps(stream)
+        async def prepared(*args: Any) -> AsyncIterator[tuple]:
+            async for response, history, live in stream(*args):
+                yield response, _postprocessed(self.chatbot, history), _postprocessed(self.live, live)
+
+        return prepared
+
+    async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
+        history = newest_turns(history, self.max_messages)
+        turn = self.fn(message, list(history), *args)
+        history = self._append_message_to_history(message, history, "user")
+        response: Messages = []
+        shown = False
+        async with aclosing(turn):
+            async for response in turn:
+                yield response, UNCHANGED, response if shown else gr.update(value=response, visible=True)
+                shown = True
+        if not shown:  # nothing to answer (a blank message): no turn, as in ChatInterface
+            yield None, UNCHANGED, gr.skip()
+            return
+        history = self._append_message_to_history(response, history, "assistant")
+        yield response, newest_turns(history, self.max_messages), _hidden()
+        yield response, UNCHANGED, []
+
+
+def newest_turns(history: Messages, limit: int) -> Messages:
+    """The newest messages of `history`, at most `limit`, starting with a question."""
+    if len(history) <= limit:
+        return history
+    start = len(history) - limit
+    while start < len(history) and history[start].get("role") != "user":
+        start += 1
+    return history[start:]
+
+
+def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
+    """`value` (a plain value or an update) as Gradio would post-process it for `chatbot`."""
+    if value is UNCHANGED:
+        return value
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        return {**value, "value": _postprocessed(chatbot, value["value"])} if "value" in value else value
+    processed = chatbot.postprocess(value)
+    return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
+
+
+def _hidden() -> dict:
+    return gr.update(value=[], visible=False)
