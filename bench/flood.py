@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from bench.gradio_http import ChatStream, GradioChatClient
 from bench.report import machine_line, table
 from bench.servers import ServedProcess, app_environment, free_port
@@ -88,7 +90,7 @@ async def victim_turns(url: str, max_s: float = 60) -> list[ChatStream]:
         for _ in range(VICTIM_TURNS):
             try:
                 streams.append(await asyncio.wait_for(client.ask(VICTIM_QUESTION, mode="browser"), max_s))
-            except TimeoutError:
+            except (TimeoutError, httpx.HTTPError):  # no answer in time, or the server stopped replying
                 streams.append(ChatStream("timed-out", total_s=max_s))
     return streams
 
