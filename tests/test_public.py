@@ -22,6 +22,7 @@ from agent import Settings
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
 from tests.conftest import launch
+from tests.support.recording import RequestRecorder
 from ui.guard import GuardSettings
 from ui.safety import TRIMMED_TITLE
 from ui.view import FAILURE_ID
@@ -57,33 +58,11 @@ def public_url(public_app):
 # -- 1. any model on the operator's key ------------------------------------------------------
 
 
-class BodyRecorder:
-    """ASGI middleware that keeps (Authorization header, JSON body) of every request."""
-
-    def __init__(self, app, seen: list[tuple[str, dict]]) -> None:
-        self.app, self.seen = app, seen
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
-        body = bytearray()
-
-        async def recording_receive():
-            message = await receive()
-            body.extend(message.get("body", b""))
-            if message["type"] == "http.request" and not message.get("more_body"):
-                self.seen.append((authorization, json.loads(body or b"{}")))
-            return message
-
-        await self.app(scope, recording_receive, send)
-
-
 @pytest.fixture(scope="module")
 def recorded():
     seen: list[tuple[str, dict]] = []
     server = LLMockServer()
-    server.app.add_middleware(BodyRecorder, seen=seen)
+    server.app.add_middleware(RequestRecorder, seen=seen)
     with server:
         yield server, seen
 

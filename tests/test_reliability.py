@@ -24,8 +24,8 @@ from agent import Settings
 from agent.callbacks import QueueCallbackHandler
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
-from tests.agent.test_models import AuthorizationRecorder
 from tests.conftest import MANY_VISITORS, free_port, launch
+from tests.support.recording import RequestRecorder, keys_and_models
 from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, TurnView
 
 pytestmark = pytest.mark.slow
@@ -36,9 +36,9 @@ SERVER_KEY = "sk-server-secret-0123456789"
 @pytest.fixture(scope="module")
 def recorded():
     """An OpenAI-compatible server that notes (Authorization, model) per request."""
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, dict]] = []
     server = LLMockServer()
-    server.app.add_middleware(AuthorizationRecorder, seen=seen)
+    server.app.add_middleware(RequestRecorder, seen=seen)
     with server:
         yield server, seen
 
@@ -349,7 +349,7 @@ async def test_a_typed_key_is_used_for_that_session_only_and_never_leaks(
         )
         public = [await client.get_text(path) for path in ("/", "/config", "/gradio_api/info")]
     assert all(s.completed and not failure(s.messages) for s in streams)
-    assert set(seen) == {
+    assert keys_and_models(seen) == {
         (f"Bearer {keys['a']}", "model-a"),
         (f"Bearer {keys['b']}", "model-b"),
         (f"Bearer {SERVER_KEY}", "model-server-key"),

@@ -1,7 +1,6 @@
 """Settings from the environment, backend labels, and the per-request model."""
 
 import asyncio
-import json
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -15,6 +14,7 @@ from agent.events import Finished, StepStarted
 from agent.models import DEFAULT_MODEL, build_model, chat_model
 from agent.offline import OfflineArithmeticModel
 from tests.conftest import run_turn_events
+from tests.support.recording import RequestRecorder, keys_and_models
 
 
 def test_defaults_without_any_configuration():
@@ -135,33 +135,11 @@ async def test_callbacks_are_configurable_per_request():
     assert first_events[0] == second_events[0] == StepStarted(1)
 
 
-class AuthorizationRecorder:
-    """ASGI middleware that notes (Authorization header, requested model) for every request."""
-
-    def __init__(self, app, seen: list[tuple[str, str]]) -> None:
-        self.app, self.seen = app, seen
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
-        body = bytearray()
-
-        async def recording_receive():
-            message = await receive()
-            body.extend(message.get("body", b""))
-            if message["type"] == "http.request" and not message.get("more_body"):
-                self.seen.append((authorization, json.loads(body or b"{}").get("model")))
-            return message
-
-        await self.app(scope, recording_receive, send)
-
-
 @pytest.mark.slow
 async def test_each_request_sends_its_own_key_and_the_server_key_otherwise():
-    seen: list[tuple[str, str]] = []
+    seen: list[tuple[str, dict]] = []
     server = LLMockServer()
-    server.app.add_middleware(AuthorizationRecorder, seen=seen)
+    server.app.add_middleware(RequestRecorder, seen=seen)
     with server:
         base = Settings(
             api_key=SecretStr("sk-server"), base_url=server.base_url(), model="server-model", max_retries=0
@@ -172,7 +150,7 @@ async def test_each_request_sends_its_own_key_and_the_server_key_otherwise():
     expected = {(f"Bearer sk-user-{n}", f"user-model-{n}") for n in range(5)} | {
         ("Bearer sk-server", "server-model")
     }
-    assert set(seen) == expected
+    assert keys_and_models(seen) == expected
 
 
 def test_remembered_fallbacks_stay_bounded_and_keep_the_newest():
