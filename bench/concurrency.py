@@ -1,6 +1,6 @@
 """Concurrent chats through the real server, next to the designs it improves on.
 
-    python -m bench.concurrency [--sizes 1,10,50,100] [--token-ms 30]
+    python -m bench.concurrency [--sizes 1,10,50,100] [--token-ms 30] [--only NAME] [--env KEY=VALUE ...]
 
 Each design is served as its own process on 127.0.0.1; N chats are started at
 once through the browser's path (textbox submit → streamed chatbot updates) by
@@ -10,6 +10,8 @@ ratio to one chat, the server's CPU time, and the updates each chat received.
 - ours: `python app.py`, the offline model at `--token-ms` per token (a 2–3 s chat);
 - ours, pacing off: the same with `AGENT_UI_FRAME_MS=0 AGENT_UI_UPDATES_PER_S=0`;
 - bare ChatInterface: `bench.bare_chat`, the same tokens at the same pace, one yield per token.
+
+`--env` adds settings to every served app (e.g. `--env AGENT_UI_UPDATES_PER_S=600`), for trying a change.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from bench.gradio_http import GradioChatClient
 from bench.report import machine_line, table
 from bench.servers import ServedProcess, app_environment, free_port
 
-EXTRA_ENV: dict[str, str] = {}
-
 
 @dataclass(frozen=True)
 class Design:
@@ -36,12 +36,12 @@ class Design:
     env: dict[str, str]
 
 
-def designs(token_ms: float) -> list[Design]:
+def designs(token_ms: float, extra_env: dict[str, str]) -> list[Design]:
     # Every chat comes from 127.0.0.1 here, standing for many visitors: lift the per-client limit.
     pace = {
         "AGENT_OFFLINE_TOKEN_DELAY_MS": str(token_ms),
         "AGENT_MAX_CHATS_PER_CLIENT": "100000",
-        **EXTRA_ENV,
+        **extra_env,
     }
     return [
         Design("ours: 40 ms frame + 650 updates/s budget", ["app.py"], pace),
@@ -95,12 +95,14 @@ async def measure(design: Design, sizes: list[int]) -> list[list[str]]:
         server.stop()
 
 
-async def main(sizes: list[int], token_ms: float, only: str | None) -> None:
+async def main(sizes: list[int], token_ms: float, only: str | None, extra_env: dict[str, str]) -> None:
     rows = []
-    for design in designs(token_ms):
+    for design in designs(token_ms, extra_env):
         if only is None or only in design.name:
             rows.extend(await measure(design, sizes))
     print(f"Concurrent chats through the server: “{QUESTION}”, offline model at {token_ms} ms per token")
+    if extra_env:
+        print(f"settings added to every app (they override the design names): {extra_env}")
     print(machine_line())
     print(
         table(
@@ -127,5 +129,9 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default="1,10,50,100")
     parser.add_argument("--token-ms", type=float, default=30)
     parser.add_argument("--only", help="run only the designs whose name contains this")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for every app"
+    )
     args = parser.parse_args()
-    asyncio.run(main([int(n) for n in args.sizes.split(",")], args.token_ms, args.only))
+    extra_env = dict(setting.split("=", 1) for setting in args.env)
+    asyncio.run(main([int(n) for n in args.sizes.split(",")], args.token_ms, args.only, extra_env))
