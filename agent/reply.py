@@ -207,7 +207,9 @@ def _answer_delta(call: AssembledCall) -> Iterable[AnswerDelta]:
 
 
 def _complete_json(text: str) -> bool:
-    if not text.strip():
+    """Whether `text` is a whole JSON object. Checked on every argument piece, so the cheap
+    test comes first: a partial object cannot end with its closing brace."""
+    if not text.rstrip().endswith("}"):
         return False
     try:
         json.loads(text)

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from gradio.utils import get_upload_folder
 from llmock.pytest_plugin import LLMock
-from llmock.testing import LLMockServer
 from pydantic import SecretStr
 
 import app
@@ -22,7 +21,7 @@ from agent import Settings
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
 from tests.conftest import launch
-from tests.support.recording import RequestRecorder
+from tests.support.recording import recording_llmock
 from ui.guard import GuardSettings
 from ui.safety import TRIMMED_TITLE
 from ui.view import FAILURE_ID
@@ -60,11 +59,8 @@ def public_url(public_app):
 
 @pytest.fixture(scope="module")
 def recorded():
-    seen: list[tuple[str, dict]] = []
-    server = LLMockServer()
-    server.app.add_middleware(RequestRecorder, seen=seen)
-    with server:
-        yield server, seen
+    with recording_llmock() as recorded:
+        yield recorded
 
 
 @pytest.fixture

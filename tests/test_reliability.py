@@ -16,7 +16,6 @@ import psutil
 import pytest
 from gradio_client import Client
 from llmock.pytest_plugin import LLMock
-from llmock.testing import LLMockServer
 from pydantic import SecretStr
 
 import app
@@ -25,7 +24,7 @@ from agent.callbacks import QueueCallbackHandler
 from agent.executor import running_turns
 from bench.gradio_http import GradioChatClient
 from tests.conftest import MANY_VISITORS, free_port, launch
-from tests.support.recording import RequestRecorder, keys_and_models
+from tests.support.recording import keys_and_models, recording_llmock
 from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, TurnView
 
 pytestmark = pytest.mark.slow
@@ -35,12 +34,8 @@ SERVER_KEY = "sk-server-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def recorded():
-    """An OpenAI-compatible server that notes (Authorization, model) per request."""
-    seen: list[tuple[str, dict]] = []
-    server = LLMockServer()
-    server.app.add_middleware(RequestRecorder, seen=seen)
-    with server:
-        yield server, seen
+    with recording_llmock() as recorded:
+        yield recorded
 
 
 @pytest.fixture

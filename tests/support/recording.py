@@ -1,9 +1,13 @@
-"""An ASGI middleware for test servers that keeps what every request carried."""
+"""Test servers that keep what every request carried: an ASGI middleware, and llmock with it."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from llmock.testing import LLMockServer
 
 
 class RequestRecorder:
@@ -31,3 +35,13 @@ class RequestRecorder:
 def keys_and_models(seen: list[tuple[str, dict]]) -> set[tuple[str, str | None]]:
     """The (Authorization, model) pairs of the recorded requests."""
     return {(authorization, body.get("model")) for authorization, body in seen}
+
+
+@contextmanager
+def recording_llmock() -> Iterator[tuple[LLMockServer, list[tuple[str, dict]]]]:
+    """An OpenAI-compatible server on 127.0.0.1 that records (Authorization, body) per request."""
+    seen: list[tuple[str, dict]] = []
+    server = LLMockServer()
+    server.app.add_middleware(RequestRecorder, seen=seen)
+    with server:
+        yield server, seen
