@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -136,12 +138,7 @@ class GradioChatClient:
         if refusal := _refusal(joined):
             return stream.refuse(refusal, started)
         event_id = joined.json()["event_id"]
-        async with self.http.stream(
-            "GET",
-            f"{self.base_url}/gradio_api/queue/data",
-            params={"session_hash": stream.session_hash},
-            headers=self._headers(stream.session_hash),
-        ) as response:
+        async with self._event_stream(stream.session_hash) as response:
             async for line in response.aiter_lines():
                 if keep_raw:
                     stream.raw.append(line)
@@ -189,15 +186,30 @@ class GradioChatClient:
         )
 
     async def _completion(self, session_hash: str, event_id: str) -> None:
-        async with self.http.stream(
+        async with self._event_stream(session_hash) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and '"process_completed"' in line and event_id in line:
+                    return
+
+    @asynccontextmanager
+    async def _event_stream(self, session_hash: str) -> AsyncIterator[httpx.Response]:
+        """The session's event stream. Opening it is tried twice: under a burst, a pooled
+        keep-alive connection the server has just closed fails before any response, and
+        opening a session's stream again is harmless."""
+        request = self.http.build_request(
             "GET",
             f"{self.base_url}/gradio_api/queue/data",
             params={"session_hash": session_hash},
             headers=self._headers(session_hash),
-        ) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data:") and '"process_completed"' in line and event_id in line:
-                    return
+        )
+        try:
+            response = await self.http.send(request, stream=True)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            response = await self.http.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
         await self.http.post(
