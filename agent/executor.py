@@ -1,4 +1,4 @@
-"""The agent loop, and the entry points the UI and the tests use: `agent_turn` and `run_agent`.
+"""The agent loop and its one entry, `agent_turn` (`run_agent` is the same turn as an iterator).
 
 One turn: stream the model's reply (its chunks reach the request's handler, which
 assembles them and emits events as they arrive), run every tool call of the
@@ -88,6 +88,24 @@ def running_turns() -> int:
     return len(_running_turns)
 
 
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    """What one turn is asked: the question, the conversation so far, and how to answer.
+
+    `chat_model` replaces the model the settings name (tests use scripted ones).
+    `callbacks` (e.g. a tracer) see the turn as one run with its steps, model and
+    tool calls nested; `conversation_id` groups one conversation's turns in a
+    tracer (see `agent.tracing`).
+    """
+
+    question: str
+    history: Sequence[BaseMessage]
+    settings: Settings
+    chat_model: BaseChatModel | None = None
+    callbacks: Callbacks = None
+    conversation_id: str | None = None
+
+
 @asynccontextmanager
 async def agent_turn(
     question: str,
@@ -102,24 +120,12 @@ async def agent_turn(
     `next_batch()` the caller reads. Leaving the block, however it is left (end of
     turn, Stop, closed tab, error), cancels the task and waits for it.
 
-    `chat_model` replaces the model the settings name (tests use scripted ones).
-    `callbacks` (e.g. a tracer) see the turn as one run with its steps, model and
-    tool calls nested; `conversation_id` groups one conversation's turns in a
-    tracer (see `agent.tracing`).
+    The arguments are those of `TurnRequest`.
     """
+    question = _CONTROL_CHARACTERS.sub("", question).strip()
+    request = TurnRequest(question, history, settings, chat_model, callbacks, conversation_id)
     channel = RecordingChannel()
-    turn = asyncio.create_task(
-        run_turn(
-            question,
-            history,
-            settings,
-            channel,
-            chat_model,
-            callbacks=callbacks,
-            conversation_id=conversation_id,
-        ),
-        name="agent-turn",
-    )
+    turn = asyncio.create_task(_run_turn(request, channel), name="agent-turn")
     _running_turns.add(turn)
     turn.add_done_callback(_running_turns.discard)
     turn.add_done_callback(lambda task: _end_channel(task, channel))
@@ -128,6 +134,27 @@ async def agent_turn(
     finally:
         turn.cancel()
         await asyncio.gather(turn, return_exceptions=True)
+
+
+async def run_agent(
+    question: str,
+    history: Sequence[BaseMessage],
+    settings: Settings,
+    chat_model: BaseChatModel | None = None,
+    *,
+    callbacks: Callbacks = None,
+    conversation_id: str | None = None,
+) -> AsyncIterator[AgentEvent]:
+    """`agent_turn` as an async iterator of events; the last one is `Finished` or `Failed`.
+
+    Consume it with `contextlib.aclosing` (or to the end) so that stopping early
+    cancels the turn at once.
+    """
+    async with agent_turn(
+        question, history, settings, chat_model, callbacks=callbacks, conversation_id=conversation_id
+    ) as channel:
+        async for event in channel.events():
+            yield event
 
 
 def _end_channel(turn: asyncio.Task[None], channel: EventChannel) -> None:
@@ -143,73 +170,30 @@ def _end_channel(turn: asyncio.Task[None], channel: EventChannel) -> None:
     channel.close()
 
 
-async def run_agent(
-    question: str,
-    history: Sequence[BaseMessage],
-    settings: Settings,
-    chat_model: BaseChatModel | None = None,
-    *,
-    callbacks: Callbacks = None,
-    conversation_id: str | None = None,
-) -> AsyncIterator[AgentEvent]:
-    """Run one turn and yield its events; the last one is `Finished` or `Failed`.
-
-    Consume it with `contextlib.aclosing` (or to the end) so that stopping early
-    cancels the turn at once. `callbacks` and `conversation_id`: as for `agent_turn`.
-    """
-    async with agent_turn(
-        question, history, settings, chat_model, callbacks=callbacks, conversation_id=conversation_id
-    ) as channel:
-        async for event in channel.events():
-            yield event
-
-
-async def run_turn(
-    question: str,
-    history: Sequence[BaseMessage],
-    settings: Settings,
-    channel: RecordingChannel,
-    chat_model: BaseChatModel | None = None,
-    *,
-    callbacks: Callbacks = None,
-    conversation_id: str | None = None,
-) -> None:
+async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
     """The agent loop, traced and logged; every outcome, errors included, ends with an
     event on `channel` (after the turn's trace and log line, so they are complete when
     the consumer sees the end)."""
-    question = _CONTROL_CHARACTERS.sub("", question).strip()
-    turn = await ObservedTurn.start(
-        question,
-        settings,
+    observed = await ObservedTurn.start(
+        request.question,
+        request.settings,
         channel.figures,
-        chat_model=chat_model,
-        callbacks=callbacks,
-        conversation_id=conversation_id,
+        chat_model=request.chat_model,
+        callbacks=request.callbacks,
+        conversation_id=request.conversation_id,
     )
     try:
-        outcome = await _outcome(question, history, settings, channel, chat_model, turn)
+        if problem := input_problem(request.question, request.settings):
+            outcome: Finished | Failed = Failed("input", problem)
+        else:
+            outcome = await _run_steps(request, QueueCallbackHandler(channel), observed)
     except asyncio.CancelledError:
-        await turn.cancelled()
+        await observed.cancelled()
         raise
-    await turn.finish(outcome)
-    channel.emit(outcome)
-
-
-async def _outcome(
-    question: str,
-    history: Sequence[BaseMessage],
-    settings: Settings,
-    channel: EventChannel,
-    chat_model: BaseChatModel | None,
-    turn: ObservedTurn,
-) -> Finished | Failed:
-    if problem := input_problem(question, settings):
-        return Failed("input", problem)
-    try:
-        model = TurnModel(settings, chat_model)
-        return await _run_steps(model, question, history, QueueCallbackHandler(channel), turn)
     except Exception as error:
-        return failure_for(error, settings)
+        outcome = failure_for(error, request.settings)
+    await observed.finish(outcome)
+    channel.emit(outcome)
 
 
 def input_problem(question: str, settings: Settings) -> str | None:
@@ -224,17 +208,14 @@ def input_problem(question: str, settings: Settings) -> str | None:
 
 
 async def _run_steps(
-    model: TurnModel,
-    question: str,
-    history: Sequence[BaseMessage],
-    handler: QueueCallbackHandler,
-    turn: ObservedTurn,
+    request: TurnRequest, handler: QueueCallbackHandler, turn: ObservedTurn
 ) -> Finished | Failed:
+    model = TurnModel(request.settings, request.chat_model)
     settings = model.settings
     messages: list[BaseMessage] = [
         SystemMessage(SYSTEM_PROMPT),
-        *trim_history(history, settings),
-        HumanMessage(question),
+        *trim_history(request.history, settings),
+        HumanMessage(request.question),
     ]
     tools_used: list[str] = []
     for step in range(1, settings.max_steps + 1):

@@ -250,7 +250,7 @@ async def test_an_unexpected_crash_of_the_turn_ends_with_a_failure_the_user_sees
     async def crash(*args, **kwargs):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("agent.executor.run_turn", crash)
+    monkeypatch.setattr("agent.executor.ObservedTurn.start", crash)
     events = await collect(run_agent("q", [], SETTINGS), timeout=2)
     assert events == [
         Failed("internal", "Something went wrong inside the agent (RuntimeError). Please try again.")
