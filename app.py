@@ -25,7 +25,7 @@ from agent.events import Failed
 from ui.chatbot import PreparedChatbot
 from ui.guard import GuardSettings, guard_options, is_busy
 from ui.history import to_langchain
-from ui.live_turn import LiveTurnChatInterface
+from ui.live_turn import LIVE_TURN_CSS, LiveTurnChatInterface
 from ui.pacing import UpdateBudget, paced
 from ui.safety import trim_history
 from ui.stopping import StopSignals, until_set
@@ -274,7 +274,11 @@ def serve_options(demo: gr.Blocks, guard: GuardSettings) -> dict[str, Any]:
     """What `demo.launch()` needs besides the address: the guard's protections, and the page's
     CSS and script (Gradio 6 takes them at launch; a `<script>` in the head runs under the
     Content-Security-Policy, where a component's `js_on_load`, compiled with `new Function`, would not)."""
-    return {**guard_options(demo, guard), "css": CSS, "head": f"<script>{IGNORE_BLANK_JS}</script>"}
+    return {
+        **guard_options(demo, guard),
+        "css": CSS + LIVE_TURN_CSS,
+        "head": f"<script>{IGNORE_BLANK_JS}</script>",
+    }
 
 
 def _as_dicts(view: TurnView) -> list[dict[str, Any]]:

@@ -31,6 +31,9 @@ from ui.chatbot import UNCHANGED, PreparedChatbot
 
 Messages = list[dict[str, Any]]
 MAX_MESSAGES = 1_000  # ~140 of this app's tool-using turns
+LIVE_TURN_CSS = "#live-turn:has(.placeholder-content) { display: none; }"
+"""The live turn shows only while it has messages. Hidden by the page, not by a `visible`
+update: Gradio answers each such update by building a new Chatbot and its whole config (~2 ms)."""
 
 
 class LiveTurnChatInterface(gr.ChatInterface):
@@ -53,7 +56,6 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self.max_messages = max_messages
         self.live = gr.Chatbot(
             show_label=False,
-            visible=False,
             height="auto",
             max_height=400,
             buttons=[],
@@ -118,16 +120,16 @@ class LiveTurnChatInterface(gr.ChatInterface):
         turn = self.fn(message, list(history), *args)
         history = self._append_message_to_history(message, history, "user")
         response: Messages = []
-        shown = False
+        answered = False
         async with aclosing(turn):
             async for response in turn:
-                yield response, UNCHANGED, response if shown else gr.update(value=response, visible=True)
-                shown = True
-        if not shown:  # nothing to answer (a blank message): no turn, as in ChatInterface
+                yield response, UNCHANGED, response
+                answered = True
+        if not answered:  # nothing to answer (a blank message): no turn, as in ChatInterface
             yield None, UNCHANGED, gr.skip()
             return
         history = self._append_message_to_history(response, history, "assistant")
-        yield response, newest_turns(history, self.max_messages), _hidden()
+        yield response, newest_turns(history, self.max_messages), []
         yield response, UNCHANGED, []
 
 
@@ -149,7 +151,3 @@ def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
         return {**value, "value": _postprocessed(chatbot, value["value"])} if "value" in value else value
     processed = chatbot.postprocess(value)
     return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
-
-
-def _hidden() -> dict:
-    return gr.update(value=[], visible=False)
