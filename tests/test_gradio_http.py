@@ -1,4 +1,4 @@
-"""The benchmark client's in-place diff: the same result as gradio_client's copying one."""
+"""The lean Gradio client's in-place diff: the same result as gradio_client's copying one."""
 
 import copy
 
