@@ -3,8 +3,9 @@
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT
+from deploy.processes import PROJECT_ROOT
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,3 +96,47 @@ def test_the_ui_reaches_the_engine_only_through_its_public_entry_and_events():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "agent"
         }
         assert modules <= allowed, f"{path.name} imports {modules - allowed}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, relative imports resolved, `from a import b` counted as `a` and `a.b`."""
+    package = path.relative_to(PROJECT_ROOT).with_suffix("").parts[:-1]
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parent = package[: len(package) - node.level + 1] if node.level else ()
+            module = ".".join([*parent, *([node.module] if node.module else [])])
+            imported.add(module)
+            imported.update(f"{module}.{alias.name}" for alias in node.names)
+    return imported
+
+
+def _python_files(*places: str) -> list[Path]:
+    return [p for place in places for p in (PROJECT_ROOT / place).rglob("*.py") if ".venv" not in p.parts]
+
+
+def _top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _is_test_module_or_conftest(module: str) -> bool:
+    first, *rest = module.split(".")
+    return first == "tests" and any(part == "conftest" or part.startswith("test_") for part in rest)
+
+
+def test_tests_and_benchmarks_share_helpers_only_through_the_support_package():
+    for path in _python_files("tests"):
+        wrong = {m for m in _imports(path) if _top(m) == "bench" or _is_test_module_or_conftest(m)}
+        assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}: move what it needs to support/"
+    for place, forbidden in [("bench", {"tests"}), ("support", {"tests", "bench"})]:
+        for path in _python_files(place):
+            wrong = {m for m in _imports(path) if _top(m) in forbidden}
+            assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}"
+
+
+def test_the_app_never_imports_tests_benchmarks_or_their_helpers():
+    for path in [PROJECT_ROOT / "app.py", *_python_files("agent", "ui", "deploy")]:
+        wrong = {m for m in _imports(path) if _top(m) in {"tests", "bench", "support"}}
+        assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}"
