@@ -7,7 +7,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from agent import Settings
 from agent.events import AnswerDelta, Failed, Finished, ToolCallStarted, ToolResult
-from agent.offline import OfflineArithmeticModel, next_reply, pieces, stream_chunks
+from agent.offline import OfflineArithmeticModel
+from agent.offline.model import next_reply, pieces, stream_chunks
 from tests.conftest import run_turn_events
 
 A = ("add",)
