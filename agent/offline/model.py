@@ -13,10 +13,12 @@ in small pieces as `tool_call_chunks`, one piece every `token_delay_ms`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -153,20 +155,18 @@ def _next_step(question: Plan, work: Sequence[BaseMessage], tools: set[str]) -> 
     """Read the results of the steps taken so far, in order, then take the next step or answer."""
     taken = [m.tool_calls for m in work if isinstance(m, AIMessage) and m.tool_calls]
     outputs = {m.tool_call_id: m for m in work if isinstance(m, ToolMessage)}
-    calls = [call for step in taken for call in step]
-    planned = question.steps[: len(taken)]
-    if [[c["name"] for c in step] for step in taken] != [[c.tool for c in step] for step in planned] or any(
-        c["id"] not in outputs for c in calls
-    ):
+    done = question.steps[: len(taken)]
+    done_as_planned = [[c["name"] for c in step] for step in taken] == [
+        [c.tool for c in step] for step in done
+    ]
+    pairs = [(call, outputs.get(made["id"])) for call, made in zip(chain(*done), chain(*taken), strict=False)]
+    if not done_as_planned or any(output is None for _, output in pairs):
         return _final(f"I lost track of the steps for {question.expression}; please ask again.", [], tools)
-    used = list(dict.fromkeys(c["name"] for c in calls))
-    if failed := next((outputs[c["id"]] for c in calls if outputs[c["id"]].status == "error"), None):
+    used = list(dict.fromkeys(call.tool for call, _ in pairs))
+    if failed := next((output for _, output in pairs if output.status == "error"), None):
         error = failed.text.removeprefix("Error: ")
         return _final(f"I could not compute {question.expression}: {error}.", used, tools)
-    planned_calls = [call for step in planned for call in step]
-    results = {
-        call: parse_number(outputs[c["id"]].text) for call, c in zip(planned_calls, calls, strict=True)
-    }
+    results = {call: parse_number(output.text) for call, output in pairs}
     if len(taken) == len(question.steps):
         answer = display_number(value(question.result, results))
         return _final(f"{question.expression} = **{answer}**", used, tools)
@@ -221,8 +221,12 @@ def _answer_value(answer: str, question: str | None, previous: Number | None) ->
     return parse_number(numbers[-1]) if numbers else previous
 
 
+@functools.lru_cache(maxsize=1024, typed=True)
 def _exact_value(question: str | None, previous: Number | None) -> Number | None:
-    """The exact value of `question`, if it is arithmetic that computes."""
+    """The exact value of `question`, if it is arithmetic that computes.
+
+    Cached: every model call reads the whole history again, and it rarely changes.
+    """
     if question is None:
         return None
     try:

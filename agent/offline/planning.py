@@ -73,12 +73,12 @@ def value(operand: Operand, results: dict[Call, Number]) -> Number:
     return results[operand] if isinstance(operand, Call) else operand
 
 
-def evaluate(plan: Plan) -> Number:
+def evaluate(planned: Plan) -> Number:
     """The plan's exact value, computed as the tools compute it; `ValueError` where a tool refuses."""
     results: dict[Call, Number] = {}
-    for call in chain.from_iterable(plan.steps):
+    for call in chain.from_iterable(planned.steps):
         results[call] = parse_number(_COMPUTE[call.tool](**arguments(call, results)))
-    return value(plan.result, results)
+    return value(planned.result, results)
 
 
 def _lower(node: ast.expr) -> Operand:

@@ -59,24 +59,15 @@ _TEMPLATES = [
     (re.compile(rf"\bdivide\s+{_OPERAND}\s+by\s+{_OPERAND}"), r"\1 / \2"),
 ]
 _PHRASES = {
-    "raised to the power of": "**",
-    "to the power of": "**",
-    "raised to": "**",
-    "multiplied by": "*",
-    "times": "*",
-    "divided by": "/",
-    "over": "/",
+    **dict.fromkeys(["raised to the power of", "to the power of", "raised to"], "**"),
+    **dict.fromkeys(["multiplied by", "times"], "*"),
+    **dict.fromkeys(["divided by", "over"], "/"),
+    **dict.fromkeys(["minus", "negative"], "-"),
+    **dict.fromkeys(["square root of", "sqrt"], "~"),
+    **dict.fromkeys(["the result", "the answer", "it", "previous"], REFERENCE),
     "plus": "+",
-    "minus": "-",
-    "negative": "-",
-    "square root of": "~",
-    "sqrt": "~",
     "squared": "**2",
     "cubed": "**3",
-    "the result": REFERENCE,
-    "the answer": REFERENCE,
-    "it": REFERENCE,
-    "previous": REFERENCE,
 }
 _PHRASE = re.compile(rf"\b(?:{'|'.join(sorted(_PHRASES, key=len, reverse=True))})\b")
 _SYMBOLS = str.maketrans(
@@ -89,6 +80,7 @@ _UNSUPPORTED = re.compile(
 _TOKEN = re.compile(
     rf"\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?(?:e[+-]?\d+)?|\.\d+|\*\*|[-+*/~()]|\b{REFERENCE}\b"
 )
+_LEADING_ZEROS = re.compile(r"^0+(?=\d)")  # Python reads 007 as a mistake
 _OPERATORS = {"+", "-", "*", "/", "**", "~"}
 
 
@@ -146,7 +138,7 @@ def _digits(words: str) -> str:
 
 def _tokens(text: str) -> list[str]:
     """Numbers, operators, parentheses and references; "that" only where it is an operand."""
-    tokens = [token.replace(",", "") for token in _TOKEN.findall(text)]
+    tokens = [_LEADING_ZEROS.sub("", token.replace(",", "")) for token in _TOKEN.findall(text)]
     tokens = [t for i, t in enumerate(tokens) if t != REFERENCE or _next_to_operator(tokens, i)]
     implicit = [
         i for i in range(1, len(tokens)) if tokens[i] == "(" and tokens[i - 1] not in _OPERATORS | {"("}
@@ -187,7 +179,7 @@ class _AsWritten(ast.NodeTransformer):
         self.shown = shown
 
     def visit_Constant(self, node: ast.Constant) -> ast.Name:
-        return ast.Name(ast.get_source_segment(self.source, node))
+        return ast.Name(self.source[node.col_offset : node.end_col_offset])  # one line
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         return self.shown or node
