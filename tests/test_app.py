@@ -9,7 +9,7 @@ import pytest
 from gradio_client import Client
 
 from agent.executor import running_turns
-from agent.offline import pieces
+from agent.offline.model import pieces
 from deploy.processes import PROJECT_ROOT
 from ui.view import FOOTER_ID
 
