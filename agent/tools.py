@@ -94,10 +94,9 @@ async def multiply(a: Number, b: Number) -> str:
     return checked(a * b)
 
 
-@tool(args_schema=Power)
-async def exponentiate(base: Number, exponent: Number) -> str:
-    """Raise a number to a power: returns base ** exponent. A negative exponent divides
-    (x ** -1 is 1 / x), a fractional one takes a root (x ** 0.5 is the square root of x)."""
+def power(base: Number, exponent: Number) -> str:
+    """`exponentiate`'s result, checked for cost before it is computed (the offline model
+    computes a question's exact value with it too)."""
     digits = estimated_power_digits(base, exponent)
     if digits > MAX_RESULT_DIGITS:
         raise ValueError(
@@ -110,6 +109,13 @@ async def exponentiate(base: Number, exponent: Number) -> str:
         return checked(base**exponent)
     except OverflowError:
         raise ValueError("the result is too large to represent") from None
+
+
+@tool(args_schema=Power)
+async def exponentiate(base: Number, exponent: Number) -> str:
+    """Raise a number to a power: returns base ** exponent. A negative exponent divides
+    (x ** -1 is 1 / x), a fractional one takes a root (x ** 0.5 is the square root of x)."""
+    return power(base, exponent)
 
 
 @tool(args_schema=FinalAnswer)

@@ -16,7 +16,8 @@ import time
 import httpx
 
 from bench.report import machine_line, table
-from bench.servers import ServedProcess, app_environment, free_port
+from deploy.processes import ServedProcess
+from support.servers import app_environment, free_port
 
 APPS = {
     "python app.py": ["app.py"],

@@ -24,9 +24,10 @@ import time
 from dataclasses import dataclass
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import GradioChatClient
 from bench.report import machine_line, table
-from bench.servers import ServedProcess, app_environment, free_port
+from deploy.processes import ServedProcess
+from support.gradio_http import GradioChatClient
+from support.servers import app_environment, free_port
 
 
 @dataclass(frozen=True)

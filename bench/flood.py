@@ -30,9 +30,10 @@ from typing import Any
 
 import httpx
 
-from bench.gradio_http import ChatStream, GradioChatClient
 from bench.report import machine_line, table
-from bench.servers import ServedProcess, app_environment, free_port
+from deploy.processes import ServedProcess
+from support.gradio_http import ChatStream, GradioChatClient
+from support.servers import app_environment, free_port
 
 VICTIM_QUESTION = "What is (2 + 3) * (4 + 5)?"
 FLOOD_QUESTION = " + ".join(["1"] * 40)

@@ -39,9 +39,10 @@ from typing import Literal
 import gradio as gr
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import ChatStream, GradioChatClient, ask_or_fail
 from bench.report import machine_line, table
-from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port
+from deploy.processes import PROJECT_ROOT, ServedProcess
+from support.gradio_http import ChatStream, GradioChatClient, ask_or_fail
+from support.servers import app_environment, free_port
 
 Route = Literal["browser", "page", "api"]
 

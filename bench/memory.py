@@ -18,9 +18,10 @@ import sys
 
 import psutil
 
-from bench.gradio_http import GradioChatClient
 from bench.report import machine_line, table
-from bench.servers import ServedProcess, app_environment, free_port
+from deploy.processes import ServedProcess
+from support.gradio_http import GradioChatClient
+from support.servers import app_environment, free_port
 
 TYPICAL = ["What is (2 + 3) * (4 + 5)?", "times 2", "2 to the power of 10, minus 24"]
 BIG_MESSAGE_CHARS = 990_000  # with the JSON around it, just under the 1 MB request cap

@@ -19,10 +19,10 @@ import os
 import time
 
 from bench.bare_chat import QUESTION
-from bench.gradio_http import GradioChatClient, ask_or_fail
 from bench.report import machine_line, table
-from bench.servers import app_environment, free_port
 from deploy.workers import serve
+from support.gradio_http import GradioChatClient, ask_or_fail
+from support.servers import app_environment, free_port
 
 COOKIE = "agent_route"
 

@@ -17,10 +17,11 @@ import argparse
 import asyncio
 import sys
 
-from bench.gradio_http import GradioChatClient
 from bench.report import machine_line, table
-from bench.servers import ServedProcess, app_environment, free_port
-from tests.fakes import ScriptedChatModel, answer
+from deploy.processes import ServedProcess
+from support.fakes import ScriptedChatModel, answer
+from support.gradio_http import GradioChatClient
+from support.servers import app_environment, free_port
 
 WORDS = [
     "the",

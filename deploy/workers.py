@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.servers import PROJECT_ROOT, ServedProcess
+from deploy.processes import PROJECT_ROOT, ServedProcess
 
 TEMPLATE = Path(__file__).with_name("nginx.conf")
 DEFAULT_UPDATES_PER_S = 650.0

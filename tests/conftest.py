@@ -1,41 +1,18 @@
+"""Fixtures only: the helpers they are built from live in `support/`."""
+
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-import gradio as gr
 import psutil
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
 
-from agent import Settings, run_agent
-from agent.events import AgentEvent
-from bench.servers import PROJECT_ROOT, ServedProcess, app_environment, free_port, left_running
-from tests.support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
-from ui.guard import GuardSettings
-
-TURN_TIMEOUT_S = 20.0
-
-
-# Tests that play many visitors from 127.0.0.1 lift the per-client limit; tests/test_public.py
-# keeps the defaults.
-MANY_VISITORS = GuardSettings(max_chats_per_client=1000)
-
-
-def launch(demo: gr.Blocks, guard: GuardSettings, **options: Any) -> str:
-    """Serve `demo` in this process on a free port, protected as `python app.py` serves it
-    (`guard` is the one `demo` was created with)."""
-    import app
-
-    port = free_port()
-    demo.launch(
-        **app.serve_options(demo, guard), server_port=port, prevent_thread_lock=True, quiet=True, **options
-    )
-    return f"http://127.0.0.1:{port}/"
+from agent import Settings
+from deploy.processes import PROJECT_ROOT, ServedProcess
+from support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
+from support.servers import MANY_VISITORS, app_environment, launch, left_running
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,21 +61,6 @@ def scripted_openai(scripted_openai_server: ScriptedOpenAI) -> Iterator[Script]:
 def offline_settings() -> Settings:
     """The offline model with no pacing: fast, deterministic turns."""
     return Settings(offline_token_delay_ms=0)
-
-
-async def collect(events: AsyncIterator[AgentEvent], timeout: float = TURN_TIMEOUT_S) -> list[AgentEvent]:
-    """All events of a turn; a turn that does not end in time fails the test."""
-    async with asyncio.timeout(timeout):
-        return [event async for event in events]
-
-
-async def run_turn_events(
-    question: str,
-    settings: Settings,
-    history: Sequence[BaseMessage] = (),
-    chat_model: BaseChatModel | None = None,
-) -> list[AgentEvent]:
-    return await collect(run_agent(question, history, settings, chat_model))
 
 
 @pytest.fixture

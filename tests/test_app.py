@@ -9,8 +9,8 @@ import pytest
 from gradio_client import Client
 
 from agent.executor import running_turns
-from agent.offline import pieces
-from tests.conftest import PROJECT_ROOT
+from agent.offline.model import pieces
+from deploy.processes import PROJECT_ROOT
 from ui.view import FOOTER_ID
 
 pytestmark = pytest.mark.slow

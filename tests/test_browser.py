@@ -20,9 +20,8 @@ from pydantic import SecretStr
 import app
 from agent import Settings
 from agent.executor import running_turns
-from bench.servers import free_port
-from tests.conftest import MANY_VISITORS, launch
-from tests.fakes import ScriptedChatModel, answer, call, calls
+from support.fakes import ScriptedChatModel, answer, call, calls
+from support.servers import MANY_VISITORS, free_port, launch
 from ui.guard import GuardSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

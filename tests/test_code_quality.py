@@ -3,8 +3,9 @@
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT
+from deploy.processes import PROJECT_ROOT
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:
@@ -24,7 +25,7 @@ def test_the_code_is_formatted():
 
 
 def test_the_engine_never_imports_gradio_and_the_ui_never_touches_chunks():
-    engine = "\n".join(path.read_text() for path in (PROJECT_ROOT / "agent").glob("*.py"))
+    engine = "\n".join(path.read_text() for path in (PROJECT_ROOT / "agent").rglob("*.py"))
     ui = "\n".join(
         path.read_text() for path in [PROJECT_ROOT / "app.py", *(PROJECT_ROOT / "ui").glob("*.py")]
     )
@@ -35,7 +36,11 @@ def test_the_engine_never_imports_gradio_and_the_ui_never_touches_chunks():
 def test_one_place_reads_streamed_tool_call_pieces():
     readers = [
         path.relative_to(PROJECT_ROOT).as_posix()
-        for path in [PROJECT_ROOT / "app.py", *PROJECT_ROOT.glob("agent/*.py"), *PROJECT_ROOT.glob("ui/*.py")]
+        for path in [
+            PROJECT_ROOT / "app.py",
+            *PROJECT_ROOT.glob("agent/**/*.py"),
+            *PROJECT_ROOT.glob("ui/*.py"),
+        ]
         if ".tool_call_chunks" in path.read_text()
     ]
     assert readers == ["agent/reply.py"]
@@ -49,13 +54,29 @@ AGENT_LAYERS = [
     "callbacks",
     "errors",
     "openai_compat",
-    "arithmetic",
+    "offline.reading",
+    "offline.planning",
+    "offline.model",
     "offline",
     "models",
     "tracing",
     "executor",
 ]
-"""agent/'s modules from the bottom up: each may import only the ones before it."""
+"""agent/'s modules from the bottom up (a package's modules, then the package): each may import
+only the ones before it."""
+OFFLINE_MAY_IMPORT = {"events", "tools"}
+"""The offline model is a wing of its own: besides its own modules, only these."""
+
+
+def _agent_modules() -> dict[str, Path]:
+    """agent/'s modules by dotted name below `agent` (a package by its own name)."""
+    modules = {}
+    for path in (PROJECT_ROOT / "agent").rglob("*.py"):
+        parts = path.relative_to(PROJECT_ROOT / "agent").with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name:
+            modules[name] = path
+    return modules
 
 
 def _agent_imports(path) -> set[str]:
@@ -72,18 +93,25 @@ def _agent_imports(path) -> set[str]:
         if id(node) in type_only:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("agent."):
-            imported.add(node.module.split(".")[1])
+            imported.add(node.module.removeprefix("agent."))
         elif isinstance(node, ast.Import):
-            imported.update(a.name.split(".")[1] for a in node.names if a.name.startswith("agent."))
+            imported.update(a.name.removeprefix("agent.") for a in node.names if a.name.startswith("agent."))
     return imported
 
 
 def test_each_agent_module_imports_only_modules_below_it():
-    modules = {path.stem: path for path in (PROJECT_ROOT / "agent").glob("*.py") if path.stem != "__init__"}
+    modules = _agent_modules()
     assert sorted(modules) == sorted(AGENT_LAYERS), "place new agent modules in AGENT_LAYERS"
     for name, path in modules.items():
         above = {m for m in _agent_imports(path) if AGENT_LAYERS.index(m) >= AGENT_LAYERS.index(name)}
         assert not above, f"agent/{name}.py imports {above}, which are not below it"
+
+
+def test_the_offline_wing_leans_only_on_tools_and_events():
+    for name, path in _agent_modules().items():
+        if name.split(".")[0] == "offline":
+            outside = {m for m in _agent_imports(path) if m.split(".")[0] != "offline"}
+            assert outside <= OFFLINE_MAY_IMPORT, f"agent/{name} imports {outside - OFFLINE_MAY_IMPORT}"
 
 
 def test_the_ui_reaches_the_engine_only_through_its_public_entry_and_events():
@@ -95,3 +123,47 @@ def test_the_ui_reaches_the_engine_only_through_its_public_entry_and_events():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "agent"
         }
         assert modules <= allowed, f"{path.name} imports {modules - allowed}"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, relative imports resolved, `from a import b` counted as `a` and `a.b`."""
+    package = path.relative_to(PROJECT_ROOT).with_suffix("").parts[:-1]
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parent = package[: len(package) - node.level + 1] if node.level else ()
+            module = ".".join([*parent, *([node.module] if node.module else [])])
+            imported.add(module)
+            imported.update(f"{module}.{alias.name}" for alias in node.names)
+    return imported
+
+
+def _python_files(*places: str) -> list[Path]:
+    return [p for place in places for p in (PROJECT_ROOT / place).rglob("*.py") if ".venv" not in p.parts]
+
+
+def _top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _is_test_module_or_conftest(module: str) -> bool:
+    first, *rest = module.split(".")
+    return first == "tests" and any(part == "conftest" or part.startswith("test_") for part in rest)
+
+
+def test_tests_and_benchmarks_share_helpers_only_through_the_support_package():
+    for path in _python_files("tests"):
+        wrong = {m for m in _imports(path) if _top(m) == "bench" or _is_test_module_or_conftest(m)}
+        assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}: move what it needs to support/"
+    for place, forbidden in [("bench", {"tests"}), ("support", {"tests", "bench"})]:
+        for path in _python_files(place):
+            wrong = {m for m in _imports(path) if _top(m) in forbidden}
+            assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}"
+
+
+def test_the_app_never_imports_tests_benchmarks_or_their_helpers():
+    for path in [PROJECT_ROOT / "app.py", *_python_files("agent", "ui", "deploy")]:
+        wrong = {m for m in _imports(path) if _top(m) in {"tests", "bench", "support"}}
+        assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}"

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from gradio_client import Client
 
-from tests.conftest import PROJECT_ROOT, ServedProcess, app_environment, free_port
+from deploy.processes import PROJECT_ROOT, ServedProcess
+from support.servers import app_environment, free_port
 
 pytestmark = pytest.mark.slow
 

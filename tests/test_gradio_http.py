@@ -1,4 +1,4 @@
-"""The benchmark client's in-place diff: the same result as gradio_client's copying one."""
+"""The lean Gradio client's in-place diff: the same result as gradio_client's copying one."""
 
 import copy
 
@@ -6,7 +6,7 @@ import pytest
 from gradio.utils import diff
 from gradio_client.utils import apply_diff
 
-from bench.gradio_http import patched
+from support.gradio_http import patched
 
 TURN = [
     {"role": "user", "content": [{"type": "text", "text": "hi"}], "metadata": {"title": "x"}},

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from bench.servers import ServedProcess, group_members, left_running
-from tests.conftest import PROJECT_ROOT, app_environment, free_port
+from deploy.processes import PROJECT_ROOT, ServedProcess, group_members
+from support.servers import app_environment, free_port, left_running
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import uuid
 import gradio as gr
 import pytest
 
-from bench.gradio_http import GradioChatClient
+from support.gradio_http import GradioChatClient
 from ui.guard import GuardSettings
 from ui.history import content_text
 

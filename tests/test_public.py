@@ -19,9 +19,9 @@ from pydantic import SecretStr
 import app
 from agent import Settings
 from agent.executor import running_turns
-from bench.gradio_http import GradioChatClient
-from tests.conftest import launch
-from tests.support.recording import recording_llmock
+from support.gradio_http import GradioChatClient
+from support.recording import recording_llmock
+from support.servers import launch
 from ui.guard import GuardSettings
 from ui.safety import TRIMMED_TITLE
 from ui.view import FAILURE_ID

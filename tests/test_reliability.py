@@ -22,9 +22,9 @@ import app
 from agent import Settings
 from agent.callbacks import QueueCallbackHandler
 from agent.executor import running_turns
-from bench.gradio_http import GradioChatClient
-from tests.conftest import MANY_VISITORS, free_port, launch
-from tests.support.recording import keys_and_models, recording_llmock
+from support.gradio_http import GradioChatClient
+from support.recording import keys_and_models, recording_llmock
+from support.servers import MANY_VISITORS, free_port, launch
 from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, TurnView
 
 pytestmark = pytest.mark.slow

@@ -2,7 +2,7 @@
 
 LangSmith tracing is switched on the way users do it (`LANGSMITH_TRACING=true`,
 `LANGSMITH_ENDPOINT`, `LANGSMITH_API_KEY`) and pointed at a stand-in for its ingest
-API on 127.0.0.1 (`tests/langsmith_standin.py`), which records every byte.
+API on 127.0.0.1 (`support/langsmith_standin.py`), which records every byte.
 """
 
 import json
@@ -23,10 +23,11 @@ import app
 from agent import Settings, run_agent
 from agent.events import Failed, Finished, StepStarted, ToolResult
 from agent.tracing import CANCELLED, OFFLINE_TAG, TURN_RUN_NAME
-from bench.gradio_http import GradioChatClient
-from tests.conftest import collect, free_port, run_turn_events
-from tests.fakes import Hang, ScriptedChatModel, answer, call, calls
-from tests.langsmith_standin import LangSmithStandIn
+from support.fakes import Hang, ScriptedChatModel, answer, call, calls
+from support.gradio_http import GradioChatClient
+from support.langsmith_standin import LangSmithStandIn
+from support.servers import free_port
+from support.turns import collect, run_turn_events
 
 pytestmark = pytest.mark.slow
 

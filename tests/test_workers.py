@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from bench.gradio_http import GradioChatClient
-from bench.servers import app_environment, free_port
 from deploy.workers import TEMPLATE, nginx_config, serve, worker_environment
+from support.gradio_http import GradioChatClient
+from support.servers import app_environment, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.scripted_openai import DONE, HttpError, ScriptedReply, SseStream, events
+from support.scripted_openai import DONE, HttpError, ScriptedReply, SseStream, events
 
 QUESTION = "What are 2 + 3 and 4 * 5?"
 ANSWER = "2 + 3 = 5 and 4 × 5 = 20"

@@ -10,7 +10,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
 from agent.events import AnswerDelta, StepStarted, TextDelta, ToolArgsDelta, ToolCallStarted
-from agent.offline import pieces
+from agent.offline.model import pieces
 
 
 def tool_chunk(index: int, args: str = "", name: str | None = None, call_id: str | None = None):

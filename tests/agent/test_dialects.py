@@ -34,8 +34,19 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from bench.gradio_http import GradioChatClient
-from bench.servers import free_port
+from support.gradio_http import GradioChatClient
+from support.scripted_openai import (
+    DONE,
+    HttpError,
+    Script,
+    ScriptedOpenAI,
+    SseStream,
+)
+from support.scripted_openai import (
+    events as sse_events,
+)
+from support.servers import free_port
+from support.turns import run_turn_events
 from tests.agent.dialects import (
     ADD_ARGS,
     ANSWER,
@@ -50,17 +61,6 @@ from tests.agent.dialects import (
     Dialect,
     chunk,
     openai,
-)
-from tests.conftest import run_turn_events
-from tests.support.scripted_openai import (
-    DONE,
-    HttpError,
-    Script,
-    ScriptedOpenAI,
-    SseStream,
-)
-from tests.support.scripted_openai import (
-    events as sse_events,
 )
 from ui.view import FOOTER_ID
 

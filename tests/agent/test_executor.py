@@ -20,8 +20,8 @@ from agent.events import (
 )
 from agent.executor import trim_history
 from agent.tools import TOOLS_BY_NAME
-from tests.conftest import collect, run_turn_events
-from tests.fakes import Chunks, Hang, Raise, ScriptedChatModel, answer, call, calls
+from support.fakes import Chunks, Hang, Raise, ScriptedChatModel, answer, call, calls
+from support.turns import collect, run_turn_events
 
 SETTINGS = Settings(offline_token_delay_ms=0, max_steps=4)
 

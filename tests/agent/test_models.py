@@ -13,8 +13,8 @@ from agent.channel import EventChannel
 from agent.events import Finished, StepStarted
 from agent.models import DEFAULT_MODEL, build_model, chat_model
 from agent.offline import OfflineArithmeticModel
-from tests.conftest import run_turn_events
-from tests.support.recording import RequestRecorder, keys_and_models
+from support.recording import RequestRecorder, keys_and_models
+from support.turns import run_turn_events
 
 
 def test_defaults_without_any_configuration():

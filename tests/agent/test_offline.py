@@ -3,12 +3,13 @@
 import time
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent import Settings
 from agent.events import AnswerDelta, Failed, Finished, ToolCallStarted, ToolResult
-from agent.offline import OfflineArithmeticModel, next_reply, pieces, stream_chunks
-from tests.conftest import run_turn_events
+from agent.offline import OfflineArithmeticModel
+from agent.offline.model import next_reply, pieces, stream_chunks
+from support.turns import run_turn_events
 
 A = ("add",)
 M = ("multiply",)
@@ -81,6 +82,93 @@ async def test_offline_model_plans_and_answers(question, value, steps, offline_s
     assert tool_steps(events) == steps
     assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == finished.answer
     assert not [e for e in events if isinstance(e, ToolResult) and e.is_error]
+
+
+# read through Python's own expression grammar: its precedence, signs and literals
+MORE_QUESTIONS = [
+    ("2**3**2", "512", [E, E]),
+    ("-2**2", "-4", [E, S]),
+    ("- - 3 + 1", "4", [A]),
+    ("2 ^ -1", "0.5", [E]),
+    ("(2)(3)", "6", [M]),
+    ("seven point five times two", "15", [M]),
+    ("three point one four times two", "6.28", [M]),
+    ("one thousand two hundred and five minus five", "1200", [S]),
+    ("(1 + 2) + 3", "6", [A, A]),
+    ("007 + 1", "8", [A]),
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "value", "steps"), MORE_QUESTIONS, ids=[q for q, _, _ in MORE_QUESTIONS]
+)
+async def test_python_grammar_decides_precedence_and_signs(question, value, steps, offline_settings):
+    events = await run_turn_events(question, offline_settings)
+    assert events[-1].answer.endswith(f"= **{value}**")
+    assert tool_steps(events) == steps
+
+
+async def test_a_division_by_zero_found_mid_plan_is_explained(offline_settings):
+    events = await run_turn_events("5 / (2 - 2)", offline_settings)
+    assert tool_steps(events) == [S, E]
+    assert events[-1].answer == (
+        "I could not compute 5 / (2 - 2): 0 cannot be raised to a negative power (that is a division by zero)."
+    )
+
+
+async def test_a_power_too_large_for_the_tools_is_refused_with_its_size(offline_settings):
+    events = await run_turn_events("2 ^ 5000", offline_settings)
+    assert events[-1].answer == (
+        "I could not compute 2 ^ 5000: 2 ** 5000 would have about 1,505 digits; the limit is 1,000."
+    )
+
+
+async def test_a_number_too_large_for_a_float_is_refused_before_any_tool_runs(offline_settings):
+    events = await run_turn_events("1e999 + 1", offline_settings)
+    assert "A number in the question is too large for the tools." in events[-1].answer
+    assert tool_steps(events) == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "what is the capital of France?",
+        "__import__('os').system('rm -rf /')",
+        "2 +",
+        "(2 + 3",
+        "what is 2 % 3",
+    ],
+)
+async def test_what_is_not_arithmetic_gets_the_same_honest_introduction(question, offline_settings):
+    events = await run_turn_events(question, offline_settings)
+    assert events[-1].answer.startswith("I'm the **offline model**")
+    assert "can only do arithmetic" in events[-1].answer
+    assert tool_steps(events) == []
+
+
+async def test_a_long_run_of_signs_is_refused_quickly(offline_settings):
+    started = time.perf_counter()
+    events = await run_turn_events("- " * 1900 + "1", offline_settings)
+    assert time.perf_counter() - started < 2
+    assert "more than 128 operators" in events[-1].answer
+
+
+async def test_a_long_chain_of_follow_ups_is_read_without_recursion(offline_settings):
+    history = [HumanMessage("1 + 1"), AIMessage("1 + 1 = **2**")]
+    for value in range(2, 1200):
+        history += [HumanMessage("plus 1"), AIMessage(f"{value} + 1 = **{value + 1}**")]
+    events = await run_turn_events("plus 1", offline_settings, history)
+    assert events[-1].answer == "1200 + 1 = **1201**"
+
+
+def test_steps_that_do_not_match_the_plan_end_the_turn_honestly():
+    work = [
+        HumanMessage("2 + 3"),
+        AIMessage("", tool_calls=[{"name": "multiply", "args": {"a": 2, "b": 3}, "id": "call_1"}]),
+        ToolMessage("6", tool_call_id="call_1"),
+    ]
+    reply = next_reply(work, {"add", "multiply"})
+    assert reply.text == "I lost track of the steps for 2 + 3; please ask again."
 
 
 @pytest.mark.parametrize("question", ["hello", "who are you?", "write me a poem", "what is 5?"])

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from agent import Settings
 from agent.events import AnswerDelta, Failed, Finished, Retrying, StepEnded, ToolCallStarted, ToolResult
-from tests.conftest import run_turn_events
+from support.turns import run_turn_events
 
 QUESTION = "what is (2 + 3) * (4 + 5)?"
 

@@ -1,4 +1,8 @@
-"""Starting an app as its own process and waiting until it serves (shared by benchmarks and tests)."""
+"""Starting a command as its own process group, reading what it prints, and stopping the whole group.
+
+`python -m deploy.workers` runs its app workers this way; the tests and benchmarks
+(through `support.servers`) start every app they serve this way too.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import os
 import re
 import selectors
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -19,12 +22,6 @@ import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_URL = r"Running on local URL:\s+(http://\S+?)/?\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServedProcess:
@@ -98,24 +95,6 @@ def group_members(group: int) -> list[psutil.Process]:
     return members
 
 
-def left_running() -> list[psutil.Process]:
-    """Live processes from any group started here, and live children of this process."""
-    left = {member.pid: member for group in ServedProcess.started_groups for member in group_members(group)}
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if child.status() != psutil.STATUS_ZOMBIE:
-                left[child.pid] = child
-    return list(left.values())
-
-
 def _signal_group(group: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group is already gone
         os.killpg(group, signum)
-
-
-def app_environment(**overrides: str) -> dict[str, str]:
-    """The current environment without any OpenAI, agent or Gradio settings, plus `overrides`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AGENT_", "GRADIO_"))}
-    env.update(OPENAI_API_KEY="", AGENT_OFFLINE_TOKEN_DELAY_MS="1", PYTHONUNBUFFERED="1")
-    env.update(overrides)
-    return env

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bench.servers import free_port
+from support.servers import free_port
 
 DONE = "data: [DONE]"
 KEEP_ALIVE = ": keep-alive"

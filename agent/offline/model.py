@@ -1,11 +1,10 @@
-"""The offline model: a real chat model that plays the agent for arithmetic, with no network.
+"""The offline chat model: reads the conversation like an LLM would and takes the agent's next step.
 
-It is used when no API key is set (or when asked for). Each call reads the
-conversation like an LLM would: the last user message is the question, the
-tool calls and results after it are the work done so far. It then answers with
-the next step: all operations that can run now as parallel tool calls, or
-`final_answer` once the result is known. Anything that is not arithmetic gets an
-honest answer saying what this model is and how to switch to a real one.
+The last user message is the question; the tool results after it are the work
+done so far, read in order. The next reply is the plan's next step as parallel
+tool calls, or `final_answer` once the result is known. Anything that is not
+arithmetic gets an honest answer saying what this model is and how to switch to
+a real one.
 
 It streams exactly like OpenAI: tool name and id first, then the JSON arguments
 in small pieces as `tool_call_chunks`, one piece every `token_delay_ms`.
@@ -14,10 +13,12 @@ in small pieces as `tool_call_chunks`, one piece every `token_delay_ms`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from itertools import chain
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -28,16 +29,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agent.arithmetic import (
-    NotArithmetic,
-    Num,
-    Question,
-    evaluate,
-    parse_question,
-    ready_operations,
-    substitute_results,
-    tool_arguments,
-)
+from agent.offline.planning import Plan, arguments, evaluate, parse_number, plan, value
+from agent.offline.reading import NotArithmetic, read
 from agent.tools import FINAL_ANSWER, Number, display_number
 
 MODEL_NAME = "offline-arithmetic"
@@ -151,45 +144,40 @@ def next_reply(messages: Sequence[BaseMessage], tools: set[str]) -> AIMessage:
     turn_start = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=None)
     if turn_start is None:
         return _final(INTRODUCTION.format(reason=""), [], tools)
-    previous = _previous_result(messages[:turn_start])
     try:
-        question = parse_question(messages[turn_start].text, previous)
+        question = plan(read(messages[turn_start].text, previous_result(messages[:turn_start])))
     except NotArithmetic as reason:
         return _final(INTRODUCTION.format(reason=str(reason)), [], tools)
-    return _continue(question, messages[turn_start + 1 :], tools)
+    return _next_step(question, messages[turn_start + 1 :], tools)
 
 
-def _continue(question: Question, work: Sequence[BaseMessage], tools: set[str]) -> AIMessage:
-    """Replay the steps already taken on the plan, then take the next one."""
-    tree = question.tree
-    results = {m.tool_call_id: m for m in work if isinstance(m, ToolMessage)}
-    used: list[str] = []
-    for step in (m for m in work if isinstance(m, AIMessage) and m.tool_calls):
-        ready = ready_operations(tree)
-        calls = step.tool_calls
-        if [c["name"] for c in calls] != [op.tool for op in ready] or any(
-            c["id"] not in results for c in calls
-        ):
-            return _final(
-                f"I lost track of the steps for {question.expression}; please ask again.", used, tools
-            )
-        for call in calls:
-            if results[call["id"]].status == "error":
-                error = results[call["id"]].text.removeprefix("Error: ")
-                return _final(f"I could not compute {question.expression}: {error}.", used, tools)
-        used.extend(c["name"] for c in calls if c["name"] not in used)
-        tree = substitute_results(tree, (_parse_number(results[c["id"]].text) for c in calls))
-    if isinstance(tree, Num):
-        return _final(f"{question.expression} = **{display_number(tree.value)}**", used, tools)
-    ready = ready_operations(tree)
-    missing = sorted({op.tool for op in ready} - tools)
-    if missing:
+def _next_step(question: Plan, work: Sequence[BaseMessage], tools: set[str]) -> AIMessage:
+    """Read the results of the steps taken so far, in order, then take the next step or answer."""
+    taken = [m.tool_calls for m in work if isinstance(m, AIMessage) and m.tool_calls]
+    outputs = {m.tool_call_id: m for m in work if isinstance(m, ToolMessage)}
+    done = question.steps[: len(taken)]
+    done_as_planned = [[c["name"] for c in step] for step in taken] == [
+        [c.tool for c in step] for step in done
+    ]
+    pairs = [(call, outputs.get(made["id"])) for call, made in zip(chain(*done), chain(*taken), strict=False)]
+    if not done_as_planned or any(output is None for _, output in pairs):
+        return _final(f"I lost track of the steps for {question.expression}; please ask again.", [], tools)
+    used = list(dict.fromkeys(call.tool for call, _ in pairs))
+    if failed := next((output for _, output in pairs if output.status == "error"), None):
+        error = failed.text.removeprefix("Error: ")
+        return _final(f"I could not compute {question.expression}: {error}.", used, tools)
+    results = {call: parse_number(output.text) for call, output in pairs}
+    if len(taken) == len(question.steps):
+        answer = display_number(value(question.result, results))
+        return _final(f"{question.expression} = **{answer}**", used, tools)
+    step = question.steps[len(taken)]
+    if missing := sorted({call.tool for call in step} - tools):
         return _final(
             f"I would need the {', '.join(missing)} tool, which this app does not offer.", used, tools
         )
     return AIMessage(
         content="",
-        tool_calls=[{"name": op.tool, "args": tool_arguments(op), "id": _call_id()} for op in ready],
+        tool_calls=[{"name": c.tool, "args": arguments(c, results), "id": _call_id()} for c in step],
     )
 
 
@@ -208,37 +196,40 @@ def _call_id() -> str:
     return f"call_{uuid.uuid4().hex[:20]}"
 
 
-def _parse_number(text: str) -> Number:
-    return float(text) if any(c in text for c in ".e") else int(text)
-
-
-def _previous_result(history: Sequence[BaseMessage]) -> Number | None:
-    """What "that" refers to: the exact value of the last answer.
+def previous_result(history: Sequence[BaseMessage]) -> Number | None:
+    """What "that" refers to: the exact value of the last answer, read from the oldest message on.
 
     Replies that are not answers (this model's introduction or refusals) are
     skipped. An answer of this model shows its value rounded, so the value is
     computed again, exactly, from the question it answered.
     """
-    for index in reversed(range(len(history))):
-        reply = history[index]
-        if not isinstance(reply, AIMessage) or not reply.text or reply.text.startswith(NOT_ANSWERS):
-            continue
-        if shown := _SHOWN_RESULT.search(reply.text):
-            exact = _exact_answer(history[:index])
-            if exact is not None and display_number(exact) == shown[1]:
-                return exact
-            return _parse_number(shown[1])
-        if numbers := _NUMBER.findall(reply.text):  # another model's answer
-            return _parse_number(numbers[-1])
-    return None
+    result, question = None, None
+    for message in history:
+        if isinstance(message, HumanMessage):
+            question = message.text
+        elif isinstance(message, AIMessage) and message.text and not message.text.startswith(NOT_ANSWERS):
+            result = _answer_value(message.text, question, result)
+            question = None
+    return result
 
 
-def _exact_answer(history: Sequence[BaseMessage]) -> Number | None:
-    """The exact value of the last question in `history`, if it is arithmetic that computes."""
-    if not history or not isinstance(history[-1], HumanMessage):
+def _answer_value(answer: str, question: str | None, previous: Number | None) -> Number | None:
+    if shown := _SHOWN_RESULT.search(answer):
+        exact = _exact_value(question, previous)
+        return exact if exact is not None and display_number(exact) == shown[1] else parse_number(shown[1])
+    numbers = _NUMBER.findall(answer)  # another model's answer
+    return parse_number(numbers[-1]) if numbers else previous
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _exact_value(question: str | None, previous: Number | None) -> Number | None:
+    """The exact value of `question`, if it is arithmetic that computes.
+
+    Cached: every model call reads the whole history again, and it rarely changes.
+    """
+    if question is None:
         return None
     try:
-        question = parse_question(history[-1].text, _previous_result(history[:-1]))
-        return evaluate(question.tree)
+        return evaluate(plan(read(question, previous)))
     except (NotArithmetic, ValueError, ArithmeticError):
         return None

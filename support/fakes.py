@@ -13,7 +13,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from agent.offline import OfflineArithmeticModel, stream_chunks
+from agent.offline import OfflineArithmeticModel
+from agent.offline.model import stream_chunks
 
 
 @dataclass

@@ -1,1 +1,0 @@
-"""Helpers that tests import: scripted servers and the like (not tests themselves)."""
