@@ -154,10 +154,10 @@ def create_app(
                 view.stop()
                 yield [*notes, *_as_dicts(view)]
 
-    def refuse_when_busy(message: str, request: gr.Request) -> dict[str, Any]:
+    def refuse_when_busy(request: gr.Request) -> str | None:
         """A question typed while this client has its share running is refused by the textbox,
         which keeps the text (the guard would refuse it too, less gently)."""
-        return gr.validate(not is_busy(demo, request, guard), guard.busy_message())
+        return guard.busy_message() if is_busy(demo, request, guard) else None
 
     def backend_line(model: str, api_key: str) -> str:
         try:
@@ -199,7 +199,7 @@ def create_app(
             additional_inputs=[model_box, key_box, gr.State(ConversationId())],
             examples=EXAMPLES,
             api_name="chat",
-            validator=refuse_when_busy,
+            refuse=refuse_when_busy,
             concurrency_limit=concurrency,
             save_history=True,
             fill_height=True,

@@ -56,8 +56,6 @@ def _refusal(joined: httpx.Response) -> str | None:
     """The server's reason for not queueing a turn (its per-client limit), or None if it was queued."""
     if joined.status_code == 429:
         return joined.json()["detail"]
-    if joined.status_code == 422:  # a validator's verdict, one entry per input
-        return next(v["message"] for v in joined.json()["detail"] if not v.get("is_valid"))
     joined.raise_for_status()
     return None
 
@@ -121,11 +119,8 @@ class GradioChatClient:
         # The queue protocol wants a value for every input, State ones too (Gradio uses the
         # session's own): the history, and the conversation id after the key.
         if mode == "browser":
-            # The textbox's submit is queued: it runs the per-client check (a validator) first.
-            joined = await self._join(self._fn["_clear_and_save_textbox"], [question], stream.session_hash)
-            if refusal := _refusal(joined):
+            if refusal := await self._send_question(question, stream.session_hash):
                 return stream.refuse(refusal, started)
-            await self._completion(stream.session_hash, joined.json()["event_id"])
             if chatbot is not None:
                 shown = await self._predict(
                     "_append_message_to_history", [None, chatbot], stream.session_hash, stream
@@ -172,6 +167,14 @@ class GradioChatClient:
         """Put `chatbot` in a session's chat as a page does when it opens a saved conversation."""
         await self._predict("lambda", [chatbot], session_hash)
 
+    async def _send_question(self, question: str, session_hash: str) -> str | None:
+        """The textbox's first step, an unqueued call; the server's reason if it refused the question."""
+        sent = await self._post_predict("_clear_and_save_textbox", [question], session_hash)
+        if sent.status_code == 500 and (verdicts := sent.json().get("error")):
+            return next(v["message"] for v in verdicts if not v["is_valid"])
+        sent.raise_for_status()
+        return None
+
     async def _join(self, fn_index: int, data: list[Any], session_hash: str) -> httpx.Response:
         return await self.http.post(
             f"{self.base_url}/gradio_api/queue/join",
@@ -184,12 +187,6 @@ class GradioChatClient:
                 "trigger_id": None,
             },
         )
-
-    async def _completion(self, session_hash: str, event_id: str) -> None:
-        async with self._event_stream(session_hash) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data:") and '"process_completed"' in line and event_id in line:
-                    return
 
     @asynccontextmanager
     async def _event_stream(self, session_hash: str) -> AsyncIterator[httpx.Response]:
@@ -224,7 +221,15 @@ class GradioChatClient:
     async def _predict(
         self, api_name: str, data: list[Any], session_hash: str, stream: ChatStream | None = None
     ) -> Any:
-        response = await self.http.post(
+        response = await self._post_predict(api_name, data, session_hash)
+        response.raise_for_status()
+        if stream is not None:
+            stream.side_bytes += len(response.content)
+        return response.json()
+
+    async def _post_predict(self, api_name: str, data: list[Any], session_hash: str) -> httpx.Response:
+        """An unqueued call, as a page makes it."""
+        return await self.http.post(
             f"{self.base_url}/gradio_api/run/predict",
             headers=self._headers(session_hash),
             json={
@@ -235,10 +240,6 @@ class GradioChatClient:
                 "trigger_id": None,
             },
         )
-        response.raise_for_status()
-        if stream is not None:
-            stream.side_bytes += len(response.content)
-        return response.json()
 
     def _headers(self, session_hash: str) -> dict[str, str]:
         return {"Cookie": f"{self.affinity_cookie}={session_hash}"} if self.affinity_cookie else {}
