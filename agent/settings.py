@@ -180,7 +180,7 @@ class ServerSettings:
 
 
 def _set_values(env: Environment) -> dict[str, str]:
-    return {name: value for name, value in env.items() if value not in (None, "")}  # type: ignore[misc]
+    return {name: value for name, value in env.items() if value not in (None, "")}
 
 
 def _read(values: Mapping[str, str], name: str, kind: Callable[[str], T], default: T, minimum: float) -> T:
