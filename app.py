@@ -129,12 +129,13 @@ demo = create_app(SETTINGS, UpdateBudget.from_server(SERVER), SERVER.concurrency
 
 
 def main() -> None:
+    app = demo  # not the global below: reload mode re-executes this file in its thread, rebinding it
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
     share = (SERVER.share if ARGS.share is None else ARGS.share) and not SERVER.on_spaces
     try:
-        demo.launch(
-            **serve_options(demo, GUARD),
+        app.launch(
+            **serve_options(app, GUARD),
             server_name=ARGS.host,  # None: Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself
             server_port=ARGS.port,
             share=share,  # never on Hugging Face Spaces, which serves the app itself
@@ -145,18 +146,18 @@ def main() -> None:
         )
     except OSError:  # Gradio's "Cannot find empty port in range", with a traceback
         raise SystemExit(_port_problem(ARGS.host, ARGS.port)) from None
-    if demo.local_url is None:  # reload mode's watcher runs this file again; the server already runs
+    if app.local_url is None:  # reload mode's watcher runs this file again; the server already runs
         return
-    print(f"* Running on local URL:  {demo.protocol}://{demo.server_name}:{demo.server_port}", flush=True)
+    print(f"* Running on local URL:  {app.protocol}://{app.server_name}:{app.server_port}", flush=True)
     if not share:
         print("* For a public link, start it with --share (it needs internet access).", flush=True)
-    elif not demo.share_url:
+    elif not app.share_url:
         print(
             "No public link: Gradio could not open its share tunnel (it downloads a tunnel binary and "
-            f"connects to Gradio's share server, which needs internet access). Still serving at {demo.local_url}",
+            f"connects to Gradio's share server, which needs internet access). Still serving at {app.local_url}",
             flush=True,
         )
-    demo.block_thread()
+    app.block_thread()
 
 
 def _port_problem(host: str | None, port: int | None) -> str:
