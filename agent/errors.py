@@ -22,7 +22,7 @@ from agent.events import Failed
 if TYPE_CHECKING:
     from openai import APIError, APIStatusError
 
-    from agent.models import Settings
+    from agent.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -44,8 +44,9 @@ from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
 from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay, retry_reason
 from agent.events import AgentEvent, Failed, Finished, Retrying, StepEnded, ToolResult
-from agent.models import Settings, TurnModel
+from agent.models import TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
+from agent.settings import Settings
 from agent.tools import FINAL_ANSWER, TOOLS_BY_NAME
 from agent.tracing import ObservedTurn, RecordingChannel, StepTrace
 

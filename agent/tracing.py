@@ -61,8 +61,9 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from agent.models import Settings, backend_label
+from agent.models import backend_label
 from agent.offline import MODEL_NAME, OfflineArithmeticModel
+from agent.settings import Settings
 from agent.tools import FINAL_ANSWER
 
 TURN_RUN_NAME = "agent turn"

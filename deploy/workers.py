@@ -24,10 +24,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import ServerSettings
 from deploy.processes import PROJECT_ROOT, ServedProcess
 
 TEMPLATE = Path(__file__).with_name("nginx.conf")
-DEFAULT_UPDATES_PER_S = 650.0
 
 
 @dataclass
@@ -53,7 +53,7 @@ def nginx_config(template: str, worker_ports: Sequence[int], host: str, port: in
 
 def worker_environment(base: dict[str, str], workers: int) -> dict[str, str]:
     """`base` with the machine's update budget divided among `workers`."""
-    total = float(base.get("AGENT_UI_UPDATES_PER_S") or DEFAULT_UPDATES_PER_S)
+    total = float(base.get("AGENT_UI_UPDATES_PER_S") or ServerSettings.ui_updates_per_s)
     return {**base, "AGENT_UI_UPDATES_PER_S": str(total / workers)}
 
 

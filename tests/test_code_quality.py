@@ -1,6 +1,7 @@
 """The code stays as the house style wants it: linted and formatted by ruff (configured in pyproject.toml)."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +47,20 @@ def test_one_place_reads_streamed_tool_call_pieces():
     assert readers == ["agent/reply.py"]
 
 
+def test_one_module_reads_the_environment():
+    """The app's settings are read in `agent/settings.py` only (Gradio and LangSmith read their own)."""
+    reading = re.compile(r"\benviron\b|\bgetenv\b|\bdotenv\b")
+    readers = [
+        path.relative_to(PROJECT_ROOT).as_posix()
+        for path in [PROJECT_ROOT / "app.py", *PROJECT_ROOT.glob("agent/*.py"), *PROJECT_ROOT.glob("ui/*.py")]
+        if reading.search(path.read_text())
+    ]
+    assert readers == ["agent/settings.py"]
+
+
 AGENT_LAYERS = [
     "events",
+    "settings",
     "tools",
     "channel",
     "reply",

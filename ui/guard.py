@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import gradio as gr
-from dotenv import dotenv_values, find_dotenv
+
+from agent import ServerSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,32 +61,17 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 @dataclass(frozen=True)
 class GuardSettings:
-    """The limits in front of Gradio, from `AGENT_*` variables (see the README)."""
+    """The limits in front of Gradio: the guard's share of the `ServerSettings`, with their defaults."""
 
-    max_chats_per_client: int = 3
-    trust_proxy_headers: bool = False
-    max_request_bytes: int = 1_000_000
-    max_chat_messages: int = 400
-    max_chat_chars: int = 100_000
+    max_chats_per_client: int = ServerSettings.max_chats_per_client
+    trust_proxy_headers: bool = ServerSettings.trust_proxy_headers
+    max_request_bytes: int = ServerSettings.max_request_bytes
+    max_chat_messages: int = ServerSettings.max_chat_messages
+    max_chat_chars: int = ServerSettings.max_chat_chars
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str | None] | None = None) -> GuardSettings:
-        """Read like `Settings.from_env`: `.env` overlaid by the environment, empty means unset.
-
-        Proxy headers are trusted by default on Hugging Face Spaces (`SPACE_ID` set),
-        which serves every app behind one proxy that appends the visitor's address.
-        """
-        if env is None:
-            env = {**dotenv_values(find_dotenv(usecwd=True)), **os.environ}
-        values = {name: value for name, value in env.items() if value not in (None, "")}
-        trust = values.get("AGENT_TRUST_PROXY_HEADERS", "1" if values.get("SPACE_ID") else "0")
-        return cls(
-            max_chats_per_client=_count(values, "AGENT_MAX_CHATS_PER_CLIENT", cls.max_chats_per_client),
-            trust_proxy_headers=trust.lower() in ("1", "true", "yes"),
-            max_request_bytes=_count(values, "AGENT_MAX_REQUEST_BYTES", cls.max_request_bytes),
-            max_chat_messages=_count(values, "AGENT_MAX_CHAT_MESSAGES", cls.max_chat_messages),
-            max_chat_chars=_count(values, "AGENT_MAX_CHAT_CHARS", cls.max_chat_chars),
-        )
+    def from_server(cls, server: ServerSettings) -> GuardSettings:
+        return cls(**{field.name: getattr(server, field.name) for field in fields(cls)})
 
     def busy_message(self) -> str:
         n = self.max_chats_per_client
@@ -94,16 +79,6 @@ class GuardSettings:
             f"You already have {n} question{'s' * (n != 1)} running from your address "
             f"(AGENT_MAX_CHATS_PER_CLIENT). Wait for one to finish, or stop it, then ask again."
         )
-
-
-def _count(values: Mapping[str, str], name: str, default: int) -> int:
-    try:
-        value = int(values.get(name, default))
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {values[name]!r}")
-    return value
 
 
 def client_address(forwarded_for: Iterable[str], peer: str | None, trust_proxy_headers: bool) -> str:

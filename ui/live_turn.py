@@ -10,10 +10,12 @@ receives the finished turn once. The turn's last update leaves both Chatbots
 alone again, so that the closing message, which repeats every output's last
 value, stays small too.
 
-Everything else is ChatInterface's own: the history panel, retry, undo, edit and
-examples. Stop does not cancel the turn (see `ui.stopping`): the turn ends itself
-with a stopped mark, so it joins the conversation like any finished turn. The
-`/chat` API keeps its shape: the live turn is not one of its outputs.
+Everything else is ChatInterface's own: the history panel, retry, undo and
+examples. With an editable Chatbot, editing a question reruns the conversation
+from there, with the Stop button shown. Stop does not cancel the turn (see
+`ui.stopping`): the turn ends itself with a stopped mark, so it joins the
+conversation like any finished turn. The `/chat` API keeps its shape: the live
+turn is not one of its outputs.
 """
 
 from __future__ import annotations
@@ -87,6 +89,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self._keep_api_shape()
         self._prepare_outputs_here()
         self._stop_when_refused()
+        if self.chatbot.editable:
+            self._rerun_edits_stoppably()
 
     def _clear_and_save_textbox(self, message: str, request: gr.Request) -> tuple[gr.Textbox, str]:
         """ChatInterface's first step of a question, after `refuse` had its say."""
@@ -139,6 +143,43 @@ class LiveTurnChatInterface(gr.ChatInterface):
                 yield response, _postprocessed(self.chatbot, history), _postprocessed(self.live, live)
 
         return prepared
+
+    def _rerun_edits_stoppably(self) -> None:
+        """Editing a question reruns the conversation from there, like ChatInterface(editable=True),
+        but with the Stop button shown and the saved conversation's title following the edit."""
+        run_turn = self._api_wrapper(self.fn, self._stream_fn)
+        hidden: dict[str, Any] = {"queue": False, "api_visibility": "private"}
+        self.chatbot.edit(
+            self._edit_message, [self.chatbot], [self.chatbot, self.chatbot_state, self.saved_input], **hidden
+        ).then(
+            self._append_message_to_history, [self.saved_input, self.chatbot_state], [self.chatbot], **hidden
+        ).then(
+            lambda: gr.Textbox(interactive=False, submit_btn=False, stop_btn=True),
+            None,
+            self.textbox,
+            **hidden,
+        ).then(
+            run_turn,
+            [self.saved_input, self.chatbot_state, *self.additional_inputs],
+            [self.null_component, self.chatbot, *self.additional_outputs],
+            concurrency_limit=self.concurrency_limit,
+            api_visibility="private",
+        ).then(
+            lambda history: (history, history),
+            [self.chatbot],
+            [self.chatbot_state, self.chatbot_value],
+            **hidden,
+        ).then(
+            lambda: gr.Textbox(interactive=True, submit_btn=True, stop_btn=False),
+            None,
+            self.textbox,
+            **hidden,
+        ).then(
+            self._save_conversation,
+            [self.conversation_id, self.chatbot_state, self.saved_conversations],
+            [self.conversation_id, self.saved_conversations],
+            **hidden,
+        ).then(self._load_chat_history, [self.saved_conversations], [self.chat_history_dataset], **hidden)
 
     async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
         history = newest_turns(history, self.max_messages)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from agent import EventChannel
+from agent import EventChannel, ServerSettings
 from agent.events import AgentEvent
 
 
@@ -23,9 +23,13 @@ from agent.events import AgentEvent
 class UpdateBudget:
     """Frame length for each stream, from the number of streams active right now."""
 
-    min_frame_s: float = 0.04
-    updates_per_s: float = 650.0  # 0 means no server-wide budget
+    min_frame_s: float = ServerSettings.ui_frame_ms / 1000
+    updates_per_s: float = ServerSettings.ui_updates_per_s  # 0 means no server-wide budget
     active: int = field(default=0, init=False)
+
+    @classmethod
+    def from_server(cls, server: ServerSettings) -> UpdateBudget:
+        return cls(min_frame_s=server.ui_frame_ms / 1000, updates_per_s=server.ui_updates_per_s)
 
     @contextmanager
     def stream(self) -> Iterator[None]:

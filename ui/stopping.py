@@ -5,6 +5,7 @@ turn's last update is whatever was on screen, with no stop mark and no footer.
 Instead, Stop sets the session's `asyncio.Event`; the chat function notices it
 between updates (`until_set`), ends the agent's turn itself, and yields its
 final state: what ran, a visible "Stopped" line and the footer.
+`stop_by_signal` wires the chat's Stop button that way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager, suppress
 from typing import TypeVar
+
+import gradio as gr
 
 T = TypeVar("T")
 
@@ -64,3 +67,16 @@ async def until_set(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncItera
                 future.cancel()
                 with suppress(asyncio.CancelledError, StopAsyncIteration):
                     await future
+
+
+def stop_by_signal(blocks: gr.Blocks, chat: gr.ChatInterface, signals: StopSignals) -> None:
+    """Stop tells the session's running turn to end itself instead of cancelling it."""
+    textbox = chat.textbox
+    for fn_id, fn in list(blocks.fns.items()):
+        if fn.is_cancel_function and (textbox._id, "stop") in fn.targets:
+            del blocks.fns[fn_id]
+
+    def stop(request: gr.Request) -> None:
+        signals.stop(request.session_hash or "")
+
+    textbox.stop(stop, None, None, queue=False, api_visibility="private")

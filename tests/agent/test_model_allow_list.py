@@ -3,8 +3,8 @@
 import pytest
 from pydantic import SecretStr
 
-from agent import Settings
-from agent.models import ModelNotAllowed, chat_model
+from agent import ModelNotAllowed, Settings
+from agent.models import chat_model
 
 
 def test_the_allow_list_defaults_to_the_one_model():

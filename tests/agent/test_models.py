@@ -1,4 +1,4 @@
-"""Settings from the environment, backend labels, and the per-request model."""
+"""Backend labels, per-request settings, and the model each request talks to."""
 
 import asyncio
 
@@ -11,64 +11,11 @@ from agent import Settings, backend_label
 from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
 from agent.events import Finished, StepStarted
-from agent.models import DEFAULT_MODEL, build_model, chat_model
+from agent.models import build_model, chat_model
 from agent.offline import OfflineArithmeticModel
+from agent.settings import DEFAULT_MODEL
 from support.recording import RequestRecorder, keys_and_models
 from support.turns import run_turn_events
-
-
-def test_defaults_without_any_configuration():
-    settings = Settings.from_env({})
-    assert settings.offline and settings.api_key is None
-    assert settings.model == DEFAULT_MODEL and settings.max_steps == 10
-    assert settings.offline_token_delay_ms == 20
-
-
-def test_every_variable_is_read():
-    settings = Settings.from_env(
-        {
-            "OPENAI_API_KEY": "sk-env",
-            "OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
-            "AGENT_MODEL": "gpt-test",
-            "AGENT_MAX_STEPS": "3",
-            "AGENT_OFFLINE_TOKEN_DELAY_MS": "0",
-            "AGENT_MAX_INPUT_CHARS": "100",
-            "AGENT_REQUEST_TIMEOUT_S": "5",
-            "AGENT_MAX_RETRIES": "0",
-        }
-    )
-    assert settings.api_key.get_secret_value() == "sk-env" and not settings.offline
-    assert (settings.base_url, settings.model, settings.max_steps) == (
-        "http://127.0.0.1:8000/v1",
-        "gpt-test",
-        3,
-    )
-    assert (settings.offline_token_delay_ms, settings.max_input_chars) == (0, 100)
-    assert (settings.request_timeout_s, settings.max_retries) == (5, 0)
-
-
-def test_an_empty_key_means_no_key_and_offline_can_be_forced():
-    assert Settings.from_env({"OPENAI_API_KEY": ""}).offline
-    forced = Settings.from_env({"OPENAI_API_KEY": "sk-x", "AGENT_OFFLINE": "1"})
-    assert forced.offline and backend_label(forced) == "Offline model (forced offline): arithmetic only"
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [("AGENT_MAX_STEPS", "many"), ("AGENT_MAX_STEPS", "0"), ("AGENT_OFFLINE_TOKEN_DELAY_MS", "-1")],
-)
-def test_bad_values_are_refused_with_the_variable_name(name, value):
-    with pytest.raises(ValueError, match=name):
-        Settings.from_env({name: value})
-
-
-def test_dotenv_is_read_and_the_environment_wins(tmp_path, monkeypatch):
-    (tmp_path / ".env").write_text("AGENT_MODEL=from-dotenv\nAGENT_MAX_STEPS=7\n")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AGENT_MAX_STEPS", "4")
-    monkeypatch.delenv("AGENT_MODEL", raising=False)
-    settings = Settings.from_env()
-    assert (settings.model, settings.max_steps) == ("from-dotenv", 4)
 
 
 @pytest.mark.parametrize(

@@ -2,34 +2,19 @@
 
 import pytest
 
+from agent import ServerSettings
 from ui.guard import GuardSettings, client_address
 
 
-def test_defaults_and_every_variable():
-    assert GuardSettings.from_env({}) == GuardSettings()
+def test_the_guard_takes_its_share_of_the_server_settings_with_the_same_defaults():
+    assert GuardSettings.from_server(ServerSettings()) == GuardSettings()
     assert GuardSettings().max_chats_per_client == 3 and not GuardSettings().trust_proxy_headers
-    assert GuardSettings.from_env(
-        {
-            "AGENT_MAX_CHATS_PER_CLIENT": "5",
-            "AGENT_TRUST_PROXY_HEADERS": "1",
-            "AGENT_MAX_REQUEST_BYTES": "2000",
-            "AGENT_MAX_CHAT_MESSAGES": "50",
-            "AGENT_MAX_CHAT_CHARS": "9000",
-        }
-    ) == GuardSettings(5, True, 2000, 50, 9000)
-
-
-def test_proxy_headers_are_trusted_on_spaces_unless_turned_off():
-    assert GuardSettings.from_env({"SPACE_ID": "me/app"}).trust_proxy_headers
-    assert not GuardSettings.from_env(
-        {"SPACE_ID": "me/app", "AGENT_TRUST_PROXY_HEADERS": "0"}
-    ).trust_proxy_headers
-
-
-@pytest.mark.parametrize("value", ["0", "-1", "three"])
-def test_bad_values_are_refused_with_the_variable_name(value):
-    with pytest.raises(ValueError, match="AGENT_MAX_CHATS_PER_CLIENT"):
-        GuardSettings.from_env({"AGENT_MAX_CHATS_PER_CLIENT": value})
+    server = ServerSettings(
+        concurrency=9, max_chats_per_client=5, trust_proxy_headers=True, max_chat_chars=9000
+    )
+    assert GuardSettings.from_server(server) == GuardSettings(
+        max_chats_per_client=5, trust_proxy_headers=True, max_chat_chars=9000
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 import asyncio
 
-from agent import EventChannel
+from agent import EventChannel, ServerSettings
 from agent.events import AnswerDelta, Finished
 from ui.pacing import UpdateBudget, paced
 
@@ -27,6 +27,13 @@ def test_a_stream_that_fails_still_leaves_the_budget():
     except RuntimeError:
         pass
     assert budget.active == 0
+
+
+def test_the_budget_follows_the_server_settings():
+    assert UpdateBudget.from_server(ServerSettings()) == UpdateBudget(min_frame_s=0.04, updates_per_s=650)
+    assert UpdateBudget.from_server(ServerSettings(ui_frame_ms=0, ui_updates_per_s=325)) == UpdateBudget(
+        0, 325
+    )
 
 
 def test_pacing_can_be_switched_off():

@@ -1,0 +1,95 @@
+"""The chat function Gradio streams: a question in, the turn's messages out as its events arrive.
+
+One turn: the conversation trimmed to the guard's limits, the request's own key
+and model checked, the agent's events paced to display frames and folded into a
+`TurnView`, until the turn ends or the session's Stop signal is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import gradio as gr
+from langchain_core.language_models import BaseChatModel
+
+from agent import ModelNotAllowed, Settings, agent_turn, backend_label
+from agent.events import Failed
+from ui.guard import GuardSettings
+from ui.history import ConversationId, to_langchain
+from ui.pacing import UpdateBudget, paced
+from ui.safety import trim_history
+from ui.stopping import StopSignals, until_set
+from ui.view import TurnView, mark_stopped
+
+Messages = list[dict[str, Any]]
+
+
+def chat_function(
+    settings: Settings,
+    budget: UpdateBudget,
+    guard: GuardSettings,
+    stop_signals: StopSignals,
+    chat_model: BaseChatModel | None = None,
+) -> Callable[..., AsyncIterator[Messages]]:
+    """The chat function for these server settings; `chat_model` replaces the model they name."""
+
+    async def chat(
+        message: str,
+        history: Messages,
+        model: str,
+        api_key: str,
+        conversation: ConversationId,
+        request: gr.Request,
+    ) -> AsyncIterator[Messages]:
+        if not message.strip():
+            return  # nothing to answer: no turn, no footer (the browser does not even send it)
+        mark_stopped(history)
+        notes = trim_history(history, guard.max_chat_messages, guard.max_chat_chars)
+        try:
+            request_settings = settings.for_request(api_key=api_key, model=model)
+        except ModelNotAllowed as refusal:
+            yield [*notes, *_refused(backend_label(settings), str(refusal))]
+            return
+        view = TurnView(backend_label(request_settings))
+        with budget.stream(), stop_signals.watch(request.session_hash or "") as stop:
+            async with agent_turn(
+                message,
+                to_langchain(history),
+                request_settings,
+                chat_model,
+                conversation_id=conversation.value,
+            ) as turn:
+                async for batch in until_set(paced(turn, budget.frame_s), stop):
+                    for event in batch:
+                        view.apply(event)
+                    yield [*notes, *_as_dicts(view)]
+            if stop.is_set():
+                view.stop()
+                yield [*notes, *_as_dicts(view)]
+
+    return chat
+
+
+def backend_line(settings: Settings, model: str, api_key: str) -> str:
+    """Which backend answers this session's questions, for the line above the chat."""
+    try:
+        label = backend_label(settings.for_request(api_key=api_key, model=model))
+    except ModelNotAllowed:
+        return f"Backend: **{model[:40]!r} is not available on the server's key**: pick one from the list"
+    mine = " (your key, this session only)" if api_key.strip() else ""
+    return f"Backend: **{label}**{mine}"
+
+
+def _refused(backend: str, message: str) -> Messages:
+    """A turn that ends before it starts, shown like any failed turn."""
+    view = TurnView(backend)
+    view.apply(Failed("input", message))
+    return _as_dicts(view)
+
+
+def _as_dicts(view: TurnView) -> Messages:
+    """The turn's messages as plain dicts: Gradio diffs dicts field by field, so on the API path
+    too a growing answer travels as appended text instead of the whole message each time."""
+    return [dataclasses.asdict(message) for message in view.render()]
