@@ -29,9 +29,8 @@ async def test_chats_from_many_browsers_complete_on_two_workers_and_both_serve()
     many_visitors = app_environment(AGENT_MAX_CHATS_PER_CLIENT="1000")  # all from 127.0.0.1 here
     with serve(2, free_port(), env=many_visitors, worker_ports=[free_port(), free_port()]) as running:
         async with GradioChatClient(running.url, affinity_cookie="agent_route") as client:
-            cpu_before = [p.cpu_seconds() for p in running.processes]
             streams = await asyncio.gather(*(client.ask("what is 2 + 3", mode="browser") for _ in range(12)))
-            cpu = [p.cpu_seconds() - before for p, before in zip(running.processes, cpu_before, strict=True)]
-    assert all(s.completed for s in streams), [s.error for s in streams]
-    assert all("2 + 3 = **5**" in str(s.messages) for s in streams)
-    assert min(cpu) > 0.1, f"one worker served no chat: CPU {cpu}"
+        assert all(s.completed for s in streams), [s.error for s in streams]
+        assert all("2 + 3 = **5**" in str(s.messages) for s in streams)
+        for worker in running.processes:  # each logs one line per turn it ran
+            worker.wait_for('"outcome": "finished"', timeout=5)
