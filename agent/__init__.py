@@ -1,10 +1,15 @@
-"""The agent engine: tools, models, the per-request event handler and the executor.
+"""The agent engine: from a question to a stream of events. Nothing here imports Gradio.
 
-`run_agent(question, history, settings)` is the entry point: an async iterator
-of the events in `agent.events`. `agent_turn(...)` gives the same turn as a
-context manager yielding its `EventChannel`, for consumers that read events in
-batches. `agent.settings` reads every setting (engine and server) from the
-environment. Nothing here imports Gradio.
+- `agent_turn(question, history, settings)` is the one entry: it runs the turn as a task and
+  yields its `EventChannel`; `run_agent(...)` is the same turn as an async iterator of events.
+- `events`: every event a turn can produce, the only vocabulary shared with the UI; `channel`: the
+  turn's queue; `callbacks` and `reply`: model chunks → the assembled reply → events.
+- `executor`: the loop (stream the model, run the tool calls, feed results back, stop);
+  `tools`: the arithmetic tools and `final_answer`.
+- `settings`: the one reader of the environment; `models`: the model for a turn;
+  `openai_compat`: what other OpenAI-compatible servers send; `errors`: what can go wrong, in words
+  for a person; `tracing`: the turn as one traced run and one log line.
+- `offline/`: the offline model, a wing of its own.
 """
 
 from agent.channel import EventChannel
