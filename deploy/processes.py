@@ -10,9 +10,10 @@ import codecs
 import contextlib
 import os
 import re
-import selectors
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_URL = r"Running on local URL:\s+(http://\S+?)/?\n"
+KEPT_OUTPUT_CHARS = 1_000_000
 
 
 class ServedProcess:
@@ -35,7 +37,15 @@ class ServedProcess:
     started_groups: ClassVar[set[int]] = set()
     """Every process group started here, for a check that none outlives its user."""
 
-    def __init__(self, command: Sequence[str], env: dict[str, str], cwd: Path = PROJECT_ROOT) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        env: dict[str, str],
+        cwd: Path = PROJECT_ROOT,
+        *,
+        echo: str | None = None,
+    ) -> None:
+        """`echo`: also copy each line the process prints to our stdout, after this prefix."""
         self.process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -47,22 +57,36 @@ class ServedProcess:
         self.group = self.process.pid  # a new session's leader: its process group id is its pid
         self.started_groups.add(self.group)
         self.output = ""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._ended = False
+        self._printed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, args=(echo,), daemon=True, name="served-output")
+        self._reader.start()
+
+    def _read(self, echo: str | None) -> None:
+        """Read everything the process prints, as it prints it: a pipe nobody reads fills up (64 kB),
+        and then the process blocks on its next write, log lines included. Keeps the newest
+        `KEPT_OUTPUT_CHARS` characters."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stdout = self.process.stdout.fileno()
+        while chunk := os.read(stdout, 65536):  # unbuffered: a buffered read could hold lines back
+            text = decoder.decode(chunk)
+            with self._printed:
+                self.output = (self.output + text)[-KEPT_OUTPUT_CHARS:]
+                self._printed.notify_all()
+            if echo is not None:
+                sys.stdout.write("".join(f"{echo}{line}" for line in text.splitlines(keepends=True)))
+                sys.stdout.flush()
+        with self._printed:
+            self._ended = True
+            self._printed.notify_all()
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        """Read the process's output until `pattern` appears (or fail with what it printed)."""
-        deadline = time.monotonic() + timeout
-        stdout = self.process.stdout.fileno()
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            while not (match := re.search(pattern, self.output)):
-                remaining = deadline - time.monotonic()
-                # Unbuffered reads: a buffered readline can hold printed lines the selector never sees.
-                chunk = os.read(stdout, 65536) if remaining > 0 and selector.select(remaining) else b""
-                if not chunk:  # the time is up, or the output ended
-                    raise AssertionError(f"{pattern!r} not printed; output so far:\n{self.output}")
-                self.output += self._decoder.decode(chunk)
-        return match
+        """Wait until `pattern` appears in the output (or fail with what the process printed)."""
+        with self._printed:
+            self._printed.wait_for(lambda: self._ended or re.search(pattern, self.output), timeout)
+            if match := re.search(pattern, self.output):
+                return match
+            raise AssertionError(f"{pattern!r} not printed; output so far:\n{self.output}")
 
     def wait_for_url(self, timeout: float = 60) -> str:
         return self.wait_for(LOCAL_URL, timeout)[1]
@@ -79,6 +103,7 @@ class ServedProcess:
             time.sleep(0.05)
         _signal_group(self.group, signal.SIGKILL)
         self.process.wait()
+        self._reader.join(timeout)
         if self.process.stdout:
             self.process.stdout.close()
 

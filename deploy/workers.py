@@ -65,8 +65,10 @@ def serve(
     app_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     worker_ports: Sequence[int] | None = None,
+    echo: bool = False,
 ) -> Iterator[Workers]:
-    """Start the workers (on `worker_ports`, else the ports after `port`) and nginx; stop them all on exit."""
+    """Start the workers (on `worker_ports`, else the ports after `port`) and nginx; stop them all on exit.
+    With `echo`, what each worker prints (its log lines) is copied to our stdout, prefixed with its port."""
     env = worker_environment(dict(os.environ if env is None else env), workers)
     ports = list(worker_ports or range(port + 1, port + 1 + workers))
     processes: list[ServedProcess] = []
@@ -75,7 +77,8 @@ def serve(
         try:
             for worker_port in ports:
                 command = [sys.executable, "app.py", "--port", str(worker_port), *app_args]
-                processes.append(ServedProcess(command, env, PROJECT_ROOT))
+                label = f"[worker :{worker_port}] " if echo else None
+                processes.append(ServedProcess(command, env, PROJECT_ROOT, echo=label))
             for process in processes:
                 process.wait_for_url(timeout=120)
             Path(prefix, "temp").mkdir()
@@ -114,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="nginx's address (0.0.0.0 for everyone)")
     parser.add_argument("app_args", nargs="*", help="passed to every app.py (e.g. --offline)")
     args = parser.parse_args(argv)
-    with serve(args.workers, args.port, args.host, args.app_args) as running:
+    with serve(args.workers, args.port, args.host, args.app_args, echo=True) as running:
         print(f"{args.workers} workers behind nginx at {running.url}", flush=True)
         with suppress(KeyboardInterrupt):
             running.nginx.wait()
