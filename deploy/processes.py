@@ -68,14 +68,16 @@ class ServedProcess:
         `KEPT_OUTPUT_CHARS` characters."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stdout = self.process.stdout.fileno()
+        at_line_start = True
         while chunk := os.read(stdout, 65536):  # unbuffered: a buffered read could hold lines back
             text = decoder.decode(chunk)
             with self._printed:
                 self.output = (self.output + text)[-KEPT_OUTPUT_CHARS:]
                 self._printed.notify_all()
             if echo is not None:
-                sys.stdout.write("".join(f"{echo}{line}" for line in text.splitlines(keepends=True)))
+                sys.stdout.write(_prefixed(text, echo, at_line_start))
                 sys.stdout.flush()
+                at_line_start = text.endswith("\n")
         with self._printed:
             self._ended = True
             self._printed.notify_all()
@@ -118,6 +120,12 @@ def group_members(group: int) -> list[psutil.Process]:
         except (ProcessLookupError, psutil.NoSuchProcess):
             continue
     return members
+
+
+def _prefixed(text: str, prefix: str, at_line_start: bool) -> str:
+    """`text` with `prefix` before each line that starts in it (a chunk may end mid-line)."""
+    lines = text.splitlines(keepends=True)
+    return "".join(prefix + line if at_line_start or n else line for n, line in enumerate(lines))
 
 
 def _signal_group(group: int, signum: int) -> None:

@@ -38,3 +38,14 @@ def test_waiting_for_what_never_comes_fails_with_the_output():
             served.wait_for("goodbye", timeout=5)
     finally:
         served.stop()
+
+
+def test_echo_prefixes_a_line_once_even_when_it_arrives_in_pieces(capsys):
+    script = "import sys, time\nsys.stdout.write('hal'); sys.stdout.flush(); time.sleep(0.3); print('f'); print('next')"
+    served = ServedProcess([sys.executable, "-c", script], {}, echo="[w1] ")
+    try:
+        served.wait_for("next\n", timeout=10)
+        served.process.wait(timeout=10)
+    finally:
+        served.stop()
+    assert capsys.readouterr().out == "[w1] half\n[w1] next\n"

@@ -210,11 +210,9 @@ def newest_turns(history: Messages, limit: int) -> Messages:
 
 
 def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
-    """`value` (a plain value or an update) as Gradio would post-process it for `chatbot`."""
-    if value is UNCHANGED:
+    """`value` as Gradio would post-process it for `chatbot`; `UNCHANGED` and `gr.skip()` as they are."""
+    if value is UNCHANGED or (isinstance(value, dict) and value.get("__type__") == "update"):
         return value
-    if isinstance(value, dict) and value.get("__type__") == "update":
-        return {**value, "value": _postprocessed(chatbot, value["value"])} if "value" in value else value
     processed = chatbot.postprocess(value)
     return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
 
