@@ -10,33 +10,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-import time
-
-import httpx
 
 from bench.report import machine_line, table
-from deploy.processes import ServedProcess
-from support.servers import app_environment, free_port
+from support.calibration import HELLO_WORLD, calibrate, start_once
 
 APPS = {
     "python app.py": ["app.py"],
-    "bare Gradio hello world": ["-m", "bench.hello_world"],
+    "bare Gradio hello world": HELLO_WORLD,
 }
-
-
-def start_once(module: list[str]) -> tuple[float, float]:
-    """Seconds until the URL was printed, and until the first page was served."""
-    port = free_port()
-    started = time.perf_counter()
-    server = ServedProcess([sys.executable, *module, "--port", str(port)], app_environment())
-    try:
-        url = server.wait_for_url()
-        listening = time.perf_counter() - started
-        httpx.get(url, timeout=30).raise_for_status()
-        return listening, time.perf_counter() - started
-    finally:
-        server.stop()
 
 
 def main(runs: int) -> None:
@@ -61,6 +42,7 @@ def main(runs: int) -> None:
         )
     print(f"Cold start, median of {runs} runs each")
     print(machine_line())
+    print(calibrate().line())
     print(table(["app", "URL printed s", "first page s", "fastest s", "vs hello world"], rows))
 
 

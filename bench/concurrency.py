@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from bench.bare_chat import QUESTION
 from bench.report import machine_line, table
 from deploy.processes import ServedProcess
+from support.calibration import calibrate
 from support.gradio_http import GradioChatClient
 from support.servers import app_environment, free_port
 
@@ -105,6 +106,7 @@ async def main(sizes: list[int], token_ms: float, only: str | None, extra_env: d
     if extra_env:
         print(f"settings added to every app (they override the design names): {extra_env}")
     print(machine_line())
+    print(calibrate().line())
     print(
         table(
             [

@@ -32,6 +32,7 @@ import httpx
 
 from bench.report import machine_line, table
 from deploy.processes import ServedProcess
+from support.calibration import calibrate
 from support.gradio_http import ChatStream, GradioChatClient
 from support.servers import app_environment, free_port
 
@@ -159,6 +160,7 @@ async def main(chats: int, token_ms: float, retry_s: float, max_s: float, unlimi
         f"browser path; offline model at {token_ms:g} ms per token"
     )
     print(machine_line())
+    print(calibrate().line())
     print(table(["app", "victim first update s", "victim total s", "worst vs alone", "failed"], rows))
     print()
     header = [

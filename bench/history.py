@@ -41,6 +41,7 @@ import gradio as gr
 from bench.bare_chat import QUESTION
 from bench.report import machine_line, table
 from deploy.processes import PROJECT_ROOT, ServedProcess
+from support.calibration import calibrate
 from support.gradio_http import ChatStream, GradioChatClient, ask_or_fail
 from support.servers import app_environment, free_port
 
@@ -153,6 +154,7 @@ async def main(
     load_before = os.getloadavg()[0]
     runs = await measure(turn_counts, chats, token_ms, paths, app_dir)
     print(f"A turn after a long conversation: “{QUESTION}”, offline model at {token_ms} ms per token")
+    print(calibrate().line())
     print(f"{machine_line()}; load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(report(runs))
 

@@ -32,6 +32,7 @@ from agent import Settings, agent_turn
 from agent.events import TextDelta
 from agent.offline import OfflineArithmeticModel
 from bench.report import machine_line, table
+from support.calibration import calibrate
 from ui.pacing import paced
 
 
@@ -162,6 +163,7 @@ async def main(tokens: int, interval_ms: float) -> None:
         )
     print(f"Token delivery latency, model chunk → consumer ({tokens} tokens, one every {interval_ms} ms)")
     print(machine_line())
+    print(calibrate().line())
     print(table(["design", "median ms", "p99 ms", "max ms", "median vs ours"], rows))
 
 

@@ -20,6 +20,7 @@ import psutil
 
 from bench.report import machine_line, table
 from deploy.processes import ServedProcess
+from support.calibration import calibrate
 from support.gradio_http import GradioChatClient
 from support.servers import app_environment, free_port
 
@@ -71,6 +72,7 @@ async def main(count: int, big_count: int) -> None:
         server.stop()
     print("Server memory per browser session (RSS growth / sessions), `python app.py` with default limits")
     print(machine_line())
+    print(calibrate().line())
     print(table(["sessions doing", "sessions", "RSS per session"], rows))
 
 

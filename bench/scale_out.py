@@ -21,6 +21,7 @@ import time
 from bench.bare_chat import QUESTION
 from bench.report import machine_line, table
 from deploy.workers import serve
+from support.calibration import calibrate
 from support.gradio_http import GradioChatClient, ask_or_fail
 from support.servers import app_environment, free_port
 
@@ -76,6 +77,7 @@ async def main(worker_counts: list[int], sizes: list[int], token_ms: float, budg
         f"{budget:g} updates/s for the machine"
     )
     print(machine_line())
+    print(calibrate().line())
     header = [
         "workers",
         "chats",

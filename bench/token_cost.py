@@ -19,6 +19,7 @@ import sys
 
 from bench.report import machine_line, table
 from deploy.processes import ServedProcess
+from support.calibration import calibrate
 from support.fakes import ScriptedChatModel, answer
 from support.gradio_http import GradioChatClient
 from support.servers import app_environment, free_port
@@ -111,6 +112,7 @@ async def main(lengths: list[int], paces: list[float]) -> None:
             )
     print("Server CPU and bytes per streamed answer token (scripted final_answer)")
     print(machine_line())
+    print(calibrate().line())
     print(
         table(
             ["answer tokens", "ms/token", "path", "server CPU µs/token", "updates/answer", "bytes/token"],

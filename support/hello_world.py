@@ -1,6 +1,6 @@
 """A bare Gradio hello-world app: the cold-start baseline.
 
-python -m bench.hello_world --port 7861
+python -m support.hello_world --port 7861
 """
 
 import argparse
