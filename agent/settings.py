@@ -20,6 +20,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
@@ -28,6 +29,7 @@ from pydantic import SecretStr
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 OPENAI_HOST = "api.openai.com"
+SPACES_PERSISTENT_STORAGE = Path("/data")
 
 T = TypeVar("T")
 ToolChoice = Literal["required", "auto"]
@@ -152,6 +154,13 @@ class ServerSettings:
     """A public Gradio link (`GRADIO_SHARE`; the `--share` flag wins)."""
     on_spaces: bool = False
     """Hugging Face Spaces (`SPACE_ID` set) serves the app itself, behind its own proxy."""
+    data_dir: Path = Path("data")
+    """Where the SQLite conversation store lives (`AGENT_DATA_DIR`), unless `database_url` is set."""
+    database_url: SecretStr | None = None
+    """`AGENT_DATABASE_URL` (postgresql://…): one store shared by every process. Secret: it may hold a password."""
+    retention_days: float = 30.0
+    max_saved_conversations: int = 5_000
+    max_saved_bytes: int = 50_000_000
 
     @classmethod
     def from_env(cls, env: Environment | None = None) -> ServerSettings:
@@ -176,7 +185,30 @@ class ServerSettings:
             max_chat_chars=_read(values, "AGENT_MAX_CHAT_CHARS", int, cls.max_chat_chars, minimum=1),
             share=_flag(values, "GRADIO_SHARE"),
             on_spaces=on_spaces,
+            data_dir=Path(values["AGENT_DATA_DIR"]) if "AGENT_DATA_DIR" in values else _data_dir(on_spaces),
+            database_url=_database_url(values),
+            retention_days=_read(values, "AGENT_RETENTION_DAYS", float, cls.retention_days, minimum=0.001),
+            max_saved_conversations=_read(
+                values, "AGENT_MAX_SAVED_CONVERSATIONS", int, cls.max_saved_conversations, minimum=1
+            ),
+            max_saved_bytes=_read(values, "AGENT_MAX_SAVED_BYTES", int, cls.max_saved_bytes, minimum=1000),
         )
+
+
+def _data_dir(on_spaces: bool) -> Path:
+    """`./data`; on a Space with persistent storage attached (mounted at /data), /data."""
+    return SPACES_PERSISTENT_STORAGE if on_spaces and SPACES_PERSISTENT_STORAGE.is_dir() else Path("data")
+
+
+def _database_url(values: Mapping[str, str]) -> SecretStr | None:
+    url = values.get("AGENT_DATABASE_URL")
+    if url is None:
+        return None
+    if not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise ValueError(
+            "AGENT_DATABASE_URL must start with postgresql:// (or sqlite:///); its value is not shown"
+        )
+    return SecretStr(url)
 
 
 def _set_values(env: Environment) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 
 from agent import Settings
 from deploy.processes import PROJECT_ROOT, ServedProcess
+from store import database_url
+from support.postgres import PostgresCluster, postgres_cluster
+from support.postgres import available as postgres_available
 from support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
 from support.servers import MANY_VISITORS, app_environment, launch, left_running
 
@@ -81,3 +85,23 @@ def start_app() -> Iterator:
     yield start
     for served in started:
         served.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session (skipped where PostgreSQL is not installed,
+    unless REQUIRE_POSTGRES=1, as in CI)."""
+    if not postgres_available():
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required here (REQUIRE_POSTGRES=1) but not installed")
+        pytest.skip("PostgreSQL is not installed")
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to an empty conversation store, on each backend."""
+    if request.param == "sqlite":
+        return database_url(tmp_path)
+    return database_url(tmp_path, request.getfixturevalue("postgres").new_database())

@@ -1,6 +1,7 @@
 """Every setting from the environment (or `.env`): engine settings and server settings."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,32 @@ def test_server_settings_come_from_dotenv_too_and_the_environment_wins(tmp_path,
     monkeypatch.delenv("AGENT_CONCURRENCY", raising=False)
     server = ServerSettings.from_env()
     assert (server.concurrency, server.max_chat_messages) == (7, 11)
+
+
+def test_the_conversation_store_settings_come_from_the_environment(tmp_path):
+    default = ServerSettings.from_env({})
+    assert (default.data_dir, default.database_url, default.retention_days) == (Path("data"), None, 30)
+    server = ServerSettings.from_env(
+        {
+            "AGENT_DATA_DIR": str(tmp_path),
+            "AGENT_DATABASE_URL": "postgresql://app:hunter2@db/chat",
+            "AGENT_RETENTION_DAYS": "7",
+            "AGENT_MAX_SAVED_CONVERSATIONS": "100",
+            "AGENT_MAX_SAVED_BYTES": "1000000",
+        }
+    )
+    assert server.data_dir == tmp_path
+    assert server.database_url is not None
+    assert server.database_url.get_secret_value() == "postgresql://app:hunter2@db/chat"
+    assert "hunter2" not in repr(server) and "hunter2" not in str(server)
+    assert (server.retention_days, server.max_saved_conversations, server.max_saved_bytes) == (
+        7,
+        100,
+        1_000_000,
+    )
+
+
+def test_a_database_url_of_another_kind_is_refused_without_showing_it():
+    with pytest.raises(ValueError, match="AGENT_DATABASE_URL") as refused:
+        ServerSettings.from_env({"AGENT_DATABASE_URL": "mysql://app:hunter2@db/chat"})
+    assert "hunter2" not in str(refused.value)

@@ -1,0 +1,34 @@
+"""Saved conversations: one interface (`ConversationStore`), SQLite or PostgreSQL behind it.
+
+The app and `ui/` use it; the engine (`agent/`) never does.
+"""
+
+from store.conversations import (
+    Conversation,
+    ConversationNotFound,
+    ConversationStore,
+    Limits,
+    Page,
+    Saved,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    Summary,
+    database_url,
+    new_owner_id,
+)
+
+__all__ = [
+    "Conversation",
+    "ConversationNotFound",
+    "ConversationStore",
+    "Limits",
+    "Page",
+    "Saved",
+    "StoreError",
+    "StoreFull",
+    "StoreUnavailable",
+    "Summary",
+    "database_url",
+    "new_owner_id",
+]

@@ -1,0 +1,237 @@
+"""The conversation store, on SQLite and on a PostgreSQL cluster the tests start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from store import (
+    ConversationNotFound,
+    ConversationStore,
+    Limits,
+    StoreFull,
+    StoreUnavailable,
+    database_url,
+    new_owner_id,
+)
+from store.schema import LATEST
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def turn(question: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[ConversationStore]:
+    opened = await ConversationStore.open(store_url)
+    yield opened
+    await opened.aclose()
+
+
+async def test_a_conversation_is_appended_turn_by_turn_and_loads_in_order(store):
+    owner = new_owner_id()
+    conversation = await store.create(owner, "What is 2 + 2?")
+    await store.append(owner, conversation, turn("What is 2 + 2?", "4"))
+    tool_step = {"role": "assistant", "content": "add(2, 2) = 4", "metadata": {"title": "🛠️ add"}}
+    await store.append(owner, conversation, [{"role": "user", "content": "And ×3?"}, tool_step])
+
+    loaded = await store.load(owner, conversation)
+
+    assert loaded.summary.title == "What is 2 + 2?"
+    assert loaded.summary.message_count == 4
+    assert loaded.messages == [
+        *turn("What is 2 + 2?", "4"),
+        {"role": "user", "content": "And ×3?"},
+        tool_step,
+    ]
+
+
+async def test_pages_list_the_newest_first_and_reach_every_conversation(store):
+    owner = new_owner_id()
+    made = []
+    for i in range(23):
+        conversation = await store.create(owner, f"question {i}", now=1000.0 + i)
+        made.append(conversation)
+    await store.append(owner, made[3], turn("again", "yes"), now=5000.0)  # updated: now the newest
+
+    seen, cursor = [], None
+    while True:
+        page = await store.page(owner, cursor, limit=10)
+        seen.extend(summary.title for summary in page.conversations)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    assert seen == ["question 3", *[f"question {i}" for i in range(22, -1, -1) if i != 3]]
+    assert await store.count(owner) == 23
+
+
+async def test_one_owner_never_sees_touches_or_deletes_anothers(store):
+    alice, mallory = new_owner_id(), new_owner_id()
+    secret = await store.create(alice, "alice's secret")
+    await store.append(alice, secret, turn("my secret", "kept"))
+
+    assert (await store.page(mallory)).conversations == []
+    with pytest.raises(ConversationNotFound):
+        await store.load(mallory, secret)
+    with pytest.raises(ConversationNotFound):
+        await store.append(mallory, secret, turn("overwrite", "no"))
+    with pytest.raises(ConversationNotFound):
+        await store.rename(mallory, secret, "mine now")
+    assert await store.delete(mallory, secret) is False
+    assert await store.delete_all(mallory) == 0
+
+    assert (await store.load(alice, secret)).messages == turn("my secret", "kept")
+
+
+async def test_delete_and_delete_all_remove_conversations_for_real(store):
+    owner, other = new_owner_id(), new_owner_id()
+    first = await store.create(owner, "first")
+    await store.append(owner, first, turn("a", "b"))
+    second = await store.create(owner, "second")
+    kept = await store.create(other, "someone else's")
+
+    assert await store.delete(owner, first) is True
+    with pytest.raises(ConversationNotFound):
+        await store.load(owner, first)
+    assert [s.id for s in (await store.page(owner)).conversations] == [second]
+    assert await _rows(store, "messages") == 0
+
+    assert await store.delete_all(owner) == 1
+    assert (await store.page(owner)).conversations == []
+    assert [s.id for s in (await store.page(other)).conversations] == [kept]
+
+
+async def test_rename_changes_the_title(store):
+    owner = new_owner_id()
+    conversation = await store.create(owner, "untitled")
+    await store.rename(owner, conversation, "  Sums   of primes ")
+    assert (await store.page(owner)).conversations[0].title == "Sums of primes"
+
+
+async def test_past_the_owners_limits_the_oldest_conversations_go_first_with_a_note(store_url):
+    store = await ConversationStore.open(store_url, Limits(conversations=3, bytes=7_150))
+    try:
+        owner = new_owner_id()
+        made = [await store.create(owner, f"c{i}", now=100.0 + i) for i in range(3)]
+        for i, conversation in enumerate(made):
+            await store.append(owner, conversation, turn(f"q{i}", "a"), now=200.0 + i)
+        newest = await store.create(owner, "c3", now=300.0)
+        saved = await store.append(owner, newest, turn("q3", "a"), now=301.0)
+
+        assert saved.dropped == 1
+        assert saved.note and "oldest conversation was removed" in saved.note
+        assert [s.title for s in (await store.page(owner)).conversations] == ["c3", "c2", "c1"]
+
+        big = turn("x" * 4_000, "y" * 3_000)
+        saved = await store.append(owner, newest, big, now=302.0)  # bytes limit: c1, c2 must go
+        assert saved.dropped == 2
+        assert [s.title for s in (await store.page(owner)).conversations] == ["c3"]
+        with pytest.raises(StoreFull):
+            await store.append(owner, newest, turn("z" * 9_000, ""), now=303.0)
+        assert (await store.load(owner, newest)).messages == [*turn("q3", "a"), *big]
+    finally:
+        await store.aclose()
+
+
+async def test_purge_removes_conversations_untouched_for_the_retention_period(store_url):
+    store = await ConversationStore.open(store_url, Limits(retention_days=30))
+    try:
+        owner = new_owner_id()
+        now = time.time()
+        old = await store.create(owner, "old", now=now - 31 * 86_400)
+        await store.append(owner, old, turn("old", "a"), now=now - 31 * 86_400)
+        revived = await store.create(owner, "revived", now=now - 40 * 86_400)
+        await store.append(owner, revived, turn("again", "a"), now=now - 86_400)
+
+        assert await store.purge_expired(now) == 1
+        assert [s.title for s in (await store.page(owner)).conversations] == ["revived"]
+        assert await _rows(store, "messages") == 2
+    finally:
+        await store.aclose()
+
+
+async def test_two_stores_on_one_database_share_conversations_and_append_concurrently(store_url):
+    """Two processes (here: two engines) append to one database at once; nothing is lost."""
+    one, two = await asyncio.gather(ConversationStore.open(store_url), ConversationStore.open(store_url))
+    try:
+        owner = new_owner_id()
+        first, second = await one.create(owner, "tab one"), await two.create(owner, "tab two")
+
+        async def chat(store: ConversationStore, conversation: str) -> None:
+            for i in range(10):
+                await store.append(owner, conversation, turn(f"{conversation} q{i}", f"a{i}"))
+
+        await asyncio.gather(chat(one, first), chat(two, second))
+        for store, conversation in [(two, first), (one, second)]:
+            loaded = await store.load(owner, conversation)
+            assert [m["content"] for m in loaded.messages[::2]] == [f"{conversation} q{i}" for i in range(10)]
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_the_schema_is_versioned_and_reopening_keeps_everything(store_url):
+    store = await ConversationStore.open(store_url)
+    owner = new_owner_id()
+    conversation = await store.create(owner, "kept")
+    await store.append(owner, conversation, turn("q", "a"))
+    await store.aclose()
+
+    store = await ConversationStore.open(store_url)
+    try:
+        assert (await store.load(owner, conversation)).messages == turn("q", "a")
+        async with store._engine.connect() as connection:
+            versions = (await connection.execute(text("SELECT version FROM schema_version"))).scalars()
+            assert list(versions) == [LATEST]
+    finally:
+        await store.aclose()
+
+
+async def test_the_database_keeps_a_hash_of_the_owner_never_the_id(store):
+    owner = new_owner_id()
+    await store.create(owner, "mine")
+    async with store._engine.connect() as connection:
+        stored = (await connection.execute(text("SELECT owner FROM conversations"))).scalar_one()
+    assert owner not in stored and len(stored) == 64
+
+
+async def test_a_database_that_is_down_raises_store_unavailable(postgres, tmp_path):
+    url = database_url(tmp_path, postgres.new_database())
+    store = await ConversationStore.open(url)
+    owner = new_owner_id()
+    await store.create(owner, "before")
+    await store.aclose()
+    unreachable = url.replace(f":{postgres.port}/", ":1/")
+    with pytest.raises(StoreUnavailable) as raised:
+        await ConversationStore.open(unreachable)
+    assert "postgres@" not in str(raised.value)
+
+
+def test_urls_name_the_backend(tmp_path):
+    assert database_url(tmp_path) == f"sqlite+aiosqlite:///{tmp_path.resolve()}/conversations.sqlite3"
+    assert database_url(tmp_path, "postgresql://u:p@db:5432/chat") == "postgresql+asyncpg://u:p@db:5432/chat"
+    with pytest.raises(ValueError):
+        database_url(tmp_path, "mysql://db/chat")
+
+
+def test_owner_ids_are_unguessable():
+    ids = {new_owner_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(owner) >= 43 for owner in ids)  # 32 random bytes, url-safe base64
+
+
+async def _rows(store: ConversationStore, table: str) -> int:
+    engine = create_async_engine(store._engine.url)
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+    finally:
+        await engine.dispose()
