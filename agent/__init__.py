@@ -5,13 +5,15 @@
 - `events`: every event a turn can produce, the only vocabulary shared with the UI; `channel`: the
   turn's queue; `callbacks` and `reply`: model chunks → the assembled reply → events.
 - `executor`: the loop (stream the model, run the tool calls, feed results back, stop);
-  `tools`: the arithmetic tools and `final_answer`.
+  `tools`: the arithmetic tools and `final_answer`; `approval`: which calls wait for a
+  person's decision, and the turn's `Approvals` that receives it.
 - `settings`: the one reader of the environment; `models`: the model for a turn;
   `openai_compat`: what other OpenAI-compatible servers send; `errors`: what can go wrong, in words
   for a person; `tracing`: the turn as one traced run and one log line.
 - `offline/`: the offline model, a wing of its own.
 """
 
+from agent.approval import Approvals, Decision, needs_approval
 from agent.channel import EventChannel
 from agent.executor import agent_turn, run_agent
 from agent.models import backend_label, preload
@@ -19,6 +21,8 @@ from agent.settings import ModelNotAllowed, ServerSettings, Settings
 from agent.tools import display_number
 
 __all__ = [
+    "Approvals",
+    "Decision",
     "EventChannel",
     "ModelNotAllowed",
     "ServerSettings",
@@ -26,6 +30,7 @@ __all__ = [
     "agent_turn",
     "backend_label",
     "display_number",
+    "needs_approval",
     "preload",
     "run_agent",
 ]

@@ -6,7 +6,8 @@ kind of update a chat can show.
 
 A turn is a sequence of steps (one model call each). In a step the model may
 stream reasoning, write text and start tool calls whose arguments stream in; the
-tools then run concurrently and report results. Text written in a step that also
+tools then run concurrently and report results; a call whose tool needs a person's
+approval waits for it first (`ApprovalRequested`, then `ApprovalDecided`). Text written in a step that also
 calls tools is the model thinking aloud; text of a step without tool calls is the
 answer. Every turn ends with exactly one `Finished` or `Failed`.
 """
@@ -82,6 +83,36 @@ class ToolResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """A tool call waits for a person to approve or deny it before it runs (`arguments`: its
+    complete JSON). Its step's other calls go on; the next model call waits for the decision."""
+
+    call_id: str
+    name: str
+    arguments: str
+    step: int
+
+
+DecidedBy = Literal["person", "timeout", "stop", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecided:
+    """The call was approved (it runs now) or denied (the model is told, with `reason`).
+
+    `by`: a person's decision, the time-out, Stop, or the page closing; `waited_s` is
+    the time spent waiting, which the turn reports apart from the time spent working.
+    """
+
+    call_id: str
+    name: str
+    approved: bool
+    reason: str
+    by: DecidedBy
+    waited_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Retrying:
     """The model request failed in a way worth retrying; the engine waits, then retries."""
 
@@ -127,6 +158,8 @@ AgentEvent = (
     | ToolCallStarted
     | ToolArgsDelta
     | ToolResult
+    | ApprovalRequested
+    | ApprovalDecided
     | Retrying
     | StepEnded
     | Finished

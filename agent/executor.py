@@ -3,8 +3,10 @@
 One turn: stream the model's reply (its chunks reach the request's handler, which
 assembles them and emits events as they arrive), run every tool call of the
 assembled reply concurrently, feed one `ToolMessage` per call back, and repeat
-until `final_answer`, a reply without tool calls, or the step limit. The
-executor keeps no state between turns: history comes in as a parameter.
+until `final_answer`, a reply without tool calls, or the step limit. A call whose
+tool needs a person's approval waits for it (`agent.approval`) before it runs; a
+denied call is fed back as declined. The executor keeps no state between turns:
+history comes in as a parameter.
 
 Each turn is observed (`agent.tracing`): one root run with its steps, model
 calls and tool calls nested, for whatever tracer the caller or the environment
@@ -40,10 +42,11 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
+from agent.approval import Approvals, CallToApprove, declined_output, needs_approval
 from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
 from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay, retry_reason
-from agent.events import AgentEvent, Failed, Finished, Retrying, StepEnded, ToolResult
+from agent.events import AgentEvent, ApprovalDecided, Failed, Finished, Retrying, StepEnded, ToolResult
 from agent.models import TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
 from agent.settings import Settings
@@ -96,7 +99,8 @@ class TurnRequest:
     `chat_model` replaces the model the settings name (tests use scripted ones).
     `callbacks` (e.g. a tracer) see the turn as one run with its steps, model and
     tool calls nested; `conversation_id` groups one conversation's turns in a
-    tracer (see `agent.tracing`).
+    tracer (see `agent.tracing`). `approvals` receives the decisions on calls that
+    need a person's approval (by default nobody decides: they time out, denied).
     """
 
     question: str
@@ -105,6 +109,7 @@ class TurnRequest:
     chat_model: BaseChatModel | None = None
     callbacks: Callbacks = None
     conversation_id: str | None = None
+    approvals: Approvals | None = None
 
 
 @asynccontextmanager
@@ -116,15 +121,18 @@ async def agent_turn(
     *,
     callbacks: Callbacks = None,
     conversation_id: str | None = None,
+    approvals: Approvals | None = None,
 ) -> AsyncIterator[EventChannel]:
     """Start one turn as a task and give its event channel, whose `events()` or
     `next_batch()` the caller reads. Leaving the block, however it is left (end of
-    turn, Stop, closed tab, error), cancels the task and waits for it.
+    turn, Stop, closed tab, error), denies a call still waiting for approval (as
+    closed, unless the caller ended `approvals` first), cancels the task and waits for it.
 
     The arguments are those of `TurnRequest`.
     """
     question = _CONTROL_CHARACTERS.sub("", question).strip()
-    request = TurnRequest(question, history, settings, chat_model, callbacks, conversation_id)
+    approvals = approvals or Approvals(settings.approval_timeout_s)
+    request = TurnRequest(question, history, settings, chat_model, callbacks, conversation_id, approvals)
     channel = RecordingChannel()
     turn = asyncio.create_task(_run_turn(request, channel), name="agent-turn")
     _running_turns.add(turn)
@@ -133,6 +141,7 @@ async def agent_turn(
     try:
         yield channel
     finally:
+        approvals.end("closed")
         turn.cancel()
         await asyncio.gather(turn, return_exceptions=True)
 
@@ -145,6 +154,7 @@ async def run_agent(
     *,
     callbacks: Callbacks = None,
     conversation_id: str | None = None,
+    approvals: Approvals | None = None,
 ) -> AsyncIterator[AgentEvent]:
     """`agent_turn` as an async iterator of events; the last one is `Finished` or `Failed`.
 
@@ -152,7 +162,13 @@ async def run_agent(
     cancels the turn at once.
     """
     async with agent_turn(
-        question, history, settings, chat_model, callbacks=callbacks, conversation_id=conversation_id
+        question,
+        history,
+        settings,
+        chat_model,
+        callbacks=callbacks,
+        conversation_id=conversation_id,
+        approvals=approvals,
     ) as channel:
         async for event in channel.events():
             yield event
@@ -213,6 +229,7 @@ async def _run_steps(
 ) -> Finished | Failed:
     model = TurnModel(request.settings, request.chat_model)
     settings = model.settings
+    approvals = request.approvals or Approvals(settings.approval_timeout_s)
     messages: list[BaseMessage] = [
         SystemMessage(SYSTEM_PROMPT),
         *trim_history(request.history, settings),
@@ -228,7 +245,7 @@ async def _run_steps(
             if not calls:
                 handler.channel.emit(_step_ended(step, reply))
                 return Finished(reply.text, tuple(tools_used))
-            results = await _run_tool_calls(calls, handler.channel, traced)
+            results = await _run_tool_calls(calls, handler.channel, traced, approvals)
         messages.extend(results)
         handler.channel.emit(_step_ended(step, reply))
         for result in results:
@@ -355,23 +372,45 @@ def history_message(reply: Reply, calls: list[PlannedCall]) -> AIMessage:
 
 
 async def _run_tool_calls(
-    calls: list[PlannedCall], channel: EventChannel, step: StepTrace
+    calls: list[PlannedCall], channel: EventChannel, step: StepTrace, approvals: Approvals
 ) -> list[ToolMessage]:
     """Run a step's calls concurrently (siblings under the step's run in a trace)."""
-    config = step.tool_config()
-    results = await asyncio.gather(*(run_tool_call(call, channel, config) for call in calls))
+    results = await asyncio.gather(*(_run_tool_call(call, channel, step, approvals) for call in calls))
     step.note_results(results)
     return results
 
 
-async def run_tool_call(
-    call: PlannedCall, channel: EventChannel, config: RunnableConfig | None = None
+async def _run_tool_call(
+    call: PlannedCall, channel: EventChannel, step: StepTrace, approvals: Approvals
 ) -> ToolMessage:
-    """Run one call; any problem becomes an error result the model can read."""
+    """Run one call; any problem becomes an error result the model can read.
+
+    A call whose tool needs approval first waits for the person's decision; a denied
+    call does not run, and the model reads that it was declined.
+    """
+    tool = TOOLS_BY_NAME.get(call.name)
+    if tool is not None and call.problem is None and needs_approval(tool):
+        decision = await _approval(call, channel, approvals, step)
+        if not decision.approved:
+            output = declined_output(decision)
+            channel.emit(ToolResult(call.call_id, call.name, output, True, 0.0))
+            return ToolMessage(output, tool_call_id=call.call_id, name=call.name, status="error")
     started = time.perf_counter()
-    output, ok = await _tool_output(call, config)
+    output, ok = await _tool_output(call, step.tool_config())
     channel.emit(ToolResult(call.call_id, call.name, output, not ok, time.perf_counter() - started))
     return ToolMessage(output, tool_call_id=call.call_id, name=call.name, status="success" if ok else "error")
+
+
+async def _approval(
+    call: PlannedCall, channel: EventChannel, approvals: Approvals, step: StepTrace
+) -> ApprovalDecided:
+    """The person's decision on `call`; in a trace the wait is a run of its own, beside the tool's."""
+    async with step.waiting_for_approval(call.name, call.raw_args) as record:
+        decision = await approvals.ask(
+            CallToApprove(call.call_id, call.name, call.raw_args, step.step), channel
+        )
+        record(decision)
+    return decision
 
 
 async def _tool_output(call: PlannedCall, config: RunnableConfig | None) -> tuple[str, bool]:

@@ -61,6 +61,8 @@ class Settings:
     tool_choice: ToolChoice = "required"
     stream_usage: bool = True
     log_questions: bool = False
+    approval_timeout_s: float = 300.0
+    """How long a tool call waits for a person's approval before it is denied."""
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -106,6 +108,9 @@ class Settings:
             stream_usage=_choice(values, "AGENT_STREAM_USAGE", ("1", "0"), "1" if cls.stream_usage else "0")
             == "1",
             log_questions=_flag(values, "AGENT_LOG_QUESTIONS"),
+            approval_timeout_s=_read(
+                values, "AGENT_APPROVAL_TIMEOUT_S", float, cls.approval_timeout_s, minimum=1
+            ),
         )
 
     def for_request(self, api_key: str | None = None, model: str | None = None) -> Settings:

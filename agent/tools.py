@@ -4,6 +4,8 @@ To add a tool, write one `@tool` function (an `args_schema` and a docstring the
 model reads) and append it to `TOOLS`. Tools are `async` and must finish in
 milliseconds: a tool that could be made to run for long (a huge power) checks
 its cost *before* computing and raises `ValueError` with a message for the model.
+A tool that acts (writes, sends, deletes) gets `@requires_approval` above its
+`@tool`: a person then approves or denies each of its calls before it runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, Field
 
 Number = int | float
+
+APPROVAL = "approval"
+"""The key of a tool's approval policy in `tool.metadata`: `"always"` or `"never"` (absent: never).
+MCP tools get theirs from the MCP config and the server's annotations; Python tools from
+`requires_approval`."""
 
 MAX_RESULT_DIGITS = 1000
 """Largest integer result, in decimal digits, that a tool will produce."""
@@ -74,6 +81,17 @@ def estimated_power_digits(base: Number, exponent: Number) -> float:
         return exponent * math.log10(abs(base))
     except OverflowError:
         return math.inf
+
+
+def requires_approval(tool: BaseTool) -> BaseTool:
+    """Mark a tool whose every call a person approves or denies before it runs:
+
+    @requires_approval
+    @tool(args_schema=NewFile)
+    async def write_file(path: str, text: str) -> str: ...
+    """
+    tool.metadata = {**(tool.metadata or {}), APPROVAL: "always"}
+    return tool
 
 
 @tool(args_schema=TwoNumbers)

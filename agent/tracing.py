@@ -11,7 +11,11 @@ model and the tools in their `RunnableConfig`, so a tracer sees one tree:
     │   ├── step 1 · ChatOpenAI     the model call
     │   ├── add                     the step's tool calls, siblings (they run in parallel)
     │   └── add
-    └── step 2 ...
+    ├── step 2
+    │   ├── step 2 · ChatOpenAI
+    │   ├── approval · write_file   the wait for a person's decision (outputs: the decision)
+    │   └── write_file              the call, if it was approved
+    └── step 3 ...
 
 Runs carry metadata to group one conversation (`thread_id`: the per-session id
 the UI passes, never Gradio's session hash), the model and the backend label;
@@ -23,7 +27,9 @@ the config they would get without this module.
 
 Whatever the tracer, every turn also writes one INFO line (JSON) on the
 `agent.turns` logger: outcome, steps, tool calls, tokens, first-token and total
-time, backend and model; the question only when `AGENT_LOG_QUESTIONS=1`.
+time, backend and model, and each approval decision with the time spent waiting for
+it (`waiting_s`, which `total_s` includes); the question and the reasons given for
+denials only when `AGENT_LOG_QUESTIONS=1`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +58,7 @@ from agent.errors import redact
 from agent.events import (
     AgentEvent,
     AnswerDelta,
+    ApprovalDecided,
     Failed,
     Finished,
     ReasoningDelta,
@@ -92,6 +99,12 @@ class TurnFigures:
     input_tokens: int = 0
     output_tokens: int = 0
     first_token_s: float | None = None
+    approvals: list[ApprovalDecided] = field(default_factory=list)
+
+    @property
+    def waiting_s(self) -> float:
+        """Time the turn spent waiting for people's decisions."""
+        return sum(decision.waited_s for decision in self.approvals)
 
     def note(self, event: AgentEvent) -> None:
         if isinstance(event, TextDelta | ReasoningDelta | ToolCallStarted | AnswerDelta):
@@ -104,6 +117,8 @@ class TurnFigures:
         elif isinstance(event, StepEnded):
             self.input_tokens += event.input_tokens
             self.output_tokens += event.output_tokens
+        elif isinstance(event, ApprovalDecided):
+            self.approvals.append(event)
 
 
 class RecordingChannel(EventChannel):
@@ -153,6 +168,31 @@ class StepTrace:
 
     def tool_config(self) -> RunnableConfig | None:
         return None if self.children is None else {"callbacks": self.children}
+
+    @asynccontextmanager
+    async def waiting_for_approval(
+        self, name: str, arguments: str
+    ) -> AsyncIterator[Callable[[ApprovalDecided], None]]:
+        """A run for the wait around the block (the block records the decision as its outputs)."""
+        outputs: dict[str, Any] = {}
+
+        def record(decision: ApprovalDecided) -> None:
+            outputs.update(
+                approved=decision.approved, by=decision.by, reason=decision.reason, waited_s=decision.waited_s
+            )
+
+        if self.children is None:
+            yield record
+            return
+        run = await self.children.on_chain_start(
+            None, {"tool": name, "arguments": arguments}, name=f"approval · {name}"
+        )
+        try:
+            yield record
+        except BaseException as error:
+            await run.on_chain_error(error)
+            raise
+        await run.on_chain_end(outputs)
 
     def note_results(self, results: Sequence[ToolMessage]) -> None:
         self.outputs = {
@@ -257,10 +297,24 @@ class ObservedTurn:
             "tokens_out": figures.output_tokens,
             "first_token_s": None if figures.first_token_s is None else round(figures.first_token_s, 3),
             "total_s": round(time.perf_counter() - figures.started, 3),
+            "waiting_s": round(figures.waiting_s, 3),
             "backend": backend_name(self._settings),
             "model": model_name(self._settings),
             "conversation": self._conversation_id,
         }
+        if figures.approvals:
+            fields["approvals"] = [self._approval_fields(decision) for decision in figures.approvals]
         if self._settings.log_questions:
             fields["question"] = self._question
         log.info("%s", json.dumps(fields, ensure_ascii=False), extra={"turn": fields})
+
+    def _approval_fields(self, decision: ApprovalDecided) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "tool": decision.name,
+            "approved": decision.approved,
+            "by": decision.by,
+            "waited_s": round(decision.waited_s, 3),
+        }
+        if self._settings.log_questions and decision.reason:
+            fields["reason"] = decision.reason
+        return fields

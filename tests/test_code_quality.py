@@ -63,6 +63,7 @@ AGENT_LAYERS = [
     "settings",
     "tools",
     "channel",
+    "approval",
     "reply",
     "callbacks",
     "errors",
