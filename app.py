@@ -19,7 +19,7 @@ from typing import Any
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import ServerSettings, Settings, preload
+from agent import ARITHMETIC, ServerSettings, Settings, Toolbox, preload
 from ui import page
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
@@ -38,14 +38,16 @@ def create_app(
     concurrency: int = 200,
     chat_model: BaseChatModel | None = None,
     guard: GuardSettings | None = None,
+    toolbox: Toolbox = ARITHMETIC,
 ) -> gr.Blocks:
     """The chat UI for these server settings; each request may bring its own key and model.
 
-    `chat_model` replaces the model the settings name (benchmarks serve scripted ones).
+    `chat_model` replaces the model the settings name (benchmarks serve scripted ones);
+    `toolbox` is what the agent may call (built at start-up).
     """
     guard = guard or GuardSettings()
     stop_signals = StopSignals()
-    chat = chat_function(settings, budget or UpdateBudget(), guard, stop_signals, chat_model)
+    chat = chat_function(settings, budget or UpdateBudget(), guard, stop_signals, chat_model, toolbox)
     show_backend = functools.partial(backend_line, settings)
     preload(settings)
 

@@ -5,7 +5,8 @@
 - `events`: every event a turn can produce, the only vocabulary shared with the UI; `channel`: the
   turn's queue; `callbacks` and `reply`: model chunks → the assembled reply → events.
 - `executor`: the loop (stream the model, run the tool calls, feed results back, stop);
-  `tools`: the arithmetic tools and `final_answer`; `approval`: which calls wait for a
+  `tools`: the arithmetic tools and `final_answer`; `toolbox`: the tools a turn may call (those plus
+  MCP servers'), built once at start-up; `approval`: which calls wait for a
   person's decision, and the turn's `Approvals` that receives it.
 - `settings`: the one reader of the environment; `models`: the model for a turn;
   `openai_compat`: what other OpenAI-compatible servers send; `errors`: what can go wrong, in words
@@ -18,15 +19,18 @@ from agent.channel import EventChannel
 from agent.executor import agent_turn, run_agent
 from agent.models import backend_label, preload
 from agent.settings import ModelNotAllowed, ServerSettings, Settings
+from agent.toolbox import ARITHMETIC, Toolbox
 from agent.tools import display_number
 
 __all__ = [
+    "ARITHMETIC",
     "Approvals",
     "Decision",
     "EventChannel",
     "ModelNotAllowed",
     "ServerSettings",
     "Settings",
+    "Toolbox",
     "agent_turn",
     "backend_label",
     "display_number",

@@ -50,7 +50,8 @@ from agent.events import AgentEvent, ApprovalDecided, Failed, Finished, Retrying
 from agent.models import TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
 from agent.settings import Settings
-from agent.tools import FINAL_ANSWER, TOOLS_BY_NAME
+from agent.toolbox import ARITHMETIC, Toolbox
+from agent.tools import FINAL_ANSWER
 from agent.tracing import ObservedTurn, RecordingChannel, StepTrace
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,8 @@ class TurnRequest:
     """What one turn is asked: the question, the conversation so far, and how to answer.
 
     `chat_model` replaces the model the settings name (tests use scripted ones).
-    `callbacks` (e.g. a tracer) see the turn as one run with its steps, model and
+    `toolbox` is what the model may call (built once at start-up; by default the
+    arithmetic tools). `callbacks` (e.g. a tracer) see the turn as one run with its steps, model and
     tool calls nested; `conversation_id` groups one conversation's turns in a
     tracer (see `agent.tracing`). `approvals` receives the decisions on calls that
     need a person's approval (by default nobody decides: they time out, denied).
@@ -110,6 +112,7 @@ class TurnRequest:
     callbacks: Callbacks = None
     conversation_id: str | None = None
     approvals: Approvals | None = None
+    toolbox: Toolbox = ARITHMETIC
 
 
 @asynccontextmanager
@@ -122,6 +125,7 @@ async def agent_turn(
     callbacks: Callbacks = None,
     conversation_id: str | None = None,
     approvals: Approvals | None = None,
+    toolbox: Toolbox = ARITHMETIC,
 ) -> AsyncIterator[EventChannel]:
     """Start one turn as a task and give its event channel, whose `events()` or
     `next_batch()` the caller reads. Leaving the block, however it is left (end of
@@ -132,7 +136,9 @@ async def agent_turn(
     """
     question = _CONTROL_CHARACTERS.sub("", question).strip()
     approvals = approvals or Approvals(settings.approval_timeout_s)
-    request = TurnRequest(question, history, settings, chat_model, callbacks, conversation_id, approvals)
+    request = TurnRequest(
+        question, history, settings, chat_model, callbacks, conversation_id, approvals, toolbox
+    )
     channel = RecordingChannel()
     turn = asyncio.create_task(_run_turn(request, channel), name="agent-turn")
     _running_turns.add(turn)
@@ -155,6 +161,7 @@ async def run_agent(
     callbacks: Callbacks = None,
     conversation_id: str | None = None,
     approvals: Approvals | None = None,
+    toolbox: Toolbox = ARITHMETIC,
 ) -> AsyncIterator[AgentEvent]:
     """`agent_turn` as an async iterator of events; the last one is `Finished` or `Failed`.
 
@@ -169,6 +176,7 @@ async def run_agent(
         callbacks=callbacks,
         conversation_id=conversation_id,
         approvals=approvals,
+        toolbox=toolbox,
     ) as channel:
         async for event in channel.events():
             yield event
@@ -227,7 +235,7 @@ def input_problem(question: str, settings: Settings) -> str | None:
 async def _run_steps(
     request: TurnRequest, handler: QueueCallbackHandler, turn: ObservedTurn
 ) -> Finished | Failed:
-    model = TurnModel(request.settings, request.chat_model)
+    model = TurnModel(request.settings, request.chat_model, request.toolbox.tools)
     settings = model.settings
     approvals = request.approvals or Approvals(settings.approval_timeout_s)
     messages: list[BaseMessage] = [
@@ -245,7 +253,7 @@ async def _run_steps(
             if not calls:
                 handler.channel.emit(_step_ended(step, reply))
                 return Finished(reply.text, tuple(tools_used))
-            results = await _run_tool_calls(calls, handler.channel, traced, approvals)
+            results = await _run_tool_calls(calls, request.toolbox, handler.channel, traced, approvals)
         messages.extend(results)
         handler.channel.emit(_step_ended(step, reply))
         for result in results:
@@ -372,23 +380,29 @@ def history_message(reply: Reply, calls: list[PlannedCall]) -> AIMessage:
 
 
 async def _run_tool_calls(
-    calls: list[PlannedCall], channel: EventChannel, step: StepTrace, approvals: Approvals
+    calls: list[PlannedCall],
+    toolbox: Toolbox,
+    channel: EventChannel,
+    step: StepTrace,
+    approvals: Approvals,
 ) -> list[ToolMessage]:
     """Run a step's calls concurrently (siblings under the step's run in a trace)."""
-    results = await asyncio.gather(*(_run_tool_call(call, channel, step, approvals) for call in calls))
+    results = await asyncio.gather(
+        *(_run_tool_call(call, toolbox, channel, step, approvals) for call in calls)
+    )
     step.note_results(results)
     return results
 
 
 async def _run_tool_call(
-    call: PlannedCall, channel: EventChannel, step: StepTrace, approvals: Approvals
+    call: PlannedCall, toolbox: Toolbox, channel: EventChannel, step: StepTrace, approvals: Approvals
 ) -> ToolMessage:
-    """Run one call; any problem becomes an error result the model can read.
+    """Run one call from `toolbox`; any problem becomes an error result the model can read.
 
     A call whose tool needs approval first waits for the person's decision; a denied
     call does not run, and the model reads that it was declined.
     """
-    tool = TOOLS_BY_NAME.get(call.name)
+    tool = toolbox.get(call.name)
     if tool is not None and call.problem is None and needs_approval(tool):
         decision = await _approval(call, channel, approvals, step)
         if not decision.approved:
@@ -396,7 +410,7 @@ async def _run_tool_call(
             channel.emit(ToolResult(call.call_id, call.name, output, True, 0.0))
             return ToolMessage(output, tool_call_id=call.call_id, name=call.name, status="error")
     started = time.perf_counter()
-    output, ok = await _tool_output(call, step.tool_config())
+    output, ok = await _tool_output(call, step.tool_config(), toolbox)
     channel.emit(ToolResult(call.call_id, call.name, output, not ok, time.perf_counter() - started))
     return ToolMessage(output, tool_call_id=call.call_id, name=call.name, status="success" if ok else "error")
 
@@ -413,17 +427,20 @@ async def _approval(
     return decision
 
 
-async def _tool_output(call: PlannedCall, config: RunnableConfig | None) -> tuple[str, bool]:
-    tool = TOOLS_BY_NAME.get(call.name)
+async def _tool_output(
+    call: PlannedCall, config: RunnableConfig | None, toolbox: Toolbox
+) -> tuple[str, bool]:
+    tool = toolbox.get(call.name)
     if tool is None:
         return (
-            f"Error: there is no tool named {call.name!r}; the tools are {', '.join(TOOLS_BY_NAME)}.",
+            f"Error: there is no tool named {call.name!r}; the tools are {', '.join(toolbox.names)}.",
             False,
         )
     if call.problem:
         return f"Error: {call.problem}.", False
+    timeout_s = (tool.metadata or {}).get("timeout_s", TOOL_TIMEOUT_S)
     try:
-        async with asyncio.timeout(TOOL_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             return str(await tool.ainvoke(call.args, config)), True
     except ValidationError as error:
         problems = "; ".join(
@@ -431,7 +448,7 @@ async def _tool_output(call: PlannedCall, config: RunnableConfig | None) -> tupl
         )
         return f"Error: invalid arguments for {call.name}: {problems}.", False
     except TimeoutError:
-        return f"Error: {call.name} took longer than {TOOL_TIMEOUT_S:.0f} s and was stopped.", False
+        return f"Error: {call.name} took longer than {timeout_s:g} s and was stopped.", False
     except Exception as error:
         return f"Error: {error}", False
 

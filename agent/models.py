@@ -14,11 +14,13 @@ keeps that for the server and model, for the life of the process;
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import ConfigurableField, Runnable
+from langchain_core.tools import BaseTool
 
 from agent.offline import OfflineArithmeticModel
 from agent.settings import OPENAI_HOST, Settings
@@ -83,9 +85,9 @@ def preload(settings: Settings) -> None:
 
 
 def build_model(
-    settings: Settings, model: BaseChatModel | None = None
+    settings: Settings, model: BaseChatModel | None = None, tools: Sequence[BaseTool] = TOOLS
 ) -> Runnable[LanguageModelInput, BaseMessage]:
-    """The tool-calling model (`model`, or the one the settings name), with
+    """The model (`model`, or the one the settings name) bound to `tools`, with
     `callbacks` configurable per request.
 
     `configurable.bind_tools(...)` would be forwarded to the default instance and
@@ -93,7 +95,7 @@ def build_model(
     `bind_tools` and are bound on top of the configurable model.
     """
     model = model or chat_model(settings)
-    tool_kwargs = model.bind_tools(TOOLS, tool_choice=settings.tool_choice).kwargs
+    tool_kwargs = model.bind_tools(list(tools), tool_choice=settings.tool_choice).kwargs
     configurable = model.configurable_fields(
         callbacks=ConfigurableField(
             id="callbacks", name="Callbacks", description="The request's own callback handlers."
@@ -106,17 +108,20 @@ class TurnModel:
     """The model one turn talks to, rebuilt if the server refuses a request parameter.
 
     `chat_model` replaces the model the settings name (tests use scripted ones);
-    fallbacks are only learned for real servers.
+    fallbacks are only learned for real servers. `tools` are what the model may call.
     """
 
-    def __init__(self, settings: Settings, chat_model: BaseChatModel | None = None) -> None:
+    def __init__(
+        self, settings: Settings, chat_model: BaseChatModel | None = None, tools: Sequence[BaseTool] = TOOLS
+    ) -> None:
         self._chat_model = chat_model
+        self._tools = tools
         self.settings = settings if chat_model else with_known_fallbacks(settings)
-        self.runnable = build_model(self.settings, chat_model)
+        self.runnable = build_model(self.settings, chat_model, tools)
 
     def fall_back(self, change: dict[str, Any]) -> None:
         if self._chat_model is None:
             self.settings = remember_fallback(self.settings, change)
         else:
             self.settings = dataclasses.replace(self.settings, **change)
-        self.runnable = build_model(self.settings, self._chat_model)
+        self.runnable = build_model(self.settings, self._chat_model, self._tools)

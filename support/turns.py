@@ -10,6 +10,7 @@ from langchain_core.messages import BaseMessage
 
 from agent import Settings, run_agent
 from agent.events import AgentEvent
+from agent.toolbox import ARITHMETIC, Toolbox
 
 TURN_TIMEOUT_S = 20.0
 
@@ -25,5 +26,6 @@ async def run_turn_events(
     settings: Settings,
     history: Sequence[BaseMessage] = (),
     chat_model: BaseChatModel | None = None,
+    toolbox: Toolbox = ARITHMETIC,
 ) -> list[AgentEvent]:
-    return await collect(run_agent(question, history, settings, chat_model))
+    return await collect(run_agent(question, history, settings, chat_model, toolbox=toolbox))

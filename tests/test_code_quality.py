@@ -62,6 +62,7 @@ AGENT_LAYERS = [
     "events",
     "settings",
     "tools",
+    "toolbox",
     "channel",
     "approval",
     "reply",

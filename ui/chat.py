@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import ModelNotAllowed, Settings, agent_turn, backend_label
+from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label
 from agent.events import Failed
 from ui.guard import GuardSettings
 from ui.history import ConversationId, to_langchain
@@ -32,8 +32,9 @@ def chat_function(
     guard: GuardSettings,
     stop_signals: StopSignals,
     chat_model: BaseChatModel | None = None,
+    toolbox: Toolbox = ARITHMETIC,
 ) -> Callable[..., AsyncIterator[Messages]]:
-    """The chat function for these server settings; `chat_model` replaces the model they name."""
+    """The chat function for these server settings and tools; `chat_model` replaces the model they name."""
 
     async def chat(
         message: str,
@@ -60,6 +61,7 @@ def chat_function(
                 request_settings,
                 chat_model,
                 conversation_id=conversation.value,
+                toolbox=toolbox,
             ) as turn:
                 async for batch in until_set(paced(turn, budget.frame_s), stop):
                     for event in batch:

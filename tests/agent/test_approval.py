@@ -1,8 +1,10 @@
 """A person approves or denies a tool call before it runs; the turn waits for them, then goes on."""
 
 import asyncio
+import functools
 import json
 import logging
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +15,8 @@ from langchain_core.tracers.schemas import Run
 from agent import Approvals, Decision, Settings, agent_turn, needs_approval
 from agent.events import ApprovalDecided, ApprovalRequested, Finished, ToolResult
 from agent.executor import running_turns
-from agent.tools import TOOLS, TOOLS_BY_NAME, requires_approval
+from agent.toolbox import Toolbox
+from agent.tools import TOOLS, requires_approval
 from support.acting_tools import file_writer
 from support.fakes import ScriptedChatModel, answer, call, calls
 
@@ -23,8 +26,10 @@ Decide = Callable[[ApprovalRequested], tuple[bool, str] | None]
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
-    """A directory that the `write_file` tool (which needs approval) writes into."""
-    monkeypatch.setitem(TOOLS_BY_NAME, "write_file", file_writer(tmp_path))
+    """A directory that the `write_file` tool (which needs approval) writes into: this module's
+    turns get a toolbox with that tool."""
+    toolbox = Toolbox((*TOOLS, file_writer(tmp_path)))
+    monkeypatch.setattr(sys.modules[__name__], "agent_turn", functools.partial(agent_turn, toolbox=toolbox))
     return tmp_path
 
 

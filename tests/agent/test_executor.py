@@ -19,7 +19,8 @@ from agent.events import (
     ToolResult,
 )
 from agent.executor import trim_history
-from agent.tools import TOOLS_BY_NAME
+from agent.toolbox import Toolbox
+from agent.tools import TOOLS
 from support.fakes import Chunks, Hang, Raise, ScriptedChatModel, answer, call, calls
 from support.turns import collect, run_turn_events
 
@@ -31,25 +32,24 @@ def results(events) -> list[ToolResult]:
 
 
 @pytest.fixture
-def slow_tool(monkeypatch):
+def slow_tool() -> Toolbox:
     @tool
     async def slow(seconds: float) -> str:
         """Wait, then say so."""
         await asyncio.sleep(seconds)
         return f"waited {seconds}"
 
-    monkeypatch.setitem(TOOLS_BY_NAME, "slow", slow)
-    return slow
+    return Toolbox((*TOOLS, slow))
 
 
 @pytest.fixture
-def failing_tool(monkeypatch):
+def failing_tool() -> Toolbox:
     @tool
     async def explode() -> str:
         """Always fails."""
         raise RuntimeError("the tool broke")
 
-    monkeypatch.setitem(TOOLS_BY_NAME, "explode", explode)
+    return Toolbox((*TOOLS, explode))
 
 
 async def test_a_multi_step_turn_feeds_tool_results_back_and_finishes():
@@ -92,7 +92,7 @@ async def test_tool_calls_of_one_step_run_concurrently(slow_tool):
         ]
     )
     started = time.perf_counter()
-    events = await run_turn_events("wait", SETTINGS, chat_model=model)
+    events = await run_turn_events("wait", SETTINGS, chat_model=model, toolbox=slow_tool)
     assert time.perf_counter() - started < 0.9
     assert [r.output for r in results(events)][:4] == ["waited 0.3"] * 4
     assert all(r.duration_s >= 0.29 for r in results(events)[:4])
@@ -129,7 +129,7 @@ async def test_malformed_arguments_become_an_error_the_model_can_read():
 )
 async def test_tool_problems_are_reported_not_raised(bad_call, message, failing_tool):
     model = ScriptedChatModel(script=[calls(bad_call), answer("I could not do it.")])
-    events = await run_turn_events("q", SETTINGS, chat_model=model)
+    events = await run_turn_events("q", SETTINGS, chat_model=model, toolbox=failing_tool)
     [error] = [r for r in results(events) if r.is_error]
     assert message in error.output
     assert events[-1] == Finished("I could not do it.", ())
@@ -235,7 +235,7 @@ async def test_cancelling_the_consumer_cancels_the_turn_and_leaves_no_task():
 async def test_stopping_during_a_tool_cancels_the_tool_at_once(slow_tool):
     model = ScriptedChatModel(script=[calls(call("slow", "s", seconds=30)), answer("never")])
     baseline = asyncio.all_tasks()
-    events = run_agent("q", [], SETTINGS, model)
+    events = run_agent("q", [], SETTINGS, model, toolbox=slow_tool)
     async for event in events:
         if isinstance(event, ToolCallStarted):
             break
