@@ -3,8 +3,9 @@ the page's parts (the chat function, view, pacing, Stop, guard, CSS and script) 
 
     python app.py [--host 0.0.0.0] [--port 7860] [--share] [--offline]
 
-`demo` is module-level so that `gradio app.py` (reload mode) and Hugging Face
-Spaces find it.
+Importing this module does nothing but define functions: `main()` reads the settings, builds the
+demo and sets the module-level `demo` before it launches, which is where `gradio app.py` (reload
+mode) looks for it (reload mode re-runs this file, and so `main()`, in its watcher thread).
 """
 
 from __future__ import annotations
@@ -123,31 +124,35 @@ def read_settings(offline: bool) -> tuple[Settings, ServerSettings]:
         raise SystemExit(f"{error}: fix it in the environment or .env, or unset it.") from None
 
 
-watch_only_project_code(Path(__file__))
-ARGS = parse_args(None if __name__ == "__main__" else [])  # flags only when run (reload mode reruns this)
-SETTINGS, SERVER = read_settings(offline=ARGS.offline)
-GUARD = GuardSettings.from_server(SERVER)
-demo = create_app(SETTINGS, UpdateBudget.from_server(SERVER), SERVER.concurrency, guard=GUARD)
+demo: gr.Blocks
+"""The demo `main()` serves; set by `main()`, for reload mode."""
 
 
-def main() -> None:
-    app = demo  # not the global below: reload mode re-executes this file in its thread, rebinding it
+def main(argv: Sequence[str] | None = None) -> None:
+    """Read the flags and the environment, build the demo and serve it until interrupted."""
+    global demo
+    args = parse_args(argv)
+    settings, server = read_settings(offline=args.offline)
+    guard = GuardSettings.from_server(server)
+    watch_only_project_code(Path(__file__))
+    # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
+    demo = app = create_app(settings, UpdateBudget.from_server(server), server.concurrency, guard=guard)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
-    share = (SERVER.share if ARGS.share is None else ARGS.share) and not SERVER.on_spaces
+    share = (server.share if args.share is None else args.share) and not server.on_spaces
     try:
         app.launch(
-            **serve_options(app, GUARD),
-            server_name=ARGS.host,  # None: Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself
-            server_port=ARGS.port,
+            **serve_options(app, guard),
+            server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself
+            server_port=args.port,
             share=share,  # never on Hugging Face Spaces, which serves the app itself
-            max_threads=max(40, SERVER.concurrency),
-            state_session_capacity=SERVER.max_sessions,
+            max_threads=max(40, server.concurrency),
+            state_session_capacity=server.max_sessions,
             prevent_thread_lock=True,
             quiet=True,  # Gradio's hints name `launch()` arguments; ours name this app's flags
         )
     except OSError:  # Gradio's "Cannot find empty port in range", with a traceback
-        raise SystemExit(_port_problem(ARGS.host, ARGS.port)) from None
+        raise SystemExit(_port_problem(args.host, args.port)) from None
     if app.local_url is None:  # reload mode's watcher runs this file again; the server already runs
         return
     print(f"* Running on local URL:  {app.protocol}://{app.server_name}:{app.server_port}", flush=True)

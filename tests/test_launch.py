@@ -106,6 +106,25 @@ def test_a_bad_setting_is_one_line_naming_it(name, value):
     assert line.startswith(f"{name} must be a") and repr(value) in line and "unset it" in line
 
 
+def test_importing_the_app_reads_nothing_and_builds_nothing():
+    """Tools (pytest's collection, a notebook) import `app`; a bad setting must not break them."""
+    env = app_environment(AGENT_MAX_STEPS="abc", AGENT_CONCURRENCY="0")
+    probe = "import app; assert not hasattr(app, 'demo')"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/test_public.py"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert collected.returncode == 0, collected.stdout[-2000:]
+
+
 def test_the_share_hint_names_our_flag(start_app):
     app = start_app("--port", str(free_port()))
     app.wait_for_url()
@@ -125,7 +144,9 @@ def test_share_without_network_still_serves_locally_and_says_why(start_app):
 def test_the_openai_client_is_loaded_at_startup_only_when_the_server_has_a_key(key, loaded):
     """Offline, skipping it saves a third of a second of cold start; with a key, loading it at
     startup saves that much (and more) on the first question."""
-    probe = "import sys, app; print('openai' in sys.modules)"
+    probe = (
+        "import sys, app; app.create_app(app.read_settings(offline=False)[0]); print('openai' in sys.modules)"
+    )
     result = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=PROJECT_ROOT,

@@ -281,10 +281,11 @@ def test_a_large_body_without_a_length_is_refused_too(public_url):
     assert asyncio.run(post()).status_code == 413
 
 
-def test_the_app_takes_no_files_and_its_temporary_files_expire(public_url):
+def test_the_app_takes_no_files_and_its_temporary_files_expire(public_app):
+    demo, public_url = public_app
     response = httpx.post(f"{public_url}/gradio_api/upload", files={"files": ("small.txt", b"hello")})
     assert response.status_code == 413
-    assert app.demo.delete_cache == (3600, 3600)
+    assert demo.delete_cache == (3600, 3600)
 
 
 async def test_a_10_mb_history_is_refused(public_url):
