@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo = app = create_app(settings, UpdateBudget.from_server(server), server.concurrency, guard=guard)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
+    logging.getLogger("ui.pacing").setLevel(logging.INFO)  # the frame, when load changes it
     share = (server.share if args.share is None else args.share) and not server.on_spaces
     try:
         app.launch(
