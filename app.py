@@ -22,6 +22,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import ARITHMETIC, ServerSettings, Settings, Toolbox, preload
 from ui import page
+from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
 from ui.guard import GuardSettings, is_busy
@@ -48,7 +49,10 @@ def create_app(
     """
     guard = guard or GuardSettings()
     stop_signals = StopSignals()
-    chat = chat_function(settings, budget or UpdateBudget(), guard, stop_signals, chat_model, toolbox)
+    approvals = SessionApprovals()
+    chat = chat_function(
+        settings, budget or UpdateBudget(), guard, stop_signals, chat_model, toolbox, approvals
+    )
     show_backend = functools.partial(backend_line, settings)
     preload(settings)
 
@@ -79,8 +83,10 @@ def create_app(
                 label="Your OpenAI API key (optional)",
                 info="Used for your requests only; never stored or logged.",
             )
+        approval_panel = ApprovalPanel()
         chat_interface = LiveTurnChatInterface(
             chat,
+            panel=approval_panel,
             max_messages=guard.max_chat_messages,
             chatbot=PreparedChatbot(
                 label="Agent", scale=1, buttons=["copy", "copy_all"], editable="user", elem_id="agent-chat"
@@ -99,6 +105,7 @@ def create_app(
         gr.on([model_box.change, key_box.change], show_backend, [model_box, key_box], backend, **hidden)
         key_button.click(lambda: gr.Accordion(open=True), None, key_panel, **hidden)
         stop_by_signal(demo, chat_interface, stop_signals)
+        approval_panel.wire(approvals)
     # api_open=False: the direct `/gradio_api/run/...` routes would run a turn outside the queue
     # (outside the concurrency limit and the per-client limit); Gradio opens them except on Spaces.
     demo.queue(default_concurrency_limit=concurrency, api_open=False)

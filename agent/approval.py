@@ -82,6 +82,11 @@ class Approvals:
         """The call shown to the person now, if any."""
         return next((waiting.request for waiting in self._waiting.values()), None)
 
+    def shown_for_s(self, call_id: str) -> float | None:
+        """How long the call `call_id` has been shown, if it waits now."""
+        waiting = self._waiting.get(call_id)
+        return None if waiting is None else self._clock() - waiting.since
+
     async def ask(self, call: CallToApprove, channel: EventChannel) -> ApprovalDecided:
         """Announce the call on `channel` and wait for its decision (at most `timeout_s`)."""
         async with self._one_at_a_time:

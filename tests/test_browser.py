@@ -214,7 +214,7 @@ def test_stop_during_parallel_tool_calls_shows_a_stop_line_and_a_footer(page):
     assert stopped.is_visible(), "not hidden inside the collapsed step"
     page.get_by_text("📊 1 step · ").wait_for(timeout=5_000)
     assert running_turns() == 0
-    expect(page.locator("textarea").first).to_be_editable()  # ready for the next question
+    expect(page.locator("#chat-input textarea")).to_be_editable()  # ready for the next question
     save_screenshot(page, "stopped.png")
 
 
@@ -290,7 +290,7 @@ def test_on_a_phone_the_chat_comes_first_and_nothing_overlaps(phone):
     history = phone.get_by_role("button", name="New chat")
     assert chat.bounding_box()["y"] < PHONE["height"] * 0.4, "the chat starts in the top part of the screen"
     assert history.bounding_box()["y"] > chat.bounding_box()["y"] + chat.bounding_box()["height"]
-    box = phone.locator("textarea").first.bounding_box()
+    box = phone.locator("#chat-input textarea").bounding_box()
     assert box["y"] + box["height"] <= PHONE["height"], "the message box is on the first screen"
     ask(phone, "What is (2 + 3) * (4 + 5)?")
     phone.get_by_text("📊 3 steps").wait_for(timeout=15_000)

@@ -16,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label
 from agent.events import Failed
+from ui.approval import SessionApprovals
 from ui.guard import GuardSettings
 from ui.history import ConversationId, to_langchain
 from ui.pacing import UpdateBudget, paced
@@ -33,8 +34,13 @@ def chat_function(
     stop_signals: StopSignals,
     chat_model: BaseChatModel | None = None,
     toolbox: Toolbox = ARITHMETIC,
+    approvals: SessionApprovals | None = None,
 ) -> Callable[..., AsyncIterator[Messages]]:
-    """The chat function for these server settings and tools; `chat_model` replaces the model they name."""
+    """The chat function for these server settings and tools; `chat_model` replaces the model they name.
+
+    A call that needs approval waits for a decision sent to `approvals` from this session.
+    """
+    approvals = approvals or SessionApprovals()
 
     async def chat(
         message: str,
@@ -54,7 +60,12 @@ def chat_function(
             yield [*notes, *_refused(backend_label(settings), str(refusal))]
             return
         view = TurnView(backend_label(request_settings))
-        with budget.stream(), stop_signals.watch(request.session_hash or "") as stop:
+        session = request.session_hash or ""
+        with (
+            budget.stream(),
+            stop_signals.watch(session) as stop,
+            approvals.watch(session, request_settings.approval_timeout_s) as decisions,
+        ):
             async with agent_turn(
                 message,
                 to_langchain(history),
@@ -62,11 +73,14 @@ def chat_function(
                 chat_model,
                 conversation_id=conversation.value,
                 toolbox=toolbox,
+                approvals=decisions,
             ) as turn:
                 async for batch in until_set(paced(turn, budget.frame_s), stop):
                     for event in batch:
                         view.apply(event)
                     yield [*notes, *_as_dicts(view)]
+                if stop.is_set():
+                    decisions.end("stop")
             if stop.is_set():
                 view.stop()
                 yield [*notes, *_as_dicts(view)]

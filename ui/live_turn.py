@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Protocol
 
 import gradio as gr
 from gradio.context import get_blocks_context
@@ -40,6 +40,19 @@ LIVE_TURN_CSS = "#live-turn:has(.placeholder-content) { display: none; }"
 update: Gradio answers each such update by building a new Chatbot and its whole config (~2 ms)."""
 
 
+class TurnPanel(Protocol):
+    """Components under the live turn that the turn fills as it streams (e.g. Approve / Deny)."""
+
+    @property
+    def outputs(self) -> Sequence[gr.components.Component]: ...
+
+    def render(self) -> None: ...
+
+    def values(self, turn: Messages) -> tuple[Any, ...]:
+        """The outputs' values for the turn's messages so far (`[]` once it has ended)."""
+        ...
+
+
 class LiveTurnChatInterface(gr.ChatInterface):
     """`gr.ChatInterface` for an async generator `fn` that yields the turn's messages.
 
@@ -50,6 +63,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
     textbox sends it: the question stays in the textbox and the reason is shown. Unlike
     ChatInterface's `validator`, it does not put the textbox's event in the queue (a join,
     an event stream and a round trip per question: ~8 ms of server CPU, seconds under a burst).
+
+    `panel` sits under the live turn and follows it (page only: the `/chat` API keeps its shape).
     """
 
     def __init__(
@@ -59,12 +74,14 @@ class LiveTurnChatInterface(gr.ChatInterface):
         chatbot: PreparedChatbot,
         max_messages: int = MAX_MESSAGES,
         refuse: Callable[[gr.Request], str | None] | None = None,
+        panel: TurnPanel | None = None,
         **kwargs: Any,
     ):
         if not isinstance(chatbot, PreparedChatbot):
             raise TypeError("LiveTurnChatInterface needs a PreparedChatbot: it alone understands UNCHANGED")
         self.max_messages = max_messages
         self.refuse = refuse
+        self.panel = panel
         _skip_absent_matplotlib()
         self.live = gr.Chatbot(
             show_label=False,
@@ -74,15 +91,22 @@ class LiveTurnChatInterface(gr.ChatInterface):
             render=False,
             elem_id="live-turn",
         )
-        super().__init__(fn, chatbot=chatbot, additional_outputs=[self.live], **kwargs)
+        self.page_outputs = [self.live, *(panel.outputs if panel else ())]
+        super().__init__(fn, chatbot=chatbot, additional_outputs=self.page_outputs, **kwargs)
 
     def _render_chatbot_area(self, *args: Any) -> None:
-        """ChatInterface's chat area, with the live turn right under the conversation."""
+        """ChatInterface's chat area, with the live turn right under the conversation (and its panel)."""
         super()._render_chatbot_area(*args)
+        below = [self.live]
         self.live.render()
+        if self.panel is not None:
+            self.panel.render()
+            below.append(self.chatbot.parent.children[-1])
         siblings = self.chatbot.parent.children
-        siblings.remove(self.live)
-        siblings.insert(siblings.index(self.chatbot) + 1, self.live)
+        for block in below:
+            siblings.remove(block)
+        at = siblings.index(self.chatbot) + 1
+        siblings[at:at] = below
 
     def _setup_events(self) -> None:
         super()._setup_events()
@@ -111,12 +135,12 @@ class LiveTurnChatInterface(gr.ChatInterface):
         api = next(
             f for f in get_blocks_context().fns.values() if (self.fake_api_btn._id, "click") in f.targets
         )
-        api.outputs = [block for block in api.outputs if block is not self.live]
+        api.outputs = [block for block in api.outputs if block not in self.page_outputs]
         stream = api.fn
 
         @functools.wraps(stream)
         async def without_live_turn(*args: Any) -> AsyncIterator[tuple]:
-            async for response, history, _live in stream(*args):
+            async for response, history, *_page in stream(*args):
                 yield response, gr.skip() if history is UNCHANGED else history
 
         api.fn = without_live_turn
@@ -139,8 +163,15 @@ class LiveTurnChatInterface(gr.ChatInterface):
     ) -> Callable[..., AsyncIterator[tuple]]:
         @functools.wraps(stream)
         async def prepared(*args: Any) -> AsyncIterator[tuple]:
-            async for response, history, live in stream(*args):
-                yield response, _postprocessed(self.chatbot, history), _postprocessed(self.live, live)
+            async for response, history, *page in stream(*args):
+                yield (
+                    response,
+                    _postprocessed(self.chatbot, history),
+                    *(
+                        _postprocessed(block, value)
+                        for block, value in zip(self.page_outputs, page, strict=True)
+                    ),
+                )
 
         return prepared
 
@@ -189,14 +220,17 @@ class LiveTurnChatInterface(gr.ChatInterface):
         answered = False
         async with aclosing(turn):
             async for response in turn:
-                yield response, UNCHANGED, response
+                yield response, UNCHANGED, response, *self._panel_values(response)
                 answered = True
         if not answered:  # nothing to answer (a blank message): no turn, as in ChatInterface
-            yield None, UNCHANGED, gr.skip()
+            yield None, UNCHANGED, gr.skip(), *(gr.skip() for _ in self._panel_values([]))
             return
         history = self._append_message_to_history(response, history, "assistant")
-        yield response, newest_turns(history, self.max_messages), []
-        yield response, UNCHANGED, []
+        yield response, newest_turns(history, self.max_messages), [], *self._panel_values([])
+        yield response, UNCHANGED, [], *self._panel_values([])
+
+    def _panel_values(self, turn: Messages) -> tuple[Any, ...]:
+        return () if self.panel is None else self.panel.values(turn)
 
 
 def newest_turns(history: Messages, limit: int) -> Messages:

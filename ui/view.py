@@ -14,6 +14,13 @@ message), the answer as a plain assistant message that grows as it streams,
 one-line notes (a retry, updated in place; a failure; a stop), and a footer
 with the turn's cost that opens to a timeline of its model and tool calls.
 
+A call waiting for the person's approval is titled "⏸️ Waiting for your
+approval: tool(name)" with its complete arguments, and carries the metadata id
+`APPROVAL_ID` and its call id in the metadata `log` (how the page's approval
+panel and API clients find it); once decided it is a tool step again, saying
+who decided and how long it waited. Time spent waiting is kept apart from time
+spent working in the footer and its timeline.
+
 Notes and the footer are plain messages marked by a metadata `id` (see
 `TURN_NOTE_IDS`), never titled ones: a titled message would show an expand
 arrow that opens to nothing, and a turn that ends on a titled "done" message
@@ -34,6 +41,8 @@ from agent import display_number
 from agent.events import (
     AgentEvent,
     AnswerDelta,
+    ApprovalDecided,
+    ApprovalRequested,
     Failed,
     Finished,
     ReasoningDelta,
@@ -50,6 +59,8 @@ from ui.safety import fenced, safe_markdown
 
 TITLE_RESULT_CHARS = 40
 TIMELINE_WIDTH = 36
+WORK = "█"
+WAIT = "░"
 
 FAILURE_TITLES = {
     "auth": "API key rejected",
@@ -64,6 +75,7 @@ FOOTER_ID = "turn-footer"
 RETRY_ID = "turn-retry"
 FAILURE_ID = "turn-failure"
 STOPPED_ID = "turn-stopped"
+APPROVAL_ID = "turn-approval"
 TURN_NOTE_IDS = frozenset({FOOTER_ID, RETRY_ID, FAILURE_ID, STOPPED_ID})
 STOPPED_MARK = "⏹️ Stopped"
 
@@ -78,10 +90,28 @@ class ToolCallView:
     is_error: bool = False
     duration_s: float | None = None
     interrupted: bool = False
+    approval: ApprovalView | None = None
 
     @property
     def done(self) -> bool:
         return self.output is not None or self.interrupted
+
+    @property
+    def waiting(self) -> bool:
+        """Shown for approval, not decided yet."""
+        return self.approval is not None and self.approval.decided is None and not self.interrupted
+
+
+@dataclass
+class ApprovalView:
+    """A call's approval: when it was shown (seconds from the turn's start) and the decision."""
+
+    asked_s: float
+    decided: ApprovalDecided | None = None
+
+    @property
+    def denied(self) -> bool:
+        return self.decided is not None and not self.decided.approved
 
 
 @dataclass
@@ -179,6 +209,13 @@ class TurnView:
                 self._streamed()
             case ToolResult(call_id, name, output, is_error, duration_s):
                 self._finish_call(call_id, name, output, is_error, duration_s)
+            case ApprovalRequested(call_id, name, arguments, step):
+                if call_id not in self._calls:
+                    self._add_call(ToolCallView(call_id, name, step))
+                self._calls[call_id].arguments = arguments  # complete, as it will run
+                self._calls[call_id].approval = ApprovalView(self._now())
+            case ApprovalDecided(call_id) if (call := self._calls.get(call_id)) and call.approval:
+                call.approval.decided = event
             case AnswerDelta(text):
                 self._append_answer(text)
                 self._streamed()
@@ -202,9 +239,12 @@ class TurnView:
         """The user pressed Stop: close what was running and say so, visibly, at the end."""
         if self.total_s is not None:
             return
-        unfinished = sum(not call.done for call in self._calls.values())
+        waiting = [call.name for call in self._calls.values() if call.waiting]
+        unfinished = sum(not call.done and not call.waiting for call in self._calls.values())
         where = f" in step {self.steps}" if self.steps else ""
         detail = f"; {unfinished} tool call{'s' * (unfinished != 1)} did not finish" if unfinished else ""
+        if waiting:
+            detail += f"; {', '.join(waiting)} waited for your approval and did not run"
         self.stopped = True
         self._end()
         self.items.append(NoteView(STOPPED_ID, f"{STOPPED_MARK}{where}{detail}."))
@@ -357,7 +397,14 @@ class TurnView:
             parts.append(f"first token {seconds(self.first_visible_s)}")
         if self.total_s is not None:
             parts.append(f"total {seconds(self.total_s)}")
+        if waited := self.waiting_s():
+            parts.append(f"{seconds(waited)} of it waiting for your approval")
         return " · ".join(parts)
+
+    def waiting_s(self) -> float:
+        """Time spent waiting for approvals (the rest of the total is the agent working)."""
+        now = self.total_s if self.total_s is not None else self._now()
+        return sum(_waited(call, now) for call in self._calls.values() if call.approval)
 
     def timeline(self) -> str:
         """Each model call and tool call as a bar on one time axis (parallel calls overlap)."""
@@ -374,9 +421,21 @@ class TurnView:
                 )
             )
             for call in (c for c in self._calls.values() if c.step == step):
+                start = model_end
+                if (approval := call.approval) is not None:
+                    start = approval.asked_s + _waited(call, total)
+                    rows.append(
+                        (
+                            f"  {call.name} (waiting)",
+                            _bar(approval.asked_s, start, total, WAIT),
+                            seconds(start - approval.asked_s),
+                        )
+                    )
+                    if approval.decided is None or not approval.decided.approved:
+                        continue  # it never ran
                 duration = call.duration_s or 0.0
-                end = model_end + duration if call.output is not None else total
-                rows.append((f"  {call.name}", _bar(model_end, end, total), seconds(end - model_end)))
+                end = start + duration if call.output is not None else total
+                rows.append((f"  {call.name}", _bar(start, end, total), seconds(end - start)))
         label_width = max(len(label) for label, _, _ in rows)
         return "\n".join(f"{label:<{label_width}}  {bar}  {took}".rstrip() for label, bar, took in rows)
 
@@ -395,30 +454,61 @@ def seconds(value: float) -> str:
     return f"{value:.2f} s"
 
 
-def _bar(start: float, end: float, total: float) -> str:
-    """`█`s from `start` to `end` on a `TIMELINE_WIDTH` axis of `total` seconds (at least one)."""
+def _bar(start: float, end: float, total: float, mark: str = WORK) -> str:
+    """`mark`s from `start` to `end` on a `TIMELINE_WIDTH` axis of `total` seconds (at least one)."""
     first = min(int(start / total * TIMELINE_WIDTH), TIMELINE_WIDTH - 1)
     last = max(first + 1, min(round(end / total * TIMELINE_WIDTH), TIMELINE_WIDTH))
-    return f"{' ' * first}{'█' * (last - first)}{' ' * (TIMELINE_WIDTH - last)}"
+    return f"{' ' * first}{mark * (last - first)}{' ' * (TIMELINE_WIDTH - last)}"
+
+
+def _waited(call: ToolCallView, now: float) -> float:
+    """How long the call waited for approval (so far, if it still waits)."""
+    assert call.approval is not None
+    if call.approval.decided is not None:
+        return call.approval.decided.waited_s
+    return max(0.0, now - call.approval.asked_s)
 
 
 def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
     metadata: dict[str, str | float] = {"title": _call_title(call), "id": call.call_id}
+    if call.waiting:
+        metadata |= {"id": APPROVAL_ID, "log": call.call_id}
     if nested:
         metadata["parent_id"] = f"step-{call.step}"
     metadata["status"] = "done" if call.done else "pending"
-    if call.duration_s is not None:
+    if call.duration_s is not None and not (call.approval and call.approval.denied):
         metadata["duration"] = round(call.duration_s, 6)
     body = f"Arguments:\n{fenced(call.arguments, 'json')}" if call.arguments else "Arguments: …"
-    if call.output is not None:
+    if call.approval is not None and (line := _approval_line(call.approval, call.interrupted)):
+        body += f"\n\n{line}"
+    if call.output is not None and not (call.approval and call.approval.denied):
         output = safe_markdown(call.output.removeprefix("Error: "))
         body += f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{output}"
-    elif call.interrupted:
+    elif call.interrupted and not call.waiting:
         body += "\n\n_Not finished: the turn ended first._"
     return gr.ChatMessage(content=body, metadata=metadata)
 
 
+def _approval_line(approval: ApprovalView, interrupted: bool) -> str:
+    decided = approval.decided
+    if decided is None:
+        return "_Not run: the turn ended while it waited for your approval._" if interrupted else ""
+    waited = seconds(decided.waited_s)
+    if decided.approved:
+        return f"✅ Approved by you after {waited}."
+    if decided.by == "person":
+        reason = f": {safe_markdown(decided.reason)}" if decided.reason else " (no reason given)"
+        return f"✋ **Denied** by you after {waited}{reason}. It did not run."
+    return f"✋ **Denied**: {safe_markdown(decided.reason)}. It did not run."
+
+
 def _call_title(call: ToolCallView) -> str:
+    if call.waiting:
+        return f"⏸️ Waiting for your approval: tool({call.name})"
+    if call.approval is not None and call.approval.denied:
+        return f"🛠️ {call.name} → denied"
+    if call.approval is not None and call.output is None and call.interrupted:
+        return f"🛠️ {call.name} → not run"
     if call.output is None:
         return f"🛠️ {call.name}"
     if call.is_error:

@@ -7,6 +7,8 @@ import pytest
 
 from agent.events import (
     AnswerDelta,
+    ApprovalDecided,
+    ApprovalRequested,
     Failed,
     Finished,
     ReasoningDelta,
@@ -18,7 +20,16 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, STOPPED_ID, TurnView, mark_stopped, seconds
+from ui.view import (
+    APPROVAL_ID,
+    FAILURE_ID,
+    FOOTER_ID,
+    RETRY_ID,
+    STOPPED_ID,
+    TurnView,
+    mark_stopped,
+    seconds,
+)
 
 
 def fake_clock(*times: float):
@@ -377,3 +388,122 @@ def test_reasoning_is_a_thought_and_text_of_a_step_without_calls_is_the_answer()
     thought, answer, _footer = view.render()
     assert thought.metadata == {"title": "💭 Thinking", "status": "done"}
     assert thought.content == "2 + 2 is easy." and answer.content == "Four." and not answer.metadata
+
+
+# -- approvals --------------------------------------------------------------------------
+
+WRITE_ARGS = '{"filename": "notes.txt", "text": "hello"}'
+
+
+def waiting_view(clock=None) -> TurnView:
+    return view_after(
+        StepStarted(1),
+        ToolCallStarted("w1", "write_file", 1),
+        ToolArgsDelta("w1", '{"filename": "no'),
+        ApprovalRequested("w1", "write_file", WRITE_ARGS, 1),
+        clock=clock,
+    )
+
+
+def test_a_call_waiting_for_approval_shows_its_complete_arguments_and_its_call_id():
+    [waiting] = waiting_view().render()
+    assert waiting.metadata == {
+        "title": "⏸️ Waiting for your approval: tool(write_file)",
+        "id": APPROVAL_ID,
+        "log": "w1",
+        "status": "pending",
+    }
+    assert waiting.content == f"Arguments:\n```json\n{WRITE_ARGS}\n```"
+
+
+def test_an_approved_call_is_a_tool_step_again_that_says_it_was_approved():
+    view = waiting_view()
+    view.apply(ApprovalDecided("w1", "write_file", True, "", "person", 3.25))
+    view.apply(ToolResult("w1", "write_file", "wrote 5 characters", False, 0.01))
+    [done] = view.render()
+    assert done.metadata == {
+        "title": "🛠️ write_file → wrote 5 characters",
+        "id": "w1",
+        "status": "done",
+        "duration": 0.01,
+    }
+    assert "✅ Approved by you after 3.25 s." in done.content
+    assert done.content.endswith("**Result:** wrote 5 characters")
+
+
+@pytest.mark.parametrize(
+    ("decision", "line"),
+    [
+        (
+            ApprovalDecided("w1", "write_file", False, "wrong <b>folder</b>", "person", 2.0),
+            "✋ **Denied** by you after 2.00 s: wrong &lt;b>folder&lt;/b>. It did not run.",
+        ),
+        (
+            ApprovalDecided("w1", "write_file", False, "", "person", 2.0),
+            "✋ **Denied** by you after 2.00 s (no reason given). It did not run.",
+        ),
+        (
+            ApprovalDecided(
+                "w1",
+                "write_file",
+                False,
+                "no decision within 300 s (AGENT_APPROVAL_TIMEOUT_S)",
+                "timeout",
+                300.0,
+            ),
+            "✋ **Denied**: no decision within 300 s (AGENT_APPROVAL_TIMEOUT_S). It did not run.",
+        ),
+    ],
+)
+def test_a_denied_call_says_who_denied_it_and_why_and_shows_no_result(decision, line):
+    view = waiting_view()
+    view.apply(decision)
+    view.apply(ToolResult("w1", "write_file", "Declined: ...", True, 0.0))
+    [denied] = view.render()
+    assert denied.metadata == {"title": "🛠️ write_file → denied", "id": "w1", "status": "done"}
+    assert denied.content == f"Arguments:\n```json\n{WRITE_ARGS}\n```\n\n{line}"
+
+
+def test_stop_while_a_call_waits_says_it_did_not_run():
+    view = waiting_view()
+    view.stop()
+    call, stopped, footer = view.render()
+    assert call.metadata["title"] == "🛠️ write_file → not run" and call.metadata["status"] == "done"
+    assert "did not run" in call.content or "Not run" in call.content
+    assert stopped.content == "⏹️ Stopped in step 1; write_file waited for your approval and did not run."
+    assert footer.metadata == {"id": FOOTER_ID}
+
+
+def test_the_footer_and_timeline_keep_waiting_apart_from_working():
+    view = timed_view(
+        (0.0, StepStarted(1)),
+        (0.25, ToolCallStarted("w1", "write_file", 1)),
+        (0.5, ApprovalRequested("w1", "write_file", WRITE_ARGS, 1)),
+        (3.5, ApprovalDecided("w1", "write_file", True, "", "person", 3.0)),
+        (4.0, ToolResult("w1", "write_file", "wrote", False, 0.5)),
+        (4.0, StepEnded(1, 10, 10)),
+        (4.0, StepStarted(2)),
+        (4.5, Finished("done", ("write_file",))),
+    )
+    footer = view.render()[-1]
+    assert "total 4.50 s · 3.00 s of it waiting for your approval</summary>" in footer.content
+    rows = view.timeline().splitlines()[1:]
+    assert rows[1].startswith("  write_file (waiting)  ") and "░" in rows[1] and "█" not in rows[1]
+    assert rows[1].endswith("3.00 s")
+    assert rows[2].startswith("  write_file  ") and rows[2].endswith("500 ms")
+    assert rows[2].index("█") >= rows[1].rindex("░"), "it worked after it waited"
+
+
+def test_a_denied_call_has_only_its_wait_on_the_timeline():
+    view = timed_view(
+        (0.0, StepStarted(1)),
+        (0.5, ApprovalRequested("w1", "write_file", WRITE_ARGS, 1)),
+        (1.5, ApprovalDecided("w1", "write_file", False, "", "person", 1.0)),
+        (1.5, ToolResult("w1", "write_file", "Declined", True, 0.0)),
+        (2.0, Finished("ok", ())),
+    )
+    labels = [
+        row.split("  ")[1].strip() if row.startswith("  ") else row.split()[0]
+        for row in view.timeline().splitlines()[1:]
+    ]
+    assert labels == ["1", "write_file (waiting)"]
