@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import ARITHMETIC, ServerSettings, Settings, Toolbox, preload
+from agent import ARITHMETIC, McpServers, ServerSettings, Settings, Toolbox, preload, start_configured
 from ui import page
 from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
@@ -32,6 +32,7 @@ from ui.pacing import UpdateBudget
 from ui.page import serve_options
 from ui.reload import watch_only_project_code
 from ui.stopping import StopSignals, stop_by_signal
+from ui.tools_panel import tools_markdown, tools_title
 
 
 def create_app(
@@ -69,6 +70,9 @@ def create_app(
             key_button = gr.Button(
                 "🔑 Use your own OpenAI key", size="sm", scale=0, visible=settings.api_key is None
             )
+        if toolbox.has_server_tools:
+            with gr.Accordion(tools_title(toolbox), open=False, elem_id="tools-panel"):
+                gr.Markdown(tools_markdown(toolbox, settings.offline), elem_id="tools-list")
         with gr.Accordion(page.KEY_PANEL, open=False, elem_id="key-panel") as key_panel:
             model_box = gr.Dropdown(
                 choices=list(settings.models),
@@ -120,6 +124,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--offline", action="store_true", help="use the offline arithmetic model even if a key is set"
     )
+    parser.add_argument(
+        "--mcp-config",
+        metavar="PATH",
+        help="MCP servers whose tools the agent gets (default: AGENT_MCP_CONFIG)",
+    )
     return parser.parse_args(argv)
 
 
@@ -142,11 +151,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings, server = read_settings(offline=args.offline)
     guard = GuardSettings.from_server(server)
     watch_only_project_code(Path(__file__))
-    # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
-    demo = app = create_app(settings, UpdateBudget.from_server(server), server.concurrency, guard=guard)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
     logging.getLogger("ui.pacing").setLevel(logging.INFO)  # the frame, when load changes it
+    mcp_servers, toolbox = start_configured(args.mcp_config or server.mcp_config)  # closed at exit
+    # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
+    demo = app = create_app(
+        settings, UpdateBudget.from_server(server), server.concurrency, guard=guard, toolbox=toolbox
+    )
     share = (server.share if args.share is None else args.share) and not server.on_spaces
     try:
         app.launch(
@@ -172,7 +184,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"connects to Gradio's share server, which needs internet access). Still serving at {app.local_url}",
             flush=True,
         )
-    app.block_thread()
+    try:
+        app.block_thread()
+    finally:
+        _close(mcp_servers)
+
+
+def _close(mcp_servers: McpServers | None) -> None:
+    """Close the MCP sessions and stop their stdio servers (at exit they are closed anyway)."""
+    if mcp_servers is not None:
+        mcp_servers.close()
 
 
 def _port_problem(host: str | None, port: int | None) -> str:

@@ -6,7 +6,8 @@
   turn's queue; `callbacks` and `reply`: model chunks → the assembled reply → events.
 - `executor`: the loop (stream the model, run the tool calls, feed results back, stop);
   `tools`: the arithmetic tools and `final_answer`; `toolbox`: the tools a turn may call (those plus
-  MCP servers'), built once at start-up; `approval`: which calls wait for a
+  MCP servers'), built once at start-up; `mcp/`: MCP servers from a config file, their tools in the toolbox;
+  `approval`: which calls wait for a
   person's decision, and the turn's `Approvals` that receives it.
 - `settings`: the one reader of the environment; `models`: the model for a turn;
   `openai_compat`: what other OpenAI-compatible servers send; `errors`: what can go wrong, in words
@@ -17,16 +18,19 @@
 from agent.approval import Approvals, Decision, needs_approval
 from agent.channel import EventChannel
 from agent.executor import agent_turn, run_agent
+from agent.mcp import McpServers, start_configured
 from agent.models import backend_label, preload
 from agent.settings import ModelNotAllowed, ServerSettings, Settings
-from agent.toolbox import ARITHMETIC, Toolbox
+from agent.toolbox import ARITHMETIC, BUILT_IN, Toolbox
 from agent.tools import display_number
 
 __all__ = [
     "ARITHMETIC",
+    "BUILT_IN",
     "Approvals",
     "Decision",
     "EventChannel",
+    "McpServers",
     "ModelNotAllowed",
     "ServerSettings",
     "Settings",
@@ -37,4 +41,5 @@ __all__ = [
     "needs_approval",
     "preload",
     "run_agent",
+    "start_configured",
 ]

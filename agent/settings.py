@@ -166,6 +166,8 @@ class ServerSettings:
     retention_days: float = 30.0
     max_saved_conversations: int = 5_000
     max_saved_bytes: int = 50_000_000
+    mcp_config: Path | None = None
+    """`AGENT_MCP_CONFIG`: the MCP servers whose tools the agent gets (`--mcp-config` wins)."""
 
     @classmethod
     def from_env(cls, env: Environment | None = None) -> ServerSettings:
@@ -197,6 +199,7 @@ class ServerSettings:
                 values, "AGENT_MAX_SAVED_CONVERSATIONS", int, cls.max_saved_conversations, minimum=1
             ),
             max_saved_bytes=_read(values, "AGENT_MAX_SAVED_BYTES", int, cls.max_saved_bytes, minimum=1000),
+            mcp_config=Path(values["AGENT_MCP_CONFIG"]) if "AGENT_MCP_CONFIG" in values else None,
         )
 
 

@@ -23,7 +23,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +79,58 @@ class HttpError:
 ScriptedReply = SseStream | HttpError
 
 
+def tool_calls_reply(*calls: tuple[str, Mapping[str, Any]], model: str = "scripted-model") -> SseStream:
+    """One streamed step, OpenAI's way, that calls these tools (ids `call_1`, `call_2`, ...), with usage."""
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [choice],
+        }
+
+    deltas = [
+        {
+            "index": index,
+            "id": f"call_{index + 1}",
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        for index, (name, _) in enumerate(calls)
+    ]
+    pieces = [
+        {"index": index, "function": {"arguments": json.dumps(args)}} for index, (_, args) in enumerate(calls)
+    ]
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    return SseStream(
+        (
+            *event(chunk({"role": "assistant", "content": None, "tool_calls": deltas})),
+            *event(chunk({"tool_calls": pieces})),
+            *event(chunk({}, "tool_calls")),
+            *event(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
+            ),
+            DONE,
+            "",
+        )
+    )
+
+
+def answer_reply(text: str, *tools_used: str) -> SseStream:
+    """One streamed step that gives `text` as the final answer."""
+    return tool_calls_reply(("final_answer", {"answer": text, "tools_used": list(tools_used)}))
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     body: dict[str, Any]
@@ -95,6 +147,8 @@ class Script:
         self.replies: deque[ScriptedReply] = deque()
         self.streams_ended: list[threading.Event] = []
         """One per SSE reply served, set once the server stops sending it (done, or the client left)."""
+        self.responder: Callable[[dict[str, Any]], ScriptedReply] | None = None
+        """Answers a request from its JSON body once `replies` is empty (for many chats at once)."""
 
     def add(self, *replies: ScriptedReply) -> Script:
         self.replies.extend(replies)
@@ -133,12 +187,13 @@ class ScriptedOpenAI:
         script = self._scripts.get(request.path_params["script"])
         if script is None:
             return PlainTextResponse("no such script", status_code=404)
-        script.requests.append(RecordedRequest(await request.json(), dict(request.headers)))
-        if not script.replies:
+        body = await request.json()
+        script.requests.append(RecordedRequest(body, dict(request.headers)))
+        if not script.replies and script.responder is None:
             return PlainTextResponse(
                 f"scripted server: no reply left for request {len(script.requests)}", status_code=500
             )
-        reply = script.replies.popleft()
+        reply = script.replies.popleft() if script.replies else script.responder(body)  # type: ignore[misc]
         if isinstance(reply, HttpError):
             return _error_response(reply)
         ended = threading.Event()
