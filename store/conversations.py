@@ -177,8 +177,13 @@ class ConversationStore:
         conversation_id: str,
         new_messages: Sequence[Mapping[str, Any]],
         now: float | None = None,
+        at: int | None = None,
     ) -> Saved:
-        """Add `new_messages` after the conversation's last one, then keep the owner within the limits."""
+        """Add `new_messages` after the conversation's last one, then keep the owner within the limits.
+
+        `at`: put them at this position instead, dropping the messages from there on (a
+        question edited, retried or undone in the page replaces what followed it).
+        """
         bodies = [json.dumps(message, ensure_ascii=False, separators=(",", ":")) for message in new_messages]
         size = sum(len(body.encode()) for body in bodies)
         owner_key = _owner_key(owner)
@@ -193,13 +198,22 @@ class ConversationStore:
             ).first()
             if row is None:
                 raise ConversationNotFound(conversation_id)
-            if row.bytes + size > self.limits.bytes:
+            start, kept_bytes = row.message_count, row.bytes
+            if at is not None and 0 <= at < row.message_count:
+                start = at
+                kept_bytes -= await _cut(connection, conversation_id, at)
+            if kept_bytes + size > self.limits.bytes:
                 raise StoreFull(conversation_id)
             if bodies:
                 await connection.execute(
                     messages.insert(),
                     [
-                        {"conversation_id": conversation_id, "position": row.message_count + i, "body": body}
+                        {
+                            "conversation_id": conversation_id,
+                            "position": start + i,
+                            "body": body,
+                            "bytes": len(body.encode()),
+                        }
                         for i, body in enumerate(bodies)
                     ],
                 )
@@ -208,8 +222,8 @@ class ConversationStore:
                 .where(conversations.c.id == conversation_id)
                 .values(
                     updated_at=time.time() if now is None else now,
-                    message_count=row.message_count + len(bodies),
-                    bytes=row.bytes + size,
+                    message_count=start + len(bodies),
+                    bytes=kept_bytes + size,
                 )
             )
             dropped = await self._make_room(connection, owner_key, keep=conversation_id)
@@ -388,6 +402,16 @@ def _sqlite_begin(connection: Connection) -> None:
     migrating, two appends) wait for each other instead of failing half-way."""
     writing = connection.get_execution_options().get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+async def _cut(connection: AsyncConnection, conversation_id: str, at: int) -> int:
+    """Delete the conversation's messages from position `at` on; their bytes."""
+    after = (messages.c.conversation_id == conversation_id) & (messages.c.position >= at)
+    removed = (
+        await connection.execute(select(func.coalesce(func.sum(messages.c.bytes), 0)).where(after))
+    ).scalar_one()
+    await connection.execute(delete(messages).where(after))
+    return removed
 
 
 async def _delete(connection: AsyncConnection, ids: list[str]) -> None:

@@ -54,6 +54,7 @@ messages = Table(
     ),
     Column("position", Integer, primary_key=True),
     Column("body", Text, nullable=False),
+    Column("bytes", Integer, nullable=False),
 )
 
 POSTGRES_MIGRATION_LOCK = 0x5F_C0_A7_19  # any constant: the advisory lock the migrations take

@@ -235,3 +235,17 @@ async def _rows(store: ConversationStore, table: str) -> int:
             return (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
     finally:
         await engine.dispose()
+
+
+async def test_appending_at_a_position_replaces_what_followed_it(store):
+    """A question edited or retried in the page replaces the turns after it."""
+    owner = new_owner_id()
+    conversation = await store.create(owner, "q1")
+    await store.append(owner, conversation, [*turn("q1", "a1"), *turn("q2", "a2")])
+    await store.append(owner, conversation, turn("q2 edited", "a2'"), at=2)
+
+    loaded = await store.load(owner, conversation)
+    assert loaded.messages == [*turn("q1", "a1"), *turn("q2 edited", "a2'")]
+    assert loaded.summary.message_count == 4
+    await store.append(owner, conversation, turn("again", "from the start"), at=0)
+    assert (await store.load(owner, conversation)).messages == turn("again", "from the start")
