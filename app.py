@@ -21,16 +21,18 @@ import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
 from agent import ARITHMETIC, McpServers, ServerSettings, Settings, Toolbox, preload, start_configured
+from store import Limits, database_url
 from ui import page
 from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
 from ui.guard import GuardSettings, is_busy
-from ui.history import ConversationId
 from ui.live_turn import LiveTurnChatInterface
 from ui.pacing import UpdateBudget
 from ui.page import serve_options
 from ui.reload import watch_only_project_code
+from ui.saved import SavedConversations, SessionConversation
+from ui.saved_panel import SavedPanel
 from ui.stopping import StopSignals, stop_by_signal
 from ui.tools_panel import tools_markdown, tools_title
 
@@ -42,17 +44,19 @@ def create_app(
     chat_model: BaseChatModel | None = None,
     guard: GuardSettings | None = None,
     toolbox: Toolbox = ARITHMETIC,
+    saved: SavedConversations | None = None,
 ) -> gr.Blocks:
     """The chat UI for these server settings; each request may bring its own key and model.
 
     `chat_model` replaces the model the settings name (benchmarks serve scripted ones);
-    `toolbox` is what the agent may call (built at start-up).
+    `toolbox` is what the agent may call (built at start-up); `saved` is where conversations
+    are saved (None: nowhere, and no panel of saved conversations).
     """
     guard = guard or GuardSettings()
     stop_signals = StopSignals()
     approvals = SessionApprovals()
     chat = chat_function(
-        settings, budget or UpdateBudget(), guard, stop_signals, chat_model, toolbox, approvals
+        settings, budget or UpdateBudget(), guard, stop_signals, chat_model, toolbox, approvals, saved
     )
     show_backend = functools.partial(backend_line, settings)
     preload(settings)
@@ -88,22 +92,31 @@ def create_app(
                 info="Used for your requests only; never stored or logged.",
             )
         approval_panel = ApprovalPanel()
-        chat_interface = LiveTurnChatInterface(
-            chat,
-            panel=approval_panel,
-            max_messages=guard.max_chat_messages,
-            chatbot=PreparedChatbot(
-                label="Agent", scale=1, buttons=["copy", "copy_all"], editable="user", elem_id="agent-chat"
-            ),
-            additional_inputs=[model_box, key_box, gr.State(ConversationId())],
-            examples=page.EXAMPLES,
-            api_name="chat",
-            refuse=refuse_when_busy,
-            concurrency_limit=concurrency,
-            save_history=True,
-            fill_height=True,
-        )
-        chat_interface.new_chat_button.parent.elem_classes = ["chat-history"]
+        session = gr.State(SessionConversation())
+        with gr.Row(scale=1, elem_id="chat-row"):
+            with gr.Column(scale=1, min_width=220, elem_classes=["chat-history"], visible=saved is not None):
+                panel = SavedPanel(saved) if saved is not None else None
+            with gr.Column(scale=5):
+                chat_interface = LiveTurnChatInterface(
+                    chat,
+                    panel=approval_panel,
+                    max_messages=guard.max_chat_messages,
+                    chatbot=PreparedChatbot(
+                        label="Agent",
+                        scale=1,
+                        buttons=["copy", "copy_all"],
+                        editable="user",
+                        elem_id="agent-chat",
+                    ),
+                    additional_inputs=[model_box, key_box, session],
+                    examples=page.EXAMPLES,
+                    api_name="chat",
+                    refuse=refuse_when_busy,
+                    concurrency_limit=concurrency,
+                    fill_height=True,
+                )
+        if panel is not None:
+            panel.wire(demo, chat_interface, session)
         chat_interface.textbox.elem_id = "chat-input"
         hidden: dict[str, Any] = {"queue": False, "api_visibility": "private"}
         gr.on([model_box.change, key_box.change], show_backend, [model_box, key_box], backend, **hidden)
@@ -144,6 +157,13 @@ demo: gr.Blocks
 """The demo `main()` serves; set by `main()`, for reload mode."""
 
 
+def saved_conversations(server: ServerSettings, guard: GuardSettings) -> SavedConversations:
+    """Where conversations are saved: AGENT_DATABASE_URL, or SQLite under AGENT_DATA_DIR (opened on first use)."""
+    configured = server.database_url.get_secret_value() if server.database_url else None
+    limits = Limits(server.max_saved_conversations, server.max_saved_bytes, server.retention_days)
+    return SavedConversations(database_url(server.data_dir, configured), limits, guard.max_chat_messages)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Read the flags and the environment, build the demo and serve it until interrupted."""
     global demo
@@ -156,8 +176,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("ui.pacing").setLevel(logging.INFO)  # the frame, when load changes it
     mcp_servers, toolbox = start_configured(args.mcp_config or server.mcp_config)  # closed at exit
     # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
+    saved = saved_conversations(server, guard)  # the server's shutdown closes it: `saved.aclose()`
     demo = app = create_app(
-        settings, UpdateBudget.from_server(server), server.concurrency, guard=guard, toolbox=toolbox
+        settings,
+        UpdateBudget.from_server(server),
+        server.concurrency,
+        guard=guard,
+        toolbox=toolbox,
+        saved=saved,
     )
     share = (server.share if args.share is None else args.share) and not server.on_spaces
     try:

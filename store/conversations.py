@@ -134,7 +134,10 @@ class ConversationStore:
     @classmethod
     async def open(cls, url: str, limits: Limits | None = None) -> ConversationStore:
         """Connect and bring the schema up to date; `StoreUnavailable` if the database cannot be used."""
-        engine = _engine(url)
+        try:
+            engine = _engine(url)
+        except OSError as error:  # the data directory cannot be made
+            raise StoreUnavailable(_reason(error)) from error
         store = cls(engine, limits or Limits())
         try:
             async with store._transaction() as connection:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent import Settings
+from agent import ServerSettings, Settings
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from store import database_url
 from support.postgres import PostgresCluster, postgres_cluster
@@ -35,13 +35,15 @@ def _describe(process: psutil.Process) -> str:
 
 
 @pytest.fixture(scope="session")
-def served_app() -> Iterator[str]:
-    """The app, offline model at 10 ms a token, served in this process on a free port."""
+def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app, offline model at 10 ms a token, saving conversations in SQLite in a temporary
+    directory, served in this process on a free port."""
     import app
     from ui.pacing import UpdateBudget
 
+    saved = app.saved_conversations(ServerSettings(data_dir=tmp_path_factory.mktemp("data")), MANY_VISITORS)
     demo = app.create_app(
-        Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250, guard=MANY_VISITORS
+        Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250, guard=MANY_VISITORS, saved=saved
     )
     yield launch(demo, MANY_VISITORS, max_threads=250)
     demo.close()

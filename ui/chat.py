@@ -18,9 +18,11 @@ from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, ba
 from agent.events import Failed
 from ui.approval import SessionApprovals
 from ui.guard import GuardSettings
-from ui.history import ConversationId, to_langchain
+from ui.history import to_langchain
+from ui.owner import owner_of
 from ui.pacing import UpdateBudget, paced
 from ui.safety import trim_history
+from ui.saved import SavedConversations, SessionConversation
 from ui.stopping import StopSignals, until_set
 from ui.view import TurnView, mark_stopped
 
@@ -35,55 +37,75 @@ def chat_function(
     chat_model: BaseChatModel | None = None,
     toolbox: Toolbox = ARITHMETIC,
     approvals: SessionApprovals | None = None,
+    saved: SavedConversations | None = None,
 ) -> Callable[..., AsyncIterator[Messages]]:
     """The chat function for these server settings and tools; `chat_model` replaces the model they name.
 
     A call that needs approval waits for a decision sent to `approvals` from this session.
+    With `saved`, each turn is appended to the visitor's saved conversation when it ends
+    (finished, failed, stopped, or cut off by a closed tab).
     """
     approvals = approvals or SessionApprovals()
+
+    async def save(conversation: SessionConversation, request: gr.Request, page: Messages, turn: Messages):
+        if saved is None:
+            return []
+        return await saved.save_turn(conversation, owner_of(request), page, turn)
 
     async def chat(
         message: str,
         history: Messages,
         model: str,
         api_key: str,
-        conversation: ConversationId,
+        conversation: SessionConversation,
         request: gr.Request,
     ) -> AsyncIterator[Messages]:
         if not message.strip():
             return  # nothing to answer: no turn, no footer (the browser does not even send it)
+        page = list(history)  # what the page holds, saved before the trims below
+        question = {"role": "user", "content": message}
         mark_stopped(history)
         notes = trim_history(history, guard.max_chat_messages, guard.max_chat_chars)
         try:
             request_settings = settings.for_request(api_key=api_key, model=model)
         except ModelNotAllowed as refusal:
-            yield [*notes, *_refused(backend_label(settings), str(refusal))]
+            refused = _refused(backend_label(settings), str(refusal))
+            yield [*notes, *refused, *await save(conversation, request, page, [question, *refused])]
             return
         view = TurnView(backend_label(request_settings))
         session = request.session_hash or ""
-        with (
-            budget.stream(),
-            stop_signals.watch(session) as stop,
-            approvals.watch(session, request_settings.approval_timeout_s) as decisions,
-        ):
-            async with agent_turn(
-                message,
-                to_langchain(history),
-                request_settings,
-                chat_model,
-                conversation_id=conversation.value,
-                toolbox=toolbox,
-                approvals=decisions,
-            ) as turn:
-                async for batch in until_set(paced(turn, budget.frame_s), stop):
-                    for event in batch:
-                        view.apply(event)
-                    yield [*notes, *_as_dicts(view)]
+        ended = False
+        try:
+            with (
+                budget.stream(),
+                stop_signals.watch(session) as stop,
+                approvals.watch(session, request_settings.approval_timeout_s) as decisions,
+            ):
+                async with agent_turn(
+                    message,
+                    to_langchain(history),
+                    request_settings,
+                    chat_model,
+                    conversation_id=conversation.value,
+                    toolbox=toolbox,
+                    approvals=decisions,
+                ) as turn:
+                    async for batch in until_set(paced(turn, budget.frame_s), stop):
+                        for event in batch:
+                            view.apply(event)
+                        yield [*notes, *_as_dicts(view)]
+                    if stop.is_set():
+                        decisions.end("stop")
                 if stop.is_set():
-                    decisions.end("stop")
-            if stop.is_set():
+                    view.stop()
+                    yield [*notes, *_as_dicts(view)]
+            ended = True
+            if save_notes := await save(conversation, request, page, [question, *_as_dicts(view)]):
+                yield [*notes, *_as_dicts(view), *save_notes]
+        finally:
+            if not ended:  # cut off (a closed tab, a cancelled job): what it got so far is kept
                 view.stop()
-                yield [*notes, *_as_dicts(view)]
+                await save(conversation, request, page, [question, *_as_dicts(view)])
 
     return chat
 

@@ -1,4 +1,4 @@
-"""Gradio chat history → LangChain messages, for the next turn; the id that groups a conversation's turns.
+"""Gradio chat history → LangChain messages, for the next turn.
 
 Only what the user typed and the answers they read go back to the model: tool
 steps (messages with a metadata title), notes and footers (a metadata id) are
@@ -9,7 +9,6 @@ as plain strings; both are read.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,18 +40,3 @@ def content_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(content_text(part) for part in content)
     return ""
-
-
-class ConversationId:
-    """A random id for one session's conversation, so that a tracer can group its turns.
-
-    Gradio gives each session a deep copy of a `gr.State`'s initial value, and a
-    copy of this is a fresh id: every browser tab and API client gets its own,
-    with no load event. Never Gradio's session hash, which is a bearer secret.
-    """
-
-    def __init__(self) -> None:
-        self.value = secrets.token_hex(8)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ConversationId:
-        return ConversationId()

@@ -10,8 +10,8 @@ receives the finished turn once. The turn's last update leaves both Chatbots
 alone again, so that the closing message, which repeats every output's last
 value, stays small too.
 
-Everything else is ChatInterface's own: the history panel, retry, undo and
-examples. With an editable Chatbot, editing a question reruns the conversation
+Everything else is ChatInterface's own: retry, undo and examples (saved
+conversations are the app's own: `ui.saved`). With an editable Chatbot, editing a question reruns the conversation
 from there, with the Stop button shown. Stop does not cancel the turn (see
 `ui.stopping`): the turn ends itself with a stopped mark, so it joins the
 conversation like any finished turn. The `/chat` API keeps its shape: the live
@@ -177,7 +177,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
 
     def _rerun_edits_stoppably(self) -> None:
         """Editing a question reruns the conversation from there, like ChatInterface(editable=True),
-        but with the Stop button shown and the saved conversation's title following the edit."""
+        but with the Stop button shown."""
         run_turn = self._api_wrapper(self.fn, self._stream_fn)
         hidden: dict[str, Any] = {"queue": False, "api_visibility": "private"}
         self.chatbot.edit(
@@ -205,12 +205,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
             None,
             self.textbox,
             **hidden,
-        ).then(
-            self._save_conversation,
-            [self.conversation_id, self.chatbot_state, self.saved_conversations],
-            [self.conversation_id, self.saved_conversations],
-            **hidden,
-        ).then(self._load_chat_history, [self.saved_conversations], [self.chat_history_dataset], **hidden)
+        )
 
     async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
         history = newest_turns(history, self.max_messages)

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ui.guard import GuardSettings, guard_options
 from ui.live_turn import LIVE_TURN_CSS
+from ui.owner import OwnerCookie
 
 TITLE = "🧮 Streaming tool-calling agent"
 DESCRIPTION = (
@@ -37,5 +39,10 @@ HEAD = f"<script>{(HERE / 'page.js').read_text()}</script>"
 
 
 def serve_options(demo: gr.Blocks, guard: GuardSettings) -> dict[str, Any]:
-    """What `demo.launch()` needs besides the address: the guard's protections, the page's CSS and script."""
-    return {**guard_options(demo, guard), "css": CSS + LIVE_TURN_CSS, "head": HEAD}
+    """What `demo.launch()` needs besides the address: the guard's protections, the owner cookie
+    of saved conversations, the page's CSS and script."""
+    options = guard_options(demo, guard)
+    options["app_kwargs"]["middleware"].append(
+        Middleware(OwnerCookie, trust_proxy_headers=guard.trust_proxy_headers)
+    )
+    return {**options, "css": CSS + LIVE_TURN_CSS, "head": HEAD}

@@ -125,9 +125,12 @@ class SavedConversations:
             return [_note(NOT_SAVED_ID, "⚠️ Not saved: the conversation store is unavailable right now.")]
         return [_note(SAVE_NOTE_ID, saved.note)] if saved.note else []
 
-    async def _save(self, session: SessionConversation, owner: str, history: Messages, turn: Messages) -> Saved:
+    async def _save(
+        self, session: SessionConversation, owner: str, history: Messages, turn: Messages
+    ) -> Saved:
         store = await self.store()
-        if session.saved_id is None:
+        created = session.saved_id is None
+        if created:
             session.saved_id = await store.create(owner, title_of([*history, *turn]))
             session.shown, session.offset = 0, 0
         # What the page holds beyond what was saved (a turn that could not be saved) goes too;
@@ -135,6 +138,8 @@ class SavedConversations:
         start = min(len(history), session.shown)
         new, at = [*history[start:], *turn], session.offset + start
         saved = await store.append(owner, session.saved_id, new, at=at)
+        if at == 0 and not created:  # the first question was edited or retried: the title follows
+            await store.rename(owner, session.saved_id, title_of(turn))
         page = newest_turns([*history, *turn], self.max_page_messages)
         session.show(session.saved_id, at + len(new), len(page))
         return saved
