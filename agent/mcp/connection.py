@@ -34,6 +34,10 @@ class ServerLost(Exception):
     """The server went away during a call; the next call reconnects."""
 
 
+class CallTimedOut(Exception):
+    """A call took longer than the server's `timeout_s` (a reconnect before it does not count)."""
+
+
 class McpConnection:
     """A kept connection to one server; `open()` once, `call()` many times, `close()` at the end."""
 
@@ -45,6 +49,8 @@ class McpConnection:
         self._lock = asyncio.Lock()
         self.generation = 0
         """How many times the connection was opened (1 after start-up)."""
+        self.in_flight = 0
+        """Calls sent and not yet answered, failed or cancelled."""
 
     @property
     def name(self) -> str:
@@ -74,8 +80,12 @@ class McpConnection:
                 await self._open()
             client = self._client
         assert client is not None
+        self.in_flight += 1
         try:
-            return await client.call_tool(tool, arguments)
+            async with asyncio.timeout(self.config.timeout_s):
+                return await client.call_tool(tool, arguments)
+        except TimeoutError:
+            raise CallTimedOut(f"took longer than {self.config.timeout_s:g} s and was stopped") from None
         except MCPError as error:
             if error.error.code != CONNECTION_CLOSED:
                 raise
@@ -83,6 +93,8 @@ class McpConnection:
             raise ServerLost(
                 f"the MCP server {self.name!r} stopped during this call; it will be restarted for the next call"
             ) from error
+        finally:
+            self.in_flight -= 1
 
     async def close(self) -> None:
         self._closing.set()

@@ -84,6 +84,10 @@ class McpServers:
         """Call `tool` on `server` from any event loop (the chat's); cancelling this cancels the call."""
         return await self._on_mcp_loop(self._connections[server].call(tool, arguments))
 
+    def calls_in_flight(self) -> int:
+        """Calls sent to any server and not yet answered (Stop and time-outs bring it back to 0)."""
+        return sum(connection.in_flight for connection in self._connections.values())
+
     def generation(self, server: str) -> int:
         """How many times `server`'s connection was opened (1 until it is reconnected)."""
         return self._connections[server].generation

@@ -7,7 +7,8 @@ connection (`McpServers.call`); the result comes back as text (`agent.mcp.result
 Its `metadata` says who may run it and how long it may take: `approval` (`"always"` or `"never"`,
 resolved from the config's policy and the tool's annotations: under `"auto"` a tool runs without
 asking only if it says it is read-only, since per the MCP spec a tool without annotations may act),
-`timeout_s` (the server's), and `mcp_server`.
+`timeout_s` (the executor's bound: a reconnect, then the call; the call itself is held to the
+server's `timeout_s` by the connection), and `mcp_server`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import ConfigDict, Field
 
 from agent.mcp.config import ServerConfig
+from agent.mcp.connection import CallTimedOut
 from agent.mcp.results import result_text
 
 CallServer = Callable[[str, str, dict[str, Any]], Awaitable[types.CallToolResult]]
@@ -40,7 +42,10 @@ class McpTool(BaseTool):
         raise NotImplementedError("MCP tools run asynchronously (ainvoke)")
 
     async def _arun(self, **arguments: Any) -> str:
-        result = await self.call_server(self.server, self.remote_name, arguments)
+        try:
+            result = await self.call_server(self.server, self.remote_name, arguments)
+        except CallTimedOut as timed_out:
+            raise ToolException(f"{self.name} {timed_out}.") from None
         text = result_text(result)
         if result.is_error:
             raise ToolException(text)
