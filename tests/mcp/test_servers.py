@@ -40,7 +40,7 @@ def connected(tmp_path_factory):
         {
             "time": reference_server("time", "--local-timezone", "UTC"),
             "git": reference_server("git", "-r", str(repo), tools=["git_status", "git_add", "git_commit"]),
-            "fetch": fetch_server(timeout_s=3),
+            "fetch": fetch_server(timeout_s=15),
             "missing": {"command": "no-such-mcp-server"},
             "unreachable": {"url": "http://127.0.0.1:9/mcp", "startup_timeout_s": 5},
         },
