@@ -163,9 +163,11 @@ class LiveTurnChatInterface(gr.ChatInterface):
     ) -> Callable[..., AsyncIterator[tuple]]:
         @functools.wraps(stream)
         async def prepared(*args: Any) -> AsyncIterator[tuple]:
-            async for response, history, *page in stream(*args):
+            async for _response, history, *page in stream(*args):
+                # The response goes to ChatInterface's discard State, which Gradio would store
+                # (building that State's whole config) on every update: skip it instead.
                 yield (
-                    response,
+                    gr.skip(),
                     _postprocessed(self.chatbot, history),
                     *(
                         _postprocessed(block, value)
