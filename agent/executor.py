@@ -326,7 +326,8 @@ async def _read_reply(stream: AsyncIterator[Any], handler: QueueCallbackHandler)
     try:
         async with aclosing(stream), asyncio.timeout(None) as deadline:
             async for _ in stream:
-                if handler.reply.finish_reason:
+                if handler.reply.finish_reason and not deadline.expired():
+                    # Once expiring, the deadline can no longer move: the stream is about to close.
                     grace_s = FINISHED_GRACE_S if handler.reply.usage_reported else USAGE_GRACE_S
                     deadline.reschedule(loop.time() + grace_s)
     except TimeoutError:

@@ -262,3 +262,22 @@ def test_history_is_trimmed_to_the_newest_messages_that_fit():
     history = [HumanMessage("a" * 10), HumanMessage("b" * 10), HumanMessage("c" * 10)]
     kept = trim_history(history, Settings(max_history_chars=25))
     assert [m.text for m in kept] == ["b" * 10, "c" * 10]
+
+
+async def test_a_stream_that_swallows_the_grace_deadline_still_ends_the_reply():
+    """Under load a library inside the stream can swallow the grace deadline's cancellation
+    and yield once more; the deadline is then expiring and cannot be moved."""
+    from types import SimpleNamespace
+
+    from agent.executor import FINISHED_GRACE_S, _read_reply
+
+    async def stream():
+        yield "finish chunk"
+        try:
+            await asyncio.sleep(FINISHED_GRACE_S * 20)
+        except asyncio.CancelledError:
+            pass
+        yield "a keep-alive after the deadline fired"
+
+    handler = SimpleNamespace(reply=SimpleNamespace(finish_reason="stop", usage_reported=True))
+    await asyncio.wait_for(_read_reply(stream(), handler), timeout=5)
