@@ -27,6 +27,7 @@ from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
 from ui.guard import GuardSettings, is_busy
+from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
 from ui.pacing import UpdateBudget
 from ui.page import serve_options
@@ -45,25 +46,39 @@ def create_app(
     guard: GuardSettings | None = None,
     toolbox: Toolbox = ARITHMETIC,
     saved: SavedConversations | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> gr.Blocks:
     """The chat UI for these server settings; each request may bring its own key and model.
 
     `chat_model` replaces the model the settings name (benchmarks serve scripted ones);
     `toolbox` is what the agent may call (built at start-up); `saved` is where conversations
-    are saved (None: nowhere, and no panel of saved conversations).
+    are saved (None: nowhere, and no panel of saved conversations); `lifecycle` is the
+    process's, which drains it on SIGTERM.
     """
     guard = guard or GuardSettings()
+    lifecycle = lifecycle or Lifecycle()
     stop_signals = StopSignals()
     approvals = SessionApprovals()
     chat = chat_function(
-        settings, budget or UpdateBudget(), guard, stop_signals, chat_model, toolbox, approvals, saved
+        settings,
+        budget or UpdateBudget(),
+        guard,
+        stop_signals,
+        chat_model,
+        toolbox,
+        approvals,
+        saved,
+        lifecycle,
     )
     show_backend = functools.partial(backend_line, settings)
     preload(settings)
 
     def refuse_when_busy(request: gr.Request) -> str | None:
         """A question typed while this client has its share running is refused by the textbox,
-        which keeps the text (the guard would refuse it too, less gently)."""
+        which keeps the text (the guard would refuse it too, less gently); so is one typed
+        while the server shuts down."""
+        if lifecycle.draining:
+            return RESTARTING
         return guard.busy_message() if is_busy(demo, request, guard) else None
 
     with gr.Blocks(title=page.TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
@@ -170,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     settings, server = read_settings(offline=args.offline)
     guard = GuardSettings.from_server(server)
+    lifecycle = Lifecycle(server.shutdown_grace_s)
     watch_only_project_code(Path(__file__))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
@@ -184,11 +200,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         guard=guard,
         toolbox=toolbox,
         saved=saved,
+        lifecycle=lifecycle,
     )
     share = (server.share if args.share is None else args.share) and not server.on_spaces
     try:
         app.launch(
-            **serve_options(app, guard),
+            **lifecycle_options(serve_options(app, guard), lifecycle),
             server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself
             server_port=args.port,
             share=share,  # never on Hugging Face Spaces, which serves the app itself
@@ -211,9 +228,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             flush=True,
         )
     try:
-        app.block_thread()
+        exit_code = serve_until_signal(app, lifecycle)  # the turns end before the tools' servers close
     finally:
         _close(mcp_servers)
+    raise SystemExit(exit_code)
 
 
 def _close(mcp_servers: McpServers | None) -> None:

@@ -26,6 +26,8 @@ class EventChannel:
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[AgentEvent | _Closed] = asyncio.Queue()
+        self.stop_reason: str | None = None
+        """Why the consumer ends the turn early, when it knows (e.g. "shutdown"), for the log line."""
 
     def emit(self, event: AgentEvent) -> None:
         self._queue.put_nowait(event)

@@ -213,7 +213,7 @@ async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
         else:
             outcome = await _run_steps(request, QueueCallbackHandler(channel), observed)
     except asyncio.CancelledError:
-        await observed.cancelled()
+        await observed.cancelled(channel.stop_reason)
         raise
     except Exception as error:
         outcome = failure_for(error, request.settings)

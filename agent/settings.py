@@ -168,6 +168,8 @@ class ServerSettings:
     max_saved_bytes: int = 50_000_000
     mcp_config: Path | None = None
     """`AGENT_MCP_CONFIG`: the MCP servers whose tools the agent gets (`--mcp-config` wins)."""
+    shutdown_grace_s: float = 20.0
+    """On SIGTERM or SIGINT, how long running turns may go on before they are cut short."""
 
     @classmethod
     def from_env(cls, env: Environment | None = None) -> ServerSettings:
@@ -200,6 +202,7 @@ class ServerSettings:
             ),
             max_saved_bytes=_read(values, "AGENT_MAX_SAVED_BYTES", int, cls.max_saved_bytes, minimum=1000),
             mcp_config=Path(values["AGENT_MCP_CONFIG"]) if "AGENT_MCP_CONFIG" in values else None,
+            shutdown_grace_s=_read(values, "AGENT_SHUTDOWN_GRACE_S", float, cls.shutdown_grace_s, minimum=0),
         )
 
 

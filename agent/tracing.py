@@ -277,19 +277,21 @@ class ObservedTurn:
         else:
             await self._root.on_chain_error(TurnFailed(outcome.kind, outcome.message))
 
-    async def cancelled(self) -> None:
-        """Log the turn, and end the root run as cancelled."""
-        self._log(None)
+    async def cancelled(self, reason: str | None = None) -> None:
+        """Log the turn (with `reason`, when the consumer gave one), and end the root run as cancelled."""
+        self._log(None, reason)
         if self._root is not None:
             await self._root.on_chain_error(asyncio.CancelledError(CANCELLED))
 
-    def _log(self, outcome: Finished | Failed | None) -> None:
+    def _log(self, outcome: Finished | Failed | None, reason: str | None = None) -> None:
         if not log.isEnabledFor(logging.INFO):
             return
         figures = self._figures
         fields: dict[str, Any] = {"outcome": _OUTCOMES[type(outcome)]}
         if isinstance(outcome, Failed):
             fields["failure"] = outcome.kind
+        if reason is not None:
+            fields["reason"] = reason
         fields |= {
             "steps": figures.steps,
             "tool_calls": figures.tool_calls,

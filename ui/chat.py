@@ -18,6 +18,7 @@ from agent.events import Failed
 from ui.approval import SessionApprovals
 from ui.guard import GuardSettings
 from ui.history import to_langchain
+from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.owner import owner_of
 from ui.pacing import UpdateBudget, paced
 from ui.safety import trim_history
@@ -37,14 +38,17 @@ def chat_function(
     toolbox: Toolbox = ARITHMETIC,
     approvals: SessionApprovals | None = None,
     saved: SavedConversations | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> Callable[..., AsyncIterator[Messages]]:
     """The chat function for these server settings and tools; `chat_model` replaces the model they name.
 
     A call that needs approval waits for a decision sent to `approvals` from this session.
     With `saved`, each turn is appended to the visitor's saved conversation when it ends
     (finished, failed, stopped, or cut off by a closed tab).
+    A `lifecycle` that is draining refuses new turns and cuts running ones past its grace.
     """
     approvals = approvals or SessionApprovals()
+    lifecycle = lifecycle or Lifecycle()
 
     async def save(conversation: SessionConversation, request: gr.Request, page: Messages, turn: Messages):
         if saved is None:
@@ -72,12 +76,18 @@ def chat_function(
             yield [*notes, *refused, *await save(conversation, request, page, [question, *refused])]
             return
         view = TurnView(backend_label(request_settings))
+        if lifecycle.draining:
+            view.refuse(RESTARTING)
+            refused = _as_dicts(view)
+            yield [*notes, *refused, *await save(conversation, request, page, [question, *refused])]
+            return
         session = request.session_hash or ""
         ended = False
         try:
             with (
                 budget.stream(),
                 stop_signals.watch(session) as stop,
+                lifecycle.turn(stop),
                 approvals.watch(session, request_settings.approval_timeout_s) as decisions,
             ):
                 async with agent_turn(
@@ -95,8 +105,10 @@ def chat_function(
                         yield [*notes, *_as_dicts(view)]
                     if stop.is_set():
                         decisions.end("stop")
+                    if stop.is_set() and lifecycle.cutting:
+                        turn.stop_reason = SHUTDOWN_REASON
                 if stop.is_set():
-                    view.stop()
+                    view.stop(CUT_SHORT if lifecycle.cutting else None)
                     yield [*notes, *_as_dicts(view)]
             ended = True
             if save_notes := await save(conversation, request, page, [question, *_as_dicts(view)]):

@@ -235,8 +235,9 @@ class TurnView:
             case Failed(kind, message):
                 self._fail(kind, message)
 
-    def stop(self) -> None:
-        """The user pressed Stop: close what was running and say so, visibly, at the end."""
+    def stop(self, note: str | None = None) -> None:
+        """The user pressed Stop (or the server is shutting down, and `note` says so): close what
+        was running and say so, visibly, at the end."""
         if self.total_s is not None:
             return
         waiting = [call.name for call in self._calls.values() if call.waiting]
@@ -247,7 +248,13 @@ class TurnView:
             detail += f"; {', '.join(waiting)} waited for your approval and did not run"
         self.stopped = True
         self._end()
-        self.items.append(NoteView(STOPPED_ID, f"{STOPPED_MARK}{where}{detail}."))
+        self.items.append(NoteView(STOPPED_ID, note or f"{STOPPED_MARK}{where}{detail}."))
+
+    def refuse(self, note: str) -> None:
+        """The turn is not run (the server is shutting down): one line, no footer."""
+        self.refused = True
+        self._end()
+        self.items.append(NoteView(FAILURE_ID, note))
 
     def _now(self) -> float:
         return self.clock() - self.started_at
