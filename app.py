@@ -26,12 +26,12 @@ from ui import page
 from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
+from ui.gradio_seams import default_address, watch_only_project_code
 from ui.guard import GuardSettings, is_busy
 from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
 from ui.pacing import UpdateBudget
 from ui.page import serve_options
-from ui.reload import watch_only_project_code
 from ui.saved import SavedConversations, SessionConversation
 from ui.saved_panel import SavedPanel
 from ui.stopping import StopSignals, stop_by_signal
@@ -241,10 +241,9 @@ def _close(mcp_servers: McpServers | None) -> None:
 
 
 def _port_problem(host: str | None, port: int | None) -> str:
-    from gradio.http_server import INITIAL_PORT_VALUE, LOCALHOST_NAME  # what Gradio read from its variables
-
-    port = port or INITIAL_PORT_VALUE
-    host = host or LOCALHOST_NAME
+    default_host, default_port = default_address()
+    port = port or default_port
+    host = host or default_host
     return (
         f"Cannot serve on {host}:{port}: the port is in use (or {host} is not an address of this machine). "
         f"Stop what uses it, or choose another port: python app.py --port {port + 1}"

@@ -189,3 +189,39 @@ def test_the_app_never_imports_tests_benchmarks_or_their_helpers():
     for path in [PROJECT_ROOT / "app.py", *_python_files("agent", "ui", "deploy")]:
         wrong = {m for m in _imports(path) if _top(m) in {"tests", "bench", "support"}}
         assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {wrong}"
+
+
+GRADIO_PRIVATE_NAMES = re.compile(
+    r"get_blocks_context|GRADIO_WATCH_DIRS|copyreg|sys\.modules\[|is_cancel_function|trigger_after|"
+    r"\.fns\b|\._queue\b|gradio\.context|gradio\.http_server|\.postprocess = "
+)
+
+
+def test_only_the_seams_module_touches_gradio_private_parts():
+    """Private names outside `ui/gradio_seams.py`: only our own, or the hooks our subclasses override."""
+    from ui.gradio_seams import PRIVATE_HOOKS
+
+    hooks = {name for names in PRIVATE_HOOKS.values() for name in names}
+    for path in [PROJECT_ROOT / "app.py", *(PROJECT_ROOT / "ui").glob("*.py")]:
+        if path.name == "gradio_seams.py":
+            continue
+        source = path.read_text()
+        tree = ast.parse(source)
+        assert not GRADIO_PRIVATE_NAMES.search(source), (
+            f"{path.name}: {GRADIO_PRIVATE_NAMES.search(source)[0]}"
+        )
+        defined = (ast.FunctionDef, ast.AsyncFunctionDef)
+        own = {node.name for node in ast.walk(tree) if isinstance(node, defined)}
+        stored = [node for node in ast.walk(tree) if isinstance(getattr(node, "ctx", None), ast.Store)]
+        own |= {node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "") for node in stored}
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                continue
+            on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+            on_super = isinstance(node.value, ast.Call) and ast.unparse(node.value.func) == "super"
+            assert on_self or on_super, f"{path.name}:{node.lineno}: {ast.unparse(node)}"
+            assert node.attr in own or node.attr in hooks, f"{path.name}:{node.lineno}: {node.attr}"

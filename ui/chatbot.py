@@ -21,7 +21,6 @@ update.)
 
 from __future__ import annotations
 
-import copyreg
 import hashlib
 import threading
 from collections import OrderedDict
@@ -31,12 +30,10 @@ from typing import Any
 import gradio as gr
 import orjson
 
-UNCHANGED = orjson.Fragment(b'{"__type__":"update"}')
+from ui import gradio_seams as seams
+from ui.gradio_seams import UNCHANGED
 
-# Gradio deep-copies a session's component values (its deep links): a fragment is
-# immutable, so its copy is itself (a reducer that returns a string makes `copy`
-# return the object as it is).
-copyreg.pickle(orjson.Fragment, lambda fragment: "Fragment")
+seams.allow_copying_json_fragments()
 MAX_PREPARED_BYTES = 64 * 2**20  # JSON kept prepared, across sessions (least recently used goes first)
 
 

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 import gradio as gr
 
 from agent import ServerSettings
+from ui.gradio_seams import functions, queued_requests
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -99,7 +100,7 @@ def turn_functions(blocks: gr.Blocks) -> dict[int, str | None]:
     """The queued functions that stream a chat turn (browser submit, retry, edit, API), by id."""
     return {
         fn_id: fn.api_name
-        for fn_id, fn in blocks.fns.items()
+        for fn_id, fn in functions(blocks).items()
         if fn.queue and inspect.isasyncgenfunction(fn.fn)
     }
 
@@ -169,14 +170,11 @@ class PublicGuard:
 def turns_of(blocks: gr.Blocks, turn_ids: Iterable[int], client: str, trust_proxy_headers: bool) -> int:
     """This client's turns that Gradio has queued or is running (it forgets each one as it ends)."""
     turn_ids = frozenset(turn_ids)
-    events = list(blocks._queue.event_ids_to_events.values())
     return sum(
         1
-        for event in events
-        if event.fn._id in turn_ids
-        and event.request is not None
-        and _client_of(event.request.headers.raw, event.request.scope.get("client"), trust_proxy_headers)
-        == client
+        for fn_id, request in queued_requests(blocks)
+        if fn_id in turn_ids
+        and _client_of(request.headers.raw, request.scope.get("client"), trust_proxy_headers) == client
     )
 
 

@@ -21,16 +21,14 @@ turn is not one of its outputs.
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, Protocol
 
 import gradio as gr
-from gradio.context import get_blocks_context
 from gradio.data_classes import GradioRootModel
 
+from ui import gradio_seams as seams
 from ui.chatbot import UNCHANGED, PreparedChatbot
 
 Messages = list[dict[str, Any]]
@@ -82,7 +80,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self.max_messages = max_messages
         self.refuse = refuse
         self.panel = panel
-        _skip_absent_matplotlib()
+        seams.mark_absent_matplotlib_absent()
         self.live = gr.Chatbot(
             show_label=False,
             height="auto",
@@ -124,26 +122,14 @@ class LiveTurnChatInterface(gr.ChatInterface):
 
     def _stop_when_refused(self) -> None:
         """What follows the textbox's first step runs only if that step succeeded (was not refused)."""
-        fns = get_blocks_context().fns.values()
-        first = next(f for f in fns if (self.textbox._id, "submit") in f.targets)
-        for dependency in fns:
-            if dependency.trigger_after == first._id:
-                dependency.trigger_only_on_success = True
+        seams.run_followups_only_on_success(seams.triggered_by(self.textbox, "submit"))
 
     def _keep_api_shape(self) -> None:
         """The `/chat` endpoint streams the turn only: drop the live turn from its outputs."""
-        api = next(
-            f for f in get_blocks_context().fns.values() if (self.fake_api_btn._id, "click") in f.targets
-        )
-        api.outputs = [block for block in api.outputs if block not in self.page_outputs]
-        stream = api.fn
-
-        @functools.wraps(stream)
-        async def without_live_turn(*args: Any) -> AsyncIterator[tuple]:
-            async for response, history, *_page in stream(*args):
-                yield response, gr.skip() if history is UNCHANGED else history
-
-        api.fn = without_live_turn
+        api = seams.triggered_by(self.fake_api_btn, "click")
+        for block in self.page_outputs:
+            seams.without_output(api, block)
+        seams.replace_function(api, _without_page_outputs, postprocess=False)
 
     def _prepare_outputs_here(self) -> None:
         """The page's turns post-process their outputs here, on the event loop.
@@ -153,10 +139,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
         conversation once, which `PreparedChatbot` makes cheap), so it is prepared right
         here and Gradio is told not to post-process it.
         """
-        for dependency in get_blocks_context().fns.values():
-            if dependency.name == "_submit_fn" and self.live in dependency.outputs:
-                dependency.postprocess = False
-                dependency.fn = self._prepared_outputs(dependency.fn)
+        for dependency in seams.chat_interface_turns(self.live):
+            seams.replace_function(dependency, self._prepared_outputs, postprocess=False)
 
     def _prepared_outputs(
         self, stream: Callable[..., AsyncIterator[tuple]]
@@ -180,7 +164,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
     def _rerun_edits_stoppably(self) -> None:
         """Editing a question reruns the conversation from there, like ChatInterface(editable=True),
         but with the Stop button shown."""
-        run_turn = self._api_wrapper(self.fn, self._stream_fn)
+        run_turn = self._prepared_outputs(self._api_wrapper(self.fn, self._stream_fn))
         hidden: dict[str, Any] = {"queue": False, "api_visibility": "private"}
         self.chatbot.edit(
             self._edit_message, [self.chatbot], [self.chatbot, self.chatbot_state, self.saved_input], **hidden
@@ -197,6 +181,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
             [self.null_component, self.chatbot, *self.additional_outputs],
             concurrency_limit=self.concurrency_limit,
             api_visibility="private",
+            postprocess=False,
         ).then(
             lambda history: (history, history),
             [self.chatbot],
@@ -248,12 +233,15 @@ def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
     return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
 
 
-def _skip_absent_matplotlib() -> None:
-    """Gradio tries `import matplotlib` twice around every call of every event (to switch
-    its backend); when it is not installed, each failed import searches the path again
-    (~0.07 ms, twice per streamed update). Marking it absent makes those imports fail at once."""
-    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
-        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+def _without_page_outputs(stream: Callable[..., AsyncIterator[tuple]]) -> Callable[..., AsyncIterator[tuple]]:
+    """The `/chat` endpoint's function: the turn and the conversation, not the live turn or its panel."""
+
+    @functools.wraps(stream)
+    async def without_page_outputs(*args: Any) -> AsyncIterator[tuple]:
+        async for response, history, *_page in stream(*args):
+            yield response, gr.skip() if history is UNCHANGED else history
+
+    return without_page_outputs
 
 
 def _refusal(reason: str) -> gr.Error:

@@ -17,6 +17,8 @@ from typing import TypeVar
 
 import gradio as gr
 
+from ui import gradio_seams as seams
+
 T = TypeVar("T")
 
 
@@ -72,9 +74,7 @@ async def until_set(source: AsyncIterator[T], stop: asyncio.Event) -> AsyncItera
 def stop_by_signal(blocks: gr.Blocks, chat: gr.ChatInterface, signals: StopSignals) -> None:
     """Stop tells the session's running turn to end itself instead of cancelling it."""
     textbox = chat.textbox
-    for fn_id, fn in list(blocks.fns.items()):
-        if fn.is_cancel_function and (textbox._id, "stop") in fn.targets:
-            del blocks.fns[fn_id]
+    seams.remove_cancellation(blocks, textbox, "stop")
 
     def stop(request: gr.Request) -> None:
         signals.stop(request.session_hash or "")

@@ -1,0 +1,162 @@
+"""The contract with Gradio's private parts (`ui.gradio_seams`): the app, built as `python app.py`
+builds it, wired the way each seam must leave it. A Gradio upgrade that breaks a seam fails here."""
+
+import copy
+import importlib.util
+import inspect
+import sys
+
+import gradio as gr
+import orjson
+import pytest
+from gradio.queueing import Event
+from gradio.utils import diff
+from starlette.requests import Request
+
+import app
+from agent import Settings
+from ui import gradio_seams as seams
+from ui.guard import GuardSettings, is_busy, turn_functions, turns_of
+from ui.live_turn import LiveTurnChatInterface
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[gr.Blocks, LiveTurnChatInterface]:
+    """The app's Blocks and its chat interface (found through a step bound to it)."""
+    demo = app.create_app(Settings(), concurrency=4)
+    chat = next(
+        fn.fn.__self__
+        for fn in demo.fns.values()
+        if isinstance(getattr(fn.fn, "__self__", None), LiveTurnChatInterface)
+    )
+    return demo, chat
+
+
+def dependencies(demo: gr.Blocks) -> list[dict]:
+    """The event graph as the page receives it."""
+    return demo.get_config_file()["dependencies"]
+
+
+def started_by(demo: gr.Blocks, block: gr.blocks.Block, event: str) -> list[dict]:
+    return [d for d in dependencies(demo) if [block._id, event] in [list(t) for t in d["targets"]]]
+
+
+def test_gradio_still_has_the_private_methods_our_subclasses_override_or_call():
+    missing = [
+        f"{cls.__name__}.{name}"
+        for cls, names in seams.PRIVATE_HOOKS.items()
+        for name in names
+        if not callable(getattr(cls, name, None))
+    ]
+    assert not missing
+    for name in ("_clear_and_save_textbox", "_stream_fn"):
+        ours = inspect.signature(getattr(LiveTurnChatInterface, name)).parameters
+        theirs = inspect.signature(getattr(gr.ChatInterface, name)).parameters
+        assert list(theirs)[:2] == list(ours)[:2], name
+
+
+def test_the_live_turn_is_drawn_right_under_the_conversation(built):
+    _, chat = built
+    siblings = chat.chatbot.parent.children
+    assert siblings[siblings.index(chat.chatbot) + 1] is chat.live
+
+
+def test_a_refused_question_runs_nothing_after_the_textbox(built):
+    demo, chat = built
+    [first] = started_by(demo, chat.textbox, "submit")
+    followups = [d for d in dependencies(demo) if d["trigger_after"] == first["id"]]
+    assert followups and all(d["trigger_only_on_success"] for d in followups)
+
+
+def test_every_turn_the_page_runs_is_post_processed_by_the_app_not_by_gradio(built):
+    demo, chat = built
+    writing_the_live_turn = [fn for fn in demo.fns.values() if chat.live in fn.outputs]
+    assert len(writing_the_live_turn) >= 3  # submit, retry, edit (and examples, options)
+    assert all(not fn.postprocess for fn in writing_the_live_turn)
+    assert set(turn_functions(demo)) >= {fn._id for fn in writing_the_live_turn}
+
+
+async def test_a_turn_the_page_runs_yields_values_already_post_processed(built):
+    demo, chat = built
+    turn = next(fn for fn in demo.fns.values() if chat.live in fn.outputs)
+    request = gr.Request(request=_starlette_request(), session_hash="s")
+    inputs = [copy.deepcopy(component.value) for component in chat.additional_inputs]  # as a new session's
+    updates = [update async for update in turn.fn("2 + 2", [], *inputs, request)]
+    _response, _history, live = updates[0]
+    assert live and all(isinstance(message, dict | orjson.Fragment) for message in live)
+    _response, history, _live = updates[-2]
+    assert _content(history[0]) == "2 + 2"
+
+
+def test_the_chat_api_streams_the_answer_and_the_conversation_only(built):
+    demo, chat = built
+    [api] = [d for d in dependencies(demo) if d["api_name"] == "chat"]
+    assert api["outputs"] == [chat.api_response._id, chat.chatbot_state._id]
+    assert [r["label"] for r in demo.get_api_info()["named_endpoints"]["/chat"]["returns"]] == ["Response"]
+
+
+def test_stop_signals_the_turn_and_cancels_nothing(built):
+    demo, chat = built
+    stopping = started_by(demo, chat.textbox, "stop")
+    assert not any(d["cancels"] for d in dependencies(demo))
+    assert not any(fn.is_cancel_function for fn in demo.fns.values())
+    assert "stop" in [d["api_name"] for d in stopping]
+    assert all(not d["queue"] for d in stopping)
+
+
+def test_the_guard_counts_each_queued_turn_by_its_client(built):
+    demo, _ = built
+    turn_id = next(iter(turn_functions(demo)))
+    queued = demo._queue.event_ids_to_events
+    for n, address in enumerate(["10.0.0.1", "10.0.0.1", "10.0.0.2"]):
+        queued[f"e{n}"] = Event(f"s{n}", demo.fns[turn_id], _starlette_request(address), None)
+    try:
+        assert sorted(fn_id for fn_id, _ in seams.queued_requests(demo)) == [turn_id] * 3
+        assert turns_of(demo, [turn_id], "10.0.0.1", trust_proxy_headers=False) == 2
+        one = GuardSettings(max_chats_per_client=2)
+        assert is_busy(demo, gr.Request(request=_starlette_request("10.0.0.1")), one)
+        assert not is_busy(demo, gr.Request(request=_starlette_request("10.0.0.2")), one)
+    finally:
+        queued.clear()
+
+
+def test_a_prepared_message_copies_as_itself_and_diffs_as_unchanged(built):
+    fragment = orjson.Fragment(b'{"role":"assistant","content":"4"}')
+    assert copy.deepcopy([fragment, seams.UNCHANGED]) == [fragment, seams.UNCHANGED]
+    assert diff([fragment], [fragment]) == []
+    assert orjson.dumps({"data": [seams.UNCHANGED]}) == b'{"data":[{"__type__":"update"}]}'
+
+
+def test_an_absent_matplotlib_is_marked_absent_once_so_gradio_stops_searching_for_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    seams.mark_absent_matplotlib_absent()
+    with pytest.raises(ImportError):
+        import matplotlib  # noqa: F401
+
+
+def test_an_installed_matplotlib_is_left_to_import_normally(monkeypatch):
+    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    seams.mark_absent_matplotlib_absent()
+    assert "matplotlib" not in sys.modules
+
+
+def test_reload_mode_is_told_to_watch_the_project_code_only(monkeypatch, tmp_path):
+    from gradio import http_server
+
+    (tmp_path / "app.py").write_text("")
+    monkeypatch.setattr(http_server, "GRADIO_WATCH_DIRS", [str(tmp_path)])
+    seams.watch_only_project_code(tmp_path / "app.py")
+    assert [str(tmp_path / d) for d in ("agent", "ui", ".gradio/watch")] == http_server.GRADIO_WATCH_DIRS
+    assert (tmp_path / ".gradio" / "watch" / "app.py").resolve() == tmp_path / "app.py"
+
+
+def _starlette_request(address: str = "127.0.0.1") -> Request:
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": [], "client": (address, 1)})
+
+
+def _content(message: dict | orjson.Fragment) -> str:
+    data = orjson.loads(orjson.dumps(message))
+    content = data["content"]
+    return content if isinstance(content, str) else content[0]["text"]

@@ -1,0 +1,154 @@
+"""Every place this app reaches past Gradio's public API, each with why (Gradio 6.31).
+
+Nothing else in the app touches a private Gradio name, with one exception: our subclasses of
+`gr.ChatInterface` and `gr.Chatbot` override or call the private methods in `PRIVATE_HOOKS`, since
+a subclass is the only way into them.
+`tests/ui/test_gradio_seams.py` builds the app and checks what each seam must achieve,
+so a Gradio upgrade that breaks one fails the fast tests.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import orjson
+from gradio.block_function import BlockFunction
+from gradio.context import get_blocks_context
+
+PRIVATE_HOOKS: dict[type, tuple[str, ...]] = {
+    gr.ChatInterface: (
+        "_render_chatbot_area",  # to draw the live turn under the conversation
+        "_setup_events",  # to rewire the events ChatInterface has just built
+        "_clear_and_save_textbox",  # the textbox's first step, where a busy client is refused
+        "_stream_fn",  # a turn streams into the live turn and joins the conversation once
+        "_api_wrapper",  # the edit chain runs the same wrapped turn as a submit
+        "_append_message_to_history",
+        "_edit_message",
+        "_save_conversation",
+        "_load_chat_history",
+    ),
+    gr.Chatbot: ("_check_format",),  # PreparedChatbot checks a value as Gradio does, then goes its own way
+}
+"""The private methods our subclasses (`LiveTurnChatInterface`, `PreparedChatbot`) override or call."""
+
+UNCHANGED = orjson.Fragment(b'{"__type__":"update"}')
+"""A streamed output value that leaves a component as it is: the page reads it as an update with
+no property. A `gr.skip()` does the same for the page, but the server then builds a new component
+and its config on every update; Gradio writes responses with orjson, which copies a fragment's
+bytes as they are."""
+
+
+def allow_copying_json_fragments() -> None:
+    """Gradio deep-copies a session's component values (its deep links); a prepared message is an
+    `orjson.Fragment`, which cannot be copied. It is immutable, so its copy is itself (a reducer
+    that returns a string makes `copy` return the object as it is)."""
+    copyreg.pickle(orjson.Fragment, lambda fragment: "Fragment")
+
+
+def mark_absent_matplotlib_absent() -> None:
+    """Gradio tries `import matplotlib` twice around every call of every event (to switch its
+    backend); when it is not installed each failed import searches the path again, twice per
+    streamed update. Marked absent in `sys.modules`, those imports fail at once."""
+    if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
+def watch_only_project_code(app_file: Path) -> None:
+    """In reload mode (`gradio app.py`), watch agent/, ui/ and `app_file`, not the whole directory.
+
+    Gradio polls every .py file under the app's directory: with the README's `.venv` inside, that
+    idles at most of a core, and its CLI has no way to say otherwise for the app's own directory.
+    It watches directories only, so the app file is watched through a symlink in a directory of its
+    own (under `.gradio/`, which git ignores). The list edited is the one Gradio's reloader reads.
+    """
+    from gradio import http_server
+
+    root = app_file.resolve().parent
+    watched = http_server.GRADIO_WATCH_DIRS
+    if not any(Path(directory).resolve() == root for directory in watched):
+        return
+    link = root / ".gradio" / "watch" / app_file.name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(root / app_file.name)
+    watched[:] = [str(root / "agent"), str(root / "ui"), str(link.parent)]
+    print(f"Reload mode: watching agent/, ui/ and {app_file.name}", flush=True)
+
+
+def default_address() -> tuple[str, int]:
+    """The host and port Gradio serves on when `launch()` is given none: what it read from
+    `GRADIO_SERVER_NAME` and `GRADIO_SERVER_PORT`, which it keeps as module constants only."""
+    from gradio.http_server import INITIAL_PORT_VALUE, LOCALHOST_NAME
+
+    return LOCALHOST_NAME, INITIAL_PORT_VALUE
+
+
+# -- the event graph of the Blocks being built ------------------------------------------------
+# Gradio has no public way to change an event once `.then()` has made it; ChatInterface builds its
+# chain in one private method, so the app edits the chain right after it is built.
+
+
+def _dependencies() -> Iterable[BlockFunction]:
+    return get_blocks_context().fns.values()
+
+
+def triggered_by(block: gr.blocks.Block, event: str) -> BlockFunction:
+    """The dependency (in the Blocks being built) that `event` of `block` starts."""
+    return next(fn for fn in _dependencies() if (block._id, event) in fn.targets)
+
+
+def run_followups_only_on_success(first: BlockFunction) -> None:
+    """What `.then()` chained after `first` runs only if `first` succeeded (as `.success()` would)."""
+    for dependency in _dependencies():
+        if dependency.trigger_after == first._id:
+            dependency.trigger_only_on_success = True
+
+
+def without_output(dependency: BlockFunction, block: gr.blocks.Block) -> None:
+    """`block` is no longer one of `dependency`'s outputs (its function must stop yielding it)."""
+    dependency.outputs = [output for output in dependency.outputs if output is not block]
+
+
+def chat_interface_turns(output: gr.blocks.Block) -> list[BlockFunction]:
+    """The turn-running steps of ChatInterface's chains (submit, retry, example, option) that write
+    `output`; ChatInterface names their function `_submit_fn`."""
+    return [fn for fn in _dependencies() if fn.name == "_submit_fn" and output in fn.outputs]
+
+
+def replace_function(
+    dependency: BlockFunction, wrap: Callable[[Callable[..., Any]], Callable[..., Any]], *, postprocess: bool
+) -> None:
+    """`dependency` runs `wrap(its function)`; `postprocess=False` when the wrapped function yields
+    values already post-processed (Gradio would otherwise do it again, in a worker thread)."""
+    dependency.fn = wrap(dependency.fn)
+    dependency.postprocess = postprocess
+
+
+def functions(blocks: gr.Blocks) -> dict[int, BlockFunction]:
+    """The event functions of built `blocks` by id, the `fn_index` a client sends (Gradio's table)."""
+    return blocks.fns
+
+
+def remove_cancellation(blocks: gr.Blocks, block: gr.blocks.Block, event: str) -> None:
+    """Drop the cancelling dependencies that `event` of `block` starts (ChatInterface's Stop
+    cancels the turn; the app stops it by a signal instead, see `ui.stopping`)."""
+    for fn_id, fn in list(blocks.fns.items()):
+        if fn.is_cancel_function and (block._id, event) in fn.targets:
+            del blocks.fns[fn_id]
+
+
+# -- the queue ---------------------------------------------------------------------------------
+
+
+def queued_requests(blocks: gr.Blocks) -> Iterator[tuple[int, Any]]:
+    """(function id, Starlette request) of each event Gradio has queued or is running; it forgets
+    each one as it ends. The guard counts a client's turns from it: Gradio keeps no public count."""
+    for event in list(blocks._queue.event_ids_to_events.values()):
+        if event.request is not None:
+            yield event.fn._id, event.request
