@@ -30,8 +30,6 @@ PRIVATE_HOOKS: dict[type, tuple[str, ...]] = {
         "_api_wrapper",  # the edit chain runs the same wrapped turn as a submit
         "_append_message_to_history",
         "_edit_message",
-        "_save_conversation",
-        "_load_chat_history",
     ),
     gr.Chatbot: ("_check_format",),  # PreparedChatbot checks a value as Gradio does, then goes its own way
 }

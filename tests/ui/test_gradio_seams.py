@@ -82,9 +82,9 @@ async def test_a_turn_the_page_runs_yields_values_already_post_processed(built):
     request = gr.Request(request=_starlette_request(), session_hash="s")
     inputs = [copy.deepcopy(component.value) for component in chat.additional_inputs]  # as a new session's
     updates = [update async for update in turn.fn("2 + 2", [], *inputs, request)]
-    _response, _history, live = updates[0]
+    _response, _history, live, *_panel = updates[0]
     assert live and all(isinstance(message, dict | orjson.Fragment) for message in live)
-    _response, history, _live = updates[-2]
+    _response, history, *_page = updates[-2]
     assert _content(history[0]) == "2 + 2"
 
 
