@@ -1,6 +1,7 @@
 """The agent loop with scripted models: steps, tool results, errors and cancellation."""
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -273,10 +274,8 @@ async def test_a_stream_that_swallows_the_grace_deadline_still_ends_the_reply():
 
     async def stream():
         yield "finish chunk"
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(FINISHED_GRACE_S * 20)
-        except asyncio.CancelledError:
-            pass
         yield "a keep-alive after the deadline fired"
 
     handler = SimpleNamespace(reply=SimpleNamespace(finish_reason="stop", usage_reported=True))
