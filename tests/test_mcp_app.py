@@ -36,7 +36,7 @@ def test_the_model_calls_an_mcp_tool_and_the_chat_shows_its_step(start_app, scri
     reply = ask(url, "What time is it in Tokyo?")
 
     [step] = tool_steps(reply)
-    assert step["metadata"]["title"].startswith("🛠️ get_current_time → ```json")
+    assert step["metadata"]["title"].startswith('🛠️ get_current_time → { "timezone": "Asia/Tokyo",')
     assert step["metadata"]["status"] == "done"
     assert re.search(r'"timezone": "Asia/Tokyo",\s+"datetime": "\d{4}-', step["content"])
     assert reply[-2]["content"] == "It is morning in Tokyo."

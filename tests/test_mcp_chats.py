@@ -7,10 +7,13 @@ and a scripted OpenAI-compatible model that calls the tool the question names.
 """
 
 import json
+import os
 import re
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from gradio_client import Client
@@ -24,13 +27,15 @@ from support.servers import MANY_VISITORS, launch
 
 pytestmark = pytest.mark.slow
 FETCH_TIMEOUT_S = 4
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def model_turn(body: dict) -> ScriptedReply:
     """The scripted model: `fetch <url>` or `time in <zone>` calls that tool; a tool result is answered."""
     last = body["messages"][-1]
     if last["role"] == "tool":
-        return answer_reply(f"The tool said: {last['content'][:200]}")
+        said = " ".join(last["content"].removeprefix("```json").replace("```", "").split())
+        return answer_reply(f"The tool said: {said[:200]}")
     question = last["content"] if isinstance(last["content"], str) else last["content"][0]["text"]
     if question.startswith("fetch "):
         return tool_calls_reply(("fetch", {"url": question.removeprefix("fetch "), "raw": True}))
@@ -144,3 +149,36 @@ def test_twenty_chats_call_one_server_at_once(served, site):
     assert took < 20, f"20 chats took {took:.1f} s"
     assert servers.generation("fetch") == before and len(server_processes("mcp_server_fetch")) == 1
     print(json.dumps({"twenty_chats_s": round(took, 2)}))
+
+
+@pytest.mark.browser
+def test_the_page_lists_the_mcp_tools_and_shows_an_mcp_tool_step(served, tmp_path):
+    """`SAVE_SCREENSHOTS=docs` refreshes docs/mcp-tool.png for the README."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}")
+        pytest.skip("Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    url, _ = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.get_by_text("🧰 Tools: 8 (5 built-in, 3 from 2 MCP servers)").click()
+            page.get_by_text("MCP server time:").wait_for()
+            box = page.get_by_role("textbox").first
+            box.fill("time in Asia/Tokyo")
+            box.press("Enter")
+            step = page.get_by_text('🛠️ get_current_time → { "timezone": "Asia/Tokyo"')
+            step.wait_for(timeout=20_000)
+            step.click()
+            page.get_by_text("The tool said:").wait_for(timeout=20_000)
+            page.locator("code", has_text='"datetime":').first.wait_for()
+            page.wait_for_timeout(500)  # let the expand animation finish
+            page.screenshot(path=tmp_path / "mcp-tool.png")
+            if folder := os.environ.get("SAVE_SCREENSHOTS"):
+                page.screenshot(path=Path(folder) / "mcp-tool.png")
+        finally:
+            browser.close()

@@ -58,6 +58,8 @@ from ui.history import content_text
 from ui.safety import fenced, safe_markdown
 
 TITLE_RESULT_CHARS = 40
+SHOWN_RESULT_CHARS = 4000
+"""A tool result longer than this is cut in the chat, with a note (the model reads it all)."""
 TIMELINE_WIDTH = 36
 WORK = "█"
 WAIT = "░"
@@ -489,8 +491,9 @@ def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
     if call.approval is not None and (line := _approval_line(call.approval, call.interrupted)):
         body += f"\n\n{line}"
     if call.output is not None and not (call.approval and call.approval.denied):
-        output = safe_markdown(call.output.removeprefix("Error: "))
-        body += f"\n\n{'**Error:** ' if call.is_error else '**Result:** '}{output}"
+        output = safe_markdown(_shown_output(call.output.removeprefix("Error: ")))
+        label = "**Error:**" if call.is_error else "**Result:**"
+        body += f"\n\n{label}{chr(10) * 2 if output.startswith('```') else ' '}{output}"
     elif call.interrupted and not call.waiting:
         body += "\n\n_Not finished: the turn ended first._"
     return gr.ChatMessage(content=body, metadata=metadata)
@@ -525,8 +528,23 @@ def _call_title(call: ToolCallView) -> str:
     return f"🛠️ {call.name} → {shown}{_division_note(call)}"
 
 
+def _shown_output(output: str) -> str:
+    """The result for the message body: a long one cut, its code fence closed, and a note saying so."""
+    if len(output) <= SHOWN_RESULT_CHARS:
+        return output
+    shown = output[:SHOWN_RESULT_CHARS]
+    if sum(line.lstrip().startswith("```") for line in shown.splitlines()) % 2:
+        shown += "\n```"
+    return (
+        f"{shown}\n\n_Cut for display: the first {SHOWN_RESULT_CHARS:,} of {len(output):,} characters "
+        "are shown; the model read them all._"
+    )
+
+
 def _shown_result(output: str) -> str:
-    """A float result rounded for the title; the message body keeps the exact value."""
+    """A float result rounded for the title (a JSON result on one line); the message body keeps the exact value."""
+    if output.startswith("```json\n"):
+        return " ".join(output.removeprefix("```json\n").removesuffix("\n```").split())
     try:
         value = float(output)
     except ValueError:

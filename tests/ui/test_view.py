@@ -507,3 +507,22 @@ def test_a_denied_call_has_only_its_wait_on_the_timeline():
         for row in view.timeline().splitlines()[1:]
     ]
     assert labels == ["1", "write_file (waiting)"]
+
+
+def test_a_long_tool_result_is_cut_for_display_with_a_note_and_its_fence_closed():
+    view = TurnView("backend", clock=lambda: 0.0)
+    view.apply(ToolCallStarted("c1", "fetch", 1))
+    output = "```json\n" + '{"line": "' + "x" * 9000 + '"}\n```'
+    view.apply(ToolResult("c1", "fetch", output, False, 0.1))
+    [message] = view.render()
+    assert f"of {len(output):,} characters are shown; the model read them all._" in message.content
+    assert message.content.count("```") % 2 == 0
+    assert len(message.content) < 4500
+
+
+def test_a_structured_result_s_title_is_its_json_on_one_line():
+    view = TurnView("backend", clock=lambda: 0.0)
+    view.apply(ToolCallStarted("c1", "get_current_time", 1))
+    view.apply(ToolResult("c1", "get_current_time", '```json\n{\n  "timezone": "UTC"\n}\n```', False, 0.1))
+    [message] = view.render()
+    assert message.metadata["title"] == '🛠️ get_current_time → { "timezone": "UTC" }'
