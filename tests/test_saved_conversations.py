@@ -35,7 +35,7 @@ def saved_titles(page) -> list[str]:
     return [row.strip() for row in page.locator("#saved-list tbody tr").all_inner_texts()]
 
 
-def wait_for_titles(page, expected: list[str], timeout_s: float = 10) -> None:
+def wait_for_titles(page, expected: list[str], timeout_s: float = 20) -> None:
     deadline = time.monotonic() + timeout_s
     while saved_titles(page) != expected and time.monotonic() < deadline:
         page.wait_for_timeout(100)
