@@ -20,9 +20,10 @@ id `turn-approval` and the call id in its metadata `log`; the `approve` endpoint
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -30,12 +31,16 @@ from agent import Approvals, Decision
 from ui.view import APPROVAL_ID
 
 Messages = list[dict[str, Any]]
+T = TypeVar("T")
 DECISIONS = {"approve": True, "deny": False}
 REFUSALS = {
     Decision.ALREADY_DECIDED: "This call was already decided.",
     Decision.UNKNOWN_CALL: "No call with this id is waiting for your approval in this session.",
     Decision.TURN_FINISHED: "No turn of yours is waiting for a decision (it finished or was stopped).",
 }
+TICK_S = 1.0
+"""While a call waits, the chat repeats its (unchanged) update this often: Gradio notices a closed
+page only when it sends the page something, and then ends the chat, which denies the call."""
 MIN_SHOWN_S = 0.4
 """A button press this soon after its call was shown is refused: it was meant for the call before
 (a double click landing after the next call replaced the decided one)."""
@@ -160,3 +165,28 @@ class ApprovalPanel:
                 press, [self.call_id, self.reason], [self.reason], queue=False, api_visibility="private"
             )
         gr.api(approve_endpoint(approvals), api_name="approve")
+
+
+async def ticking(
+    batches: AsyncIterator[list[T]], waiting: Callable[[], bool], every_s: float = TICK_S
+) -> AsyncIterator[list[T]]:
+    """The batches, and an empty one every `every_s` without a batch while `waiting()` (see `TICK_S`)."""
+    pending: asyncio.Future[list[T]] | None = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(anext(batches))
+            done, _ = await asyncio.wait({pending}, timeout=every_s if waiting() else None)
+            if not done:
+                yield []
+                continue
+            try:
+                batch = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield batch
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending

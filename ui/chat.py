@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label
 from agent.events import Failed
-from ui.approval import SessionApprovals
+from ui.approval import SessionApprovals, ticking
 from ui.guard import GuardSettings
 from ui.history import to_langchain
 from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
@@ -99,7 +99,8 @@ def chat_function(
                     toolbox=toolbox,
                     approvals=decisions,
                 ) as turn:
-                    async for batch in until_set(paced(turn, budget.frame_s), stop):
+                    batches = until_set(paced(turn, budget.frame_s), stop)
+                    async for batch in ticking(batches, lambda: view.waiting_for_approval):
                         for event in batch:
                             view.apply(event)
                         yield [*notes, *_as_dicts(view)]

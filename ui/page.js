@@ -12,3 +12,15 @@ const ignoreBlank = (event) => {
 };
 document.addEventListener("keydown", ignoreBlank, true);
 document.addEventListener("click", ignoreBlank, true);
+
+// A call waiting for approval brings its Approve / Deny panel into view (it sits under the live turn,
+// which may push it below the fold); the panel's call text is filled by the chat as the call waits.
+new MutationObserver(() => {
+  const call = document.querySelector("#approval-call");
+  if (call && call.textContent.trim() && !call.dataset.shown) {
+    call.dataset.shown = "1";
+    document.querySelector("#approval-panel")?.scrollIntoView({ block: "end", behavior: "smooth" });
+  } else if (call && !call.textContent.trim()) {
+    delete call.dataset.shown;
+  }
+}).observe(document.documentElement, { childList: true, subtree: true, characterData: true });

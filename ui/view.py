@@ -237,6 +237,10 @@ class TurnView:
             case Failed(kind, message):
                 self._fail(kind, message)
 
+    @property
+    def waiting_for_approval(self) -> bool:
+        return any(call.waiting for call in self._calls.values())
+
     def stop(self, note: str | None = None) -> None:
         """The user pressed Stop (or the server is shutting down, and `note` says so): close what
         was running and say so, visibly, at the end."""

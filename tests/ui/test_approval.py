@@ -3,11 +3,13 @@
 import asyncio
 import dataclasses
 
+import pytest
+
 from agent import Decision
 from agent.approval import CallToApprove
 from agent.channel import EventChannel
 from agent.events import ApprovalDecided, ApprovalRequested, StepStarted, ToolCallStarted
-from ui.approval import SessionApprovals, panel_values
+from ui.approval import SessionApprovals, panel_values, ticking
 from ui.view import TurnView
 
 ARGS = '{"filename": "notes.txt", "text": "hello"}'
@@ -60,3 +62,27 @@ def test_the_panel_shows_the_waiting_call_and_empties_once_it_is_decided():
     decided = ApprovalDecided("w1", "write_file", True, "", "person", 1.0)
     assert panel_values(turn_messages(*asked, decided)) == ("", "")
     assert panel_values([]) == ("", "")
+
+
+async def test_while_a_call_waits_the_chat_ticks_so_that_a_closed_page_is_noticed():
+    arrived = asyncio.Queue()
+
+    async def batches():
+        while (batch := await arrived.get()) is not None:
+            yield batch
+
+    waiting = [False]
+    ticks = ticking(batches(), lambda: waiting[0], every_s=0.05)
+    arrived.put_nowait(["a"])
+    assert await anext(ticks) == ["a"]
+    waiting[0] = True
+    assert [await anext(ticks), await anext(ticks)] == [[], []], "nothing arrived: empty batches"
+    arrived.put_nowait(["b"])
+    assert await anext(ticks) == ["b"]
+    waiting[0] = False
+    next_batch = asyncio.ensure_future(anext(ticks))
+    await asyncio.sleep(0.2)
+    assert not next_batch.done(), "no ticks while nothing waits"
+    arrived.put_nowait(None)
+    with pytest.raises(StopAsyncIteration):
+        await next_batch
