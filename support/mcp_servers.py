@@ -4,13 +4,15 @@ The servers are installed with the test requirements (`mcp-server-time`, `mcp-se
 `mcp-server-fetch`; their releases declare `mcp>=2.3,<3`, the app's own `mcp`) and run as stdio
 children of whoever connects to them, as a user's `uvx mcp-server-time` would. `slow_site()` is a
 local web page that answers after a delay, for the fetch server to read: a call that takes as long
-as a test needs (time-outs, Stop, a server killed during a call).
+as a test needs (time-outs, Stop, a server killed during a call). `over_http()` serves one of them
+over Streamable HTTP through `mcp-proxy` (PyPI), from a venv of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 
 import psutil
 
+from deploy.processes import PROJECT_ROOT, ServedProcess
 from support.servers import free_port
 
 
@@ -92,3 +95,39 @@ def slow_site() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+HTTP_PROXY_REQUIREMENT = "mcp-proxy==0.13.0"
+"""Serves a stdio MCP server over Streamable HTTP. It declares mcp<2, so it lives in a venv of its own."""
+SERVERS_VENV = PROJECT_ROOT / ".venv-mcp-servers"
+
+
+def http_proxy_command() -> Path:
+    """`mcp-proxy` from `.venv-mcp-servers`, built on first use (kept while its requirement is the same)."""
+    marker = SERVERS_VENV / "requirement.txt"
+    if not marker.exists() or marker.read_text() != HTTP_PROXY_REQUIREMENT:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(SERVERS_VENV)], check=True)
+        pip = [
+            str(SERVERS_VENV / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+        ]
+        subprocess.run([*pip, HTTP_PROXY_REQUIREMENT], check=True)
+        marker.write_text(HTTP_PROXY_REQUIREMENT)
+    return SERVERS_VENV / "bin" / "mcp-proxy"
+
+
+@contextlib.contextmanager
+def over_http(entry: dict[str, Any]) -> Iterator[str]:
+    """The stdio server of config `entry` served over Streamable HTTP by mcp-proxy; its URL."""
+    port = free_port()
+    command = [str(http_proxy_command()), "--port", str(port), "--host", "127.0.0.1", "--"]
+    proxy = ServedProcess([*command, entry["command"], *entry["args"]], dict(os.environ), echo=None)
+    try:
+        proxy.wait_for(r"Uvicorn running on", timeout=60)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proxy.stop()
