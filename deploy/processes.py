@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ import psutil
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_URL = r"Running on local URL:\s+(http://\S+?)/?\n"
 KEPT_OUTPUT_CHARS = 1_000_000
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ServedProcess:
@@ -44,8 +46,10 @@ class ServedProcess:
         cwd: Path = PROJECT_ROOT,
         *,
         echo: str | None = None,
+        die_with_parent: bool = False,
     ) -> None:
-        """`echo`: also copy each line the process prints to our stdout, after this prefix."""
+        """`echo`: also copy each line the process prints to our stdout, after this prefix.
+        `die_with_parent`: the kernel sends the process SIGTERM if we die, even by SIGKILL."""
         self.process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -53,6 +57,7 @@ class ServedProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=terminate_with_parent if die_with_parent else None,
         )
         self.group = self.process.pid  # a new session's leader: its process group id is its pid
         self.started_groups.add(self.group)
@@ -100,6 +105,15 @@ class ServedProcess:
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM to the whole group; SIGKILL to whatever is left after `timeout` seconds."""
         _signal_group(self.group, signal.SIGTERM)
+        self.wait_ended(timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM to the process alone: an app drains, then closes what it started itself."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_ended(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the whole group to end, then SIGKILL what is left."""
         deadline = time.monotonic() + timeout
         while group_members(self.group) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -126,6 +140,12 @@ def _prefixed(text: str, prefix: str, at_line_start: bool) -> str:
     """`text` with `prefix` before each line that starts in it (a chunk may end mid-line)."""
     lines = text.splitlines(keepends=True)
     return "".join(prefix + line if at_line_start or n else line for n, line in enumerate(lines))
+
+
+def terminate_with_parent() -> None:
+    """In a child before it runs its program: SIGTERM when the parent process dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(group: int, signum: int) -> None:

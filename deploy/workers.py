@@ -1,4 +1,4 @@
-"""N app processes on this machine behind nginx, a browser's requests always on the same one.
+"""N app processes on this machine behind nginx, a browser's requests always on the same one, kept up.
 
     python -m deploy.workers [--workers 2] [--port 7860] [--host 127.0.0.1] [-- app.py options]
 
@@ -6,7 +6,16 @@ Worker i is `python app.py --port PORT+i` on 127.0.0.1; nginx listens on
 HOST:PORT with `deploy/nginx.conf`, its worker list rewritten. The server-wide
 update budget (`AGENT_UI_UPDATES_PER_S`, default 650) is the whole machine's and
 is divided among the workers, so N workers send no more updates per second than
-one would; raise it on a machine with cores to spare. Ctrl-C stops everything.
+one would; raise it on a machine with cores to spare.
+
+The launcher supervises: a worker that exits is started again after a backoff
+(1, 2, 4 … 30 s), each time logged with its exit code; if one exits
+`MAX_FAILURES` times within `FAILURE_WINDOW_S`, the launcher stops everything and
+exits with code 1. SIGTERM or SIGINT (Ctrl-C) drains every worker at once (each
+finishes or cuts its turns within `AGENT_SHUTDOWN_GRACE_S`), then stops nginx;
+exit code 0. SIGHUP restarts the workers one at a time, each started again and
+ready (`/healthz`) before the next one drains. Workers die with the launcher,
+even when it is killed (`PR_SET_PDEATHSIG`).
 """
 
 from __future__ import annotations
@@ -14,32 +23,65 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent import ServerSettings
-from deploy.processes import PROJECT_ROOT, ServedProcess
+from deploy.processes import PROJECT_ROOT, ServedProcess, terminate_with_parent
 
 TEMPLATE = Path(__file__).with_name("nginx.conf")
+PASSIVE_CHECK = "max_fails=1 fail_timeout=2s"
+"""A worker that refused a connection gets no requests for 2 s: they go to the next one."""
+
+
+MAX_FAILURES = 5
+FAILURE_WINDOW_S = 60.0
+MAX_BACKOFF_S = 30.0
+ENDING_S = 15.0
+"""Beyond a worker's grace: time for its cut turns to be sent and its resources closed."""
+
+
+class WorkerLost(Exception):
+    """A worker kept exiting: the launcher gives up."""
 
 
 @dataclass
 class Workers:
+    """The running workers and nginx, and how to start a worker again."""
+
     url: str
     processes: list[ServedProcess]
     nginx: subprocess.Popen
+    ports: list[int] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    app_args: Sequence[str] = ()
+    echo: bool = False
+
+    def start(self, index: int) -> ServedProcess:
+        """Start worker `index` (again), on its port; it dies with this process."""
+        port = self.ports[index]
+        command = [sys.executable, "app.py", "--port", str(port), *self.app_args]
+        label = f"[worker :{port}] " if self.echo else None
+        process = ServedProcess(command, self.env, PROJECT_ROOT, echo=label, die_with_parent=True)
+        if index < len(self.processes):
+            self.processes[index] = process
+        else:
+            self.processes.append(process)
+        return process
 
 
 def nginx_config(template: str, worker_ports: Sequence[int], host: str, port: int) -> str:
     """`template` with its worker list and listen address replaced."""
-    servers = "".join(f"        server 127.0.0.1:{p};\n" for p in worker_ports)
+    servers = "".join(f"        server 127.0.0.1:{p} {PASSIVE_CHECK};\n" for p in worker_ports)
     config = re.sub(
         r"(# workers: begin\n).*?(\s*# workers: end)", rf"\g<1>{servers}\g<2>", template, flags=re.S
     )
@@ -71,28 +113,110 @@ def serve(
     With `echo`, what each worker prints (its log lines) is copied to our stdout, prefixed with its port."""
     env = worker_environment(dict(os.environ if env is None else env), workers)
     ports = list(worker_ports or range(port + 1, port + 1 + workers))
-    processes: list[ServedProcess] = []
-    nginx = None
+    running = Workers(f"http://{host}:{port}", [], None, ports, env, app_args, echo)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory(prefix="agent-nginx-") as prefix:
         try:
-            for worker_port in ports:
-                command = [sys.executable, "app.py", "--port", str(worker_port), *app_args]
-                label = f"[worker :{worker_port}] " if echo else None
-                processes.append(ServedProcess(command, env, PROJECT_ROOT, echo=label))
-            for process in processes:
+            for index in range(len(ports)):
+                running.start(index)
+            for process in running.processes:
                 process.wait_for_url(timeout=120)
             Path(prefix, "temp").mkdir()
             config = Path(prefix, "nginx.conf")
             config.write_text(nginx_config(TEMPLATE.read_text(), ports, host, port))
-            nginx = subprocess.Popen(["nginx", "-p", prefix, "-c", str(config), "-g", "daemon off;"])
-            _wait_for_port(host, port, nginx)
-            yield Workers(f"http://{host}:{port}", processes, nginx)
+            running.nginx = subprocess.Popen(
+                ["nginx", "-p", prefix, "-c", str(config), "-g", "daemon off;"],
+                preexec_fn=terminate_with_parent,
+            )
+            _wait_for_port(host, port, running.nginx)
+            yield running
         finally:
-            if nginx is not None:
-                nginx.terminate()
-                nginx.wait(timeout=10)
-            for process in processes:
-                process.stop()
+            stop_all(running, grace_s(env))
+
+
+def grace_s(env: dict[str, str]) -> float:
+    """How long a worker may take to stop: its shutdown grace, and time to end its cut turns."""
+    return ServerSettings.from_env(env).shutdown_grace_s + ENDING_S
+
+
+def stop_all(running: Workers, timeout: float) -> None:
+    """Drain every worker at once (each gets SIGTERM alone), then stop nginx, which carried
+    their last updates; SIGKILL for what is left after `timeout`."""
+    for process in running.processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in running.processes:
+        process.wait_ended(max(0.0, deadline - time.monotonic()))
+    if running.nginx is not None:
+        running.nginx.terminate()
+        try:
+            running.nginx.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            running.nginx.kill()
+            running.nginx.wait()
+
+
+class Supervisor:
+    """Keeps `running`'s workers up, and restarts them one at a time on request."""
+
+    def __init__(self, running: Workers, stop_timeout_s: float) -> None:
+        self.running = running
+        self.stop_timeout_s = stop_timeout_s
+        self.failures: dict[int, list[float]] = {}
+
+    def check(self) -> None:
+        """Start again every worker that exited; `WorkerLost` if one keeps exiting."""
+        for index, process in enumerate(self.running.processes):
+            code = process.process.poll()
+            if code is not None:
+                self._restart_exited(index, code)
+
+    def _restart_exited(self, index: int, code: int) -> None:
+        port = self.running.ports[index]
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(index, []) if now - t < FAILURE_WINDOW_S] + [now]
+        self.failures[index] = recent
+        if len(recent) >= MAX_FAILURES:
+            raise WorkerLost(
+                f"worker :{port} exited {len(recent)} times within {FAILURE_WINDOW_S:g} s "
+                f"(last exit code {code}); giving up"
+            )
+        delay = min(MAX_BACKOFF_S, 2.0 ** (len(recent) - 1))
+        say(f"worker :{port} exited with code {code}; starting it again in {delay:g} s")
+        time.sleep(delay)
+        self._start_ready(index)
+
+    def _start_ready(self, index: int) -> None:
+        process = self.running.start(index)
+        process.wait_for_url(timeout=120)
+        wait_until_ready(self.running.ports[index])
+        say(f"worker :{self.running.ports[index]} is ready")
+
+    def rolling_restart(self) -> None:
+        """Each worker in turn: drained and stopped, started again, ready before the next."""
+        for index, process in enumerate(list(self.running.processes)):
+            say(f"restarting worker :{self.running.ports[index]} ({index + 1} of {len(self.running.ports)})")
+            process.terminate()
+            process.wait_ended(self.stop_timeout_s)
+            self._start_ready(index)
+        say("rolling restart done")
+
+
+def wait_until_ready(port: int, timeout: float = 60) -> None:
+    """Until the worker's `/healthz` says ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise WorkerLost(f"worker :{port} was not ready within {timeout:g} s")
+
+
+def say(line: str) -> None:
+    print(f"[launcher] {line}", flush=True)
 
 
 def _wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 10) -> None:
@@ -117,10 +241,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="nginx's address (0.0.0.0 for everyone)")
     parser.add_argument("app_args", nargs="*", help="passed to every app.py (e.g. --offline)")
     args = parser.parse_args(argv)
+    signals: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda number, _frame: signals.append(number))
     with serve(args.workers, args.port, args.host, args.app_args, echo=True) as running:
         print(f"{args.workers} workers behind nginx at {running.url}", flush=True)
-        with suppress(KeyboardInterrupt):
-            running.nginx.wait()
+        supervisor = Supervisor(running, grace_s(running.env))
+        try:
+            while not {signal.SIGTERM, signal.SIGINT} & set(signals):
+                if signal.SIGHUP in signals:
+                    signals.remove(signal.SIGHUP)
+                    supervisor.rolling_restart()
+                if running.nginx.poll() is not None:
+                    raise WorkerLost(f"nginx exited with code {running.nginx.returncode}")
+                supervisor.check()
+                time.sleep(0.2)
+        except WorkerLost as lost:
+            say(f"{lost}; stopping")
+            raise SystemExit(1) from None
+        say("stopping: draining the workers")
+    say("stopped")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,111 @@
+"""`python -m deploy.workers` keeps its workers up, drains them on SIGTERM, restarts them one at a time
+on SIGHUP, and leaves no process behind."""
+
+import asyncio
+import re
+import shutil
+import signal
+import sys
+
+import psutil
+import pytest
+
+from support.gradio_http import GradioChatClient
+from support.servers import app_environment, free_port
+from ui.lifecycle import CUT_SHORT
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
+]
+
+QUESTION = "what is 1 + 2 + 3 + 4 + 5 + 6"
+ANSWER = "= **21**"
+
+
+def start_launcher(start_app, grace_s: float, token_delay_ms: int = 40):
+    port = free_port()
+    env = app_environment(
+        AGENT_SHUTDOWN_GRACE_S=str(grace_s),
+        AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_delay_ms),
+        AGENT_MAX_CHATS_PER_CLIENT="1000",
+    )
+    launcher = start_app(command=[sys.executable, "-m", "deploy.workers", "--port", str(port)], env=env)
+    launcher.wait_for("workers behind nginx at", timeout=180)
+    return launcher, f"http://127.0.0.1:{port}"
+
+
+def workers_of(launcher) -> dict[int, psutil.Process]:
+    """The launcher's app workers by port."""
+    workers = {}
+    for child in psutil.Process(launcher.process.pid).children():
+        if match := re.search(r"app\.py --port (\d+)", " ".join(child.cmdline())):
+            workers[int(match[1])] = child
+    return workers
+
+
+def answered(stream) -> bool:
+    return stream.completed and ANSWER in str(stream.messages)
+
+
+async def chats(url: str, n: int):
+    client = GradioChatClient(url, affinity_cookie="agent_route")
+    await client.__aenter__()
+    tasks = [asyncio.ensure_future(client.ask(QUESTION, mode="browser")) for _ in range(n)]
+    return client, tasks
+
+
+async def test_a_killed_worker_is_started_again_and_sigterm_drains_everything(start_app):
+    launcher, url = start_launcher(start_app, grace_s=0.5, token_delay_ms=100)
+    workers = workers_of(launcher)
+    everything = [psutil.Process(launcher.process.pid), *psutil.Process(launcher.process.pid).children(True)]
+    killed_port, killed = next(iter(workers.items()))
+
+    client, asks = await chats(url, 8)
+    await asyncio.sleep(2)
+    killed.kill()
+    launcher.wait_for(rf"worker :{killed_port} exited with code -9; starting it again in 1 s", timeout=10)
+    launcher.wait_for(rf"worker :{killed_port} is ready", timeout=120)
+    before_signal = await asyncio.gather(*asks, return_exceptions=True)
+    assert workers_of(launcher)[killed_port].pid != killed.pid
+
+    survivors = [s for s in before_signal if not isinstance(s, BaseException)]
+    assert survivors and all(answered(s) for s in survivors)
+
+    _, asks = await chats(url, 8)
+    await asyncio.sleep(2)
+    launcher.process.send_signal(signal.SIGTERM)
+    streams = await asyncio.gather(*asks)
+    await client.__aexit__()
+    assert all(s.completed for s in streams), [s.error for s in streams]
+    assert all(answered(s) or CUT_SHORT in str(s.messages) for s in streams)
+    assert launcher.process.wait(timeout=60) == 0
+    assert "[launcher] stopped" in launcher.output
+    assert not [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+async def test_sighup_restarts_the_workers_one_at_a_time_without_cutting_a_chat(start_app):
+    launcher, url = start_launcher(start_app, grace_s=30)
+    old = {port: worker.pid for port, worker in workers_of(launcher).items()}
+
+    client, asks = await chats(url, 8)
+    await asyncio.sleep(1)
+    launcher.process.send_signal(signal.SIGHUP)
+    streams = await asyncio.gather(*asks)
+    launcher.wait_for(r"rolling restart done", timeout=180)
+    _, after = await chats(url, 4)
+    later = await asyncio.gather(*after)
+    await client.__aexit__()
+
+    assert all(answered(s) for s in streams), [s.error or str(s.messages)[-200:] for s in streams]
+    assert all(answered(s) for s in later)
+    new = {port: worker.pid for port, worker in workers_of(launcher).items()}
+    assert new.keys() == old.keys() and not set(new.values()) & set(old.values())
+
+
+async def test_workers_die_with_a_killed_launcher(start_app):
+    launcher, _ = start_launcher(start_app, grace_s=1)
+    children = psutil.Process(launcher.process.pid).children(recursive=True)
+    launcher.process.kill()
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive
