@@ -1,8 +1,11 @@
-"""A tool that acts, for the approval tests: it writes a file, and needs a person's approval."""
+"""A tool that acts, for the approval tests (it writes a file, and needs a person's approval), and
+how an API client finds the calls waiting for its approval."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from langchain_core.tools import BaseTool, tool
 from pydantic import BaseModel, Field
@@ -27,3 +30,18 @@ def file_writer(directory: Path) -> BaseTool:
         return f"wrote {len(text)} characters to {path.name}"
 
     return write_file
+
+
+def next_waiting_call(job: Any, seen: set[str], timeout_s: float = 20) -> dict[str, Any]:
+    """The next call waiting for approval that a `gradio_client` chat job shows (not one of `seen`):
+    the message whose metadata id is `turn-approval`; its call id is in the metadata `log`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for messages in reversed(job.outputs()):
+            for message in messages:
+                metadata = message["metadata"]
+                if metadata.get("id") == "turn-approval" and metadata["log"] not in seen:
+                    seen.add(metadata["log"])
+                    return message
+        time.sleep(0.02)
+    raise AssertionError(f"no new call waiting for approval within {timeout_s} s")

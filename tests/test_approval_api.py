@@ -19,12 +19,12 @@ from pydantic import SecretStr
 import app
 from agent import Settings, Toolbox
 from agent.tools import TOOLS
-from support.acting_tools import file_writer
+from support.acting_tools import file_writer, next_waiting_call
 from support.servers import MANY_VISITORS, launch
 
 pytestmark = pytest.mark.slow
 
-APPROVAL_ID = "turn-approval"
+APPROVAL_ID = "turn-approval"  # the metadata id of the message of a call that waits
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +60,6 @@ def will_write(model: LLMock, *files: tuple[str, str], answer: str) -> None:
     calls = tuple(ToolCall("write_file", {"filename": name, "text": text}) for name, text in files)
     model.add(Reply(tool_calls=calls))
     model.call_tool("final_answer", {"answer": answer, "tools_used": ["write_file"]})
-
-
-def next_waiting_call(job, seen: set[str], timeout_s: float = 20) -> dict:
-    """The next call waiting for approval that the job's stream shows (not one of `seen`)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for messages in reversed(job.outputs()):
-            for message in messages:
-                metadata = message["metadata"]
-                if metadata.get("id") == APPROVAL_ID and metadata["log"] not in seen:
-                    seen.add(metadata["log"])
-                    return message
-        time.sleep(0.02)
-    raise AssertionError(f"no new call waiting for approval within {timeout_s} s")
 
 
 def final(job) -> list[dict]:
