@@ -11,13 +11,15 @@
   person's decision, and the turn's `Approvals` that receives it.
 - `settings`: the one reader of the environment; `models`: the model for a turn;
   `openai_compat`: what other OpenAI-compatible servers send; `errors`: what can go wrong, in words
-  for a person; `tracing`: the turn as one traced run and one log line.
+  for a person; `figures`: a turn's figures, counted once for its footer and its log line;
+  `tracing`: the turn as one traced run and one log line.
 - `offline/`: the offline model, a wing of its own.
 """
 
 from agent.approval import Approvals, Decision, needs_approval
 from agent.channel import EventChannel
 from agent.executor import agent_turn, run_agent
+from agent.figures import TurnFigures
 from agent.mcp import McpServers, start_configured
 from agent.models import backend_label, preload
 from agent.settings import ModelNotAllowed, ServerSettings, Settings
@@ -35,6 +37,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "Toolbox",
+    "TurnFigures",
     "agent_turn",
     "backend_label",
     "display_number",

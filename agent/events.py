@@ -14,8 +14,11 @@ answer. Every turn ends with exactly one `Finished` or `Failed`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from agent.figures import TurnFigures
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +136,11 @@ class StepEnded:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The turn ended with an answer."""
+    """The turn ended with an answer; `figures` are the turn's (set by the engine as it ends)."""
 
     answer: str
     tools_used: tuple[str, ...]
+    figures: TurnFigures | None = field(default=None, compare=False)
 
 
 FailureKind = Literal["auth", "rate_limit", "upstream", "network", "step_limit", "input", "internal"]
@@ -144,10 +148,12 @@ FailureKind = Literal["auth", "rate_limit", "upstream", "network", "step_limit",
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The turn ended without an answer; `message` is written for a person to read."""
+    """The turn ended without an answer; `message` is written for a person to read; `figures` as
+    for `Finished`."""
 
     kind: FailureKind
     message: str
+    figures: TurnFigures | None = field(default=None, compare=False)
 
 
 AgentEvent = (

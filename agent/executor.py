@@ -21,6 +21,7 @@ and waits for it, so nothing keeps running for a user who has gone.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -47,12 +48,13 @@ from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
 from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay, retry_reason
 from agent.events import AgentEvent, ApprovalDecided, Failed, Finished, Retrying, StepEnded, ToolResult
+from agent.figures import RecordingChannel
 from agent.models import TurnModel
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
 from agent.settings import Settings
 from agent.toolbox import ARITHMETIC, Toolbox
 from agent.tools import FINAL_ANSWER
-from agent.tracing import ObservedTurn, RecordingChannel, StepTrace
+from agent.tracing import ObservedTurn, StepTrace
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ async def agent_turn(
     conversation_id: str | None = None,
     approvals: Approvals | None = None,
     toolbox: Toolbox = ARITHMETIC,
-) -> AsyncIterator[EventChannel]:
+) -> AsyncIterator[RecordingChannel]:
     """Start one turn as a task and give its event channel, whose `events()` or
     `next_batch()` the caller reads. Leaving the block, however it is left (end of
     turn, Stop, closed tab, error), denies a call still waiting for approval (as
@@ -182,7 +184,7 @@ async def run_agent(
             yield event
 
 
-def _end_channel(turn: asyncio.Task[None], channel: EventChannel) -> None:
+def _end_channel(turn: asyncio.Task[None], channel: RecordingChannel) -> None:
     """Close the turn's channel; a turn that crashed (a bug, not a model failure) says so first."""
     if not turn.cancelled() and (error := turn.exception()) is not None:
         log.error("An agent turn crashed", exc_info=(type(error), error, error.__traceback__))
@@ -190,6 +192,7 @@ def _end_channel(turn: asyncio.Task[None], channel: EventChannel) -> None:
             Failed(
                 "internal",
                 f"Something went wrong inside the agent ({type(error).__name__}). Please try again.",
+                channel.figures.end(),
             )
         )
     channel.close()
@@ -213,10 +216,12 @@ async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
         else:
             outcome = await _run_steps(request, QueueCallbackHandler(channel), observed)
     except asyncio.CancelledError:
+        channel.figures.end()
         await observed.cancelled(channel.stop_reason)
         raise
     except Exception as error:
         outcome = failure_for(error, request.settings)
+    outcome = dataclasses.replace(outcome, figures=channel.figures.end())
     await observed.finish(outcome)
     channel.emit(outcome)
 

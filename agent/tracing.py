@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,25 +52,16 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 
-from agent.channel import EventChannel
 from agent.errors import redact
 from agent.events import (
-    AgentEvent,
-    AnswerDelta,
     ApprovalDecided,
     Failed,
     Finished,
-    ReasoningDelta,
-    StepEnded,
-    StepStarted,
-    TextDelta,
-    ToolCallStarted,
-    ToolResult,
 )
+from agent.figures import TurnFigures
 from agent.models import backend_label
 from agent.offline import MODEL_NAME, OfflineArithmeticModel
 from agent.settings import Settings
-from agent.tools import FINAL_ANSWER
 
 TURN_RUN_NAME = "agent turn"
 OFFLINE_TAG = "offline-model"
@@ -87,50 +77,6 @@ class TurnFailed(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
-
-
-@dataclass(slots=True)
-class TurnFigures:
-    """What a turn did so far, read from its events, for the turn's log line."""
-
-    started: float = field(default_factory=time.perf_counter)
-    steps: int = 0
-    tool_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    first_token_s: float | None = None
-    approvals: list[ApprovalDecided] = field(default_factory=list)
-
-    @property
-    def waiting_s(self) -> float:
-        """Time the turn spent waiting for people's decisions."""
-        return sum(decision.waited_s for decision in self.approvals)
-
-    def note(self, event: AgentEvent) -> None:
-        if isinstance(event, TextDelta | ReasoningDelta | ToolCallStarted | AnswerDelta):
-            if self.first_token_s is None:
-                self.first_token_s = time.perf_counter() - self.started
-        elif isinstance(event, StepStarted):
-            self.steps = event.step
-        elif isinstance(event, ToolResult):
-            self.tool_calls += event.name != FINAL_ANSWER
-        elif isinstance(event, StepEnded):
-            self.input_tokens += event.input_tokens
-            self.output_tokens += event.output_tokens
-        elif isinstance(event, ApprovalDecided):
-            self.approvals.append(event)
-
-
-class RecordingChannel(EventChannel):
-    """The turn's `EventChannel`, noting its figures as the events go through."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.figures = TurnFigures()
-
-    def emit(self, event: AgentEvent) -> None:
-        self.figures.note(event)
-        super().emit(event)
 
 
 def model_label(settings: Settings, chat_model: BaseChatModel | None = None) -> str:
@@ -298,7 +244,7 @@ class ObservedTurn:
             "tokens_in": figures.input_tokens,
             "tokens_out": figures.output_tokens,
             "first_token_s": None if figures.first_token_s is None else round(figures.first_token_s, 3),
-            "total_s": round(time.perf_counter() - figures.started, 3),
+            "total_s": round(figures.end().total_s or 0.0, 3),
             "waiting_s": round(figures.waiting_s, 3),
             "backend": backend_name(self._settings),
             "model": model_name(self._settings),

@@ -71,6 +71,7 @@ AGENT_LAYERS = [
     "mcp.servers",
     "mcp",
     "channel",
+    "figures",
     "approval",
     "reply",
     "callbacks",

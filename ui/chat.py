@@ -109,7 +109,7 @@ def chat_function(
                     if stop.is_set() and lifecycle.cutting:
                         turn.stop_reason = SHUTDOWN_REASON
                 if stop.is_set():
-                    view.stop(CUT_SHORT if lifecycle.cutting else None)
+                    view.stop(CUT_SHORT if lifecycle.cutting else None, turn.figures)
                     yield [*notes, *_as_dicts(view)]
             ended = True
             if save_notes := await save(conversation, request, page, [question, *_as_dicts(view)]):

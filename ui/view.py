@@ -21,8 +21,11 @@ panel and API clients find it); once decided it is a tool step again, saying
 who decided and how long it waited. Time spent waiting is kept apart from time
 spent working in the footer and its timeline.
 
-Notes and the footer are plain messages marked by a metadata `id` (see
-`TURN_NOTE_IDS`), never titled ones: a titled message would show an expand
+The footer's figures are the engine's (`agent.TurnFigures`, carried on the turn's last
+event, or handed over on Stop): the turn's log line reads the same object.
+
+Notes and the footer are plain messages marked by a metadata `id` (`FOOTER_ID`,
+`RETRY_ID`, `FAILURE_ID`, `STOPPED_ID`), never titled ones: a titled message would show an expand
 arrow that opens to nothing, and a turn that ends on a titled "done" message
 makes Gradio's Chatbot show a stray "•••" bubble during the next turn.
 """
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from agent import display_number
+from agent import TurnFigures, display_number
 from agent.events import (
     AgentEvent,
     AnswerDelta,
@@ -78,7 +81,6 @@ RETRY_ID = "turn-retry"
 FAILURE_ID = "turn-failure"
 STOPPED_ID = "turn-stopped"
 APPROVAL_ID = "turn-approval"
-TURN_NOTE_IDS = frozenset({FOOTER_ID, RETRY_ID, FAILURE_ID, STOPPED_ID})
 STOPPED_MARK = "⏹️ Stopped"
 
 
@@ -160,10 +162,9 @@ class TurnView:
     clock: Callable[[], float] = time.monotonic
     items: list[Item] = field(default_factory=list)
     steps: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
     started_at: float = field(init=False)
-    first_visible_s: float | None = None
+    figures: TurnFigures = field(init=False)
+    """Counted here from the events until the engine's arrive with the turn's end (or Stop)."""
     total_s: float | None = None
     refused: bool = False
     failed: bool = False
@@ -179,8 +180,13 @@ class TurnView:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
+        self.figures = TurnFigures(self.clock)
 
     def apply(self, event: AgentEvent) -> None:
+        self.figures.note(event)
+        self._show(event)
+
+    def _show(self, event: AgentEvent) -> None:
         match event:
             case StepStarted(step):
                 self.steps = step
@@ -197,7 +203,7 @@ class TurnView:
             case ToolCallStarted(call_id, name, step) if step not in self._steps_with_calls:
                 self._steps_with_calls.add(step)
                 self._text_becomes_thought(step)
-                self.apply(event)
+                self._show(event)
             case ToolCallStarted(call_id, name, step, gives_answer=True):
                 self._answer_calls.add(call_id)
                 self._text_closed = True
@@ -223,36 +229,36 @@ class TurnView:
                 self._streamed()
             case Retrying(_, attempt, wait_s, reason):
                 self._note_retry(attempt, wait_s, reason)
-            case StepEnded(step, input_tokens, output_tokens):
-                self.input_tokens += input_tokens
-                self.output_tokens += output_tokens
+            case StepEnded(step):
                 if step in self.timings:
                     self.timings[step].ended_s = self._now()
-            case Finished(answer):
+            case Finished(answer, figures=figures):
+                self.figures = figures or self.figures
                 if not any(isinstance(item, TextView) and item.text for item in self.items):
                     self._append_answer(answer)
                 if self._retry is not None:
                     self._retry.text = f"🔁 {self._retry_cause} It worked on attempt {self._attempts}."
                 self._end()
-            case Failed(kind, message):
+            case Failed(kind, message, figures=figures):
+                self.figures = figures or self.figures
                 self._fail(kind, message)
 
     @property
     def waiting_for_approval(self) -> bool:
         return any(call.waiting for call in self._calls.values())
 
-    def stop(self, note: str | None = None) -> None:
+    def stop(self, note: str | None = None, figures: TurnFigures | None = None) -> None:
         """The user pressed Stop (or the server is shutting down, and `note` says so): close what
-        was running and say so, visibly, at the end."""
+        was running and say so, visibly, at the end. `figures`: the stopped turn's, from the engine."""
         if self.total_s is not None:
             return
+        self.figures = figures or self.figures
         waiting = [call.name for call in self._calls.values() if call.waiting]
         unfinished = sum(not call.done and not call.waiting for call in self._calls.values())
         where = f" in step {self.steps}" if self.steps else ""
         detail = f"; {unfinished} tool call{'s' * (unfinished != 1)} did not finish" if unfinished else ""
         if waiting:
             detail += f"; {', '.join(waiting)} waited for your approval and did not run"
-        self.stopped = True
         self._end()
         self.items.append(NoteView(STOPPED_ID, note or f"{STOPPED_MARK}{where}{detail}."))
 
@@ -273,7 +279,6 @@ class TurnView:
         self._calls[call.call_id] = call
         self.items.append(call)
         self._text_closed = True
-        self._note_visible()
 
     def _finish_call(self, call_id: str, name: str, output: str, is_error: bool, duration_s: float) -> None:
         if call_id in self._answer_calls and not is_error:
@@ -297,7 +302,6 @@ class TurnView:
             self.items.append(last)
         last.text += text
         self._text_closed = True
-        self._note_visible()
 
     def _append_answer(self, text: str, step: int | None = None) -> None:
         if self._text_closed:
@@ -306,7 +310,6 @@ class TurnView:
         last = self.items[-1]
         assert isinstance(last, TextView)
         last.text += text
-        self._note_visible()
 
     def _note_retry(self, attempt: int, wait_s: float, reason: str) -> None:
         """One line, updated in place."""
@@ -329,12 +332,9 @@ class TurnView:
         self.items.append(NoteView(FAILURE_ID, f"⚠️ {title}: {message}"))
         self._end()
 
-    def _note_visible(self) -> None:
-        if self.first_visible_s is None:
-            self.first_visible_s = self._now()
-
     def _end(self) -> None:
         self.total_s = self._now()
+        self.figures.end()
         for call in self._calls.values():
             call.interrupted = not call.done
         for timing in self.timings.values():
@@ -373,7 +373,8 @@ class TurnView:
         anything (no output, no tool call, no tokens): then the failure line says it all."""
         if self.total_s is None or self.refused:
             return False
-        did_something = self.first_visible_s is not None or self.input_tokens or self.output_tokens
+        figures = self.figures
+        did_something = figures.first_token_s is not None or figures.input_tokens or figures.output_tokens
         return not self.failed or bool(did_something)
 
     def _parallel_steps(self) -> set[int]:
@@ -395,29 +396,25 @@ class TurnView:
         return gr.ChatMessage(content="", metadata=metadata)
 
     def summary(self) -> str:
-        """One line: steps, tool calls, tokens, time to first visible token, total time.
+        """One line: steps, tool calls, tokens, time to first visible token, total time, waiting.
 
         Times count from the start of the turn on the server: the first token is the first
         tool call or answer text the chat could show."""
-        calls = len(self._calls)
+        figures = self.figures
+        calls = figures.tool_calls
         parts = [
-            f"{self.steps} step{'s' * (self.steps != 1)}",
+            f"{figures.steps} step{'s' * (figures.steps != 1)}",
             f"{calls} tool call{'s' * (calls != 1)}",
         ]
-        if self.input_tokens or self.output_tokens:  # usage arrives when a step ends
-            parts.append(f"{self.input_tokens:,} tokens in · {self.output_tokens:,} out")
-        if self.first_visible_s is not None:
-            parts.append(f"first token {seconds(self.first_visible_s)}")
-        if self.total_s is not None:
-            parts.append(f"total {seconds(self.total_s)}")
-        if waited := self.waiting_s():
+        if figures.input_tokens or figures.output_tokens:  # usage arrives when a step ends
+            parts.append(f"{figures.input_tokens:,} tokens in · {figures.output_tokens:,} out")
+        if figures.first_token_s is not None:
+            parts.append(f"first token {seconds(figures.first_token_s)}")
+        if figures.total_s is not None:
+            parts.append(f"total {seconds(figures.total_s)}")
+        if waited := figures.waiting_s:
             parts.append(f"{seconds(waited)} of it waiting for your approval")
         return " · ".join(parts)
-
-    def waiting_s(self) -> float:
-        """Time spent waiting for approvals (the rest of the total is the agent working)."""
-        now = self.total_s if self.total_s is not None else self._now()
-        return sum(_waited(call, now) for call in self._calls.values() if call.approval)
 
     def timeline(self) -> str:
         """Each model call and tool call as a bar on one time axis (parallel calls overlap)."""
