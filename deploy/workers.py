@@ -65,11 +65,12 @@ class Workers:
     env: dict[str, str] = field(default_factory=dict)
     app_args: Sequence[str] = ()
     echo: bool = False
+    program: Sequence[str] = (sys.executable, "app.py")
 
     def start(self, index: int) -> ServedProcess:
         """Start worker `index` (again), on its port; it dies with this process."""
         port = self.ports[index]
-        command = [sys.executable, "app.py", "--port", str(port), *self.app_args]
+        command = [*self.program, "--port", str(port), *self.app_args]
         label = f"[worker :{port}] " if self.echo else None
         process = ServedProcess(command, self.env, PROJECT_ROOT, echo=label, die_with_parent=True)
         if index < len(self.processes):
@@ -158,9 +159,10 @@ def stop_all(running: Workers, timeout: float) -> None:
 class Supervisor:
     """Keeps `running`'s workers up, and restarts them one at a time on request."""
 
-    def __init__(self, running: Workers, stop_timeout_s: float) -> None:
+    def __init__(self, running: Workers, stop_timeout_s: float, first_backoff_s: float = 1.0) -> None:
         self.running = running
         self.stop_timeout_s = stop_timeout_s
+        self.first_backoff_s = first_backoff_s
         self.failures: dict[int, list[float]] = {}
 
     def check(self) -> None:
@@ -170,20 +172,28 @@ class Supervisor:
             if code is not None:
                 self._restart_exited(index, code)
 
-    def _restart_exited(self, index: int, code: int) -> None:
+    def _restart_exited(self, index: int, code: int | None) -> None:
+        """Start the worker again after a backoff, as often as it takes or until it exited too often."""
         port = self.running.ports[index]
-        now = time.monotonic()
-        recent = [t for t in self.failures.get(index, []) if now - t < FAILURE_WINDOW_S] + [now]
-        self.failures[index] = recent
-        if len(recent) >= MAX_FAILURES:
-            raise WorkerLost(
-                f"worker :{port} exited {len(recent)} times within {FAILURE_WINDOW_S:g} s "
-                f"(last exit code {code}); giving up"
-            )
-        delay = min(MAX_BACKOFF_S, 2.0 ** (len(recent) - 1))
-        say(f"worker :{port} exited with code {code}; starting it again in {delay:g} s")
-        time.sleep(delay)
-        self._start_ready(index)
+        while True:
+            now = time.monotonic()
+            recent = [t for t in self.failures.get(index, []) if now - t < FAILURE_WINDOW_S] + [now]
+            self.failures[index] = recent
+            if len(recent) >= MAX_FAILURES:
+                raise WorkerLost(
+                    f"worker :{port} exited {len(recent)} times within {FAILURE_WINDOW_S:g} s "
+                    f"(last exit code {code}); giving up"
+                )
+            delay = min(MAX_BACKOFF_S, self.first_backoff_s * 2 ** (len(recent) - 1))
+            say(f"worker :{port} exited with code {code}; starting it again in {delay:g} s")
+            time.sleep(delay)
+            try:
+                self._start_ready(index)
+                return
+            except (AssertionError, WorkerLost):  # it exited, or never became ready
+                process = self.running.processes[index]
+                process.stop()
+                code = process.process.returncode
 
     def _start_ready(self, index: int) -> None:
         process = self.running.start(index)
@@ -197,7 +207,10 @@ class Supervisor:
             say(f"restarting worker :{self.running.ports[index]} ({index + 1} of {len(self.running.ports)})")
             process.terminate()
             process.wait_ended(self.stop_timeout_s)
-            self._start_ready(index)
+            try:
+                self._start_ready(index)
+            except (AssertionError, WorkerLost):
+                say(f"worker :{self.running.ports[index]} did not start again; it is left to the supervision")
         say("rolling restart done")
 
 

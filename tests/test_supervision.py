@@ -6,10 +6,12 @@ import re
 import shutil
 import signal
 import sys
+import time
 
 import psutil
 import pytest
 
+from deploy.workers import Supervisor, WorkerLost, Workers
 from support.gradio_http import GradioChatClient
 from support.servers import app_environment, free_port
 from ui.lifecycle import CUT_SHORT
@@ -109,3 +111,19 @@ async def test_workers_die_with_a_killed_launcher(start_app):
     launcher.process.kill()
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive
+
+
+def test_a_worker_that_keeps_exiting_makes_the_supervisor_give_up_with_its_exit_code(capsys):
+    exits = (sys.executable, "-c", "import sys; sys.exit(3)")
+    running = Workers("", [], None, [free_port()], app_environment(), program=exits)  # type: ignore[arg-type]
+    running.start(0)
+    supervisor = Supervisor(running, stop_timeout_s=5, first_backoff_s=0.01)
+    try:
+        with pytest.raises(WorkerLost, match=r"exited 5 times within 60 s \(last exit code 3\); giving up"):
+            for _ in range(200):
+                supervisor.check()
+                time.sleep(0.05)
+    finally:
+        for process in running.processes:
+            process.stop()
+    assert "exited with code 3; starting it again in 0.01 s" in capsys.readouterr().out
