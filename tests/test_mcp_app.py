@@ -2,8 +2,10 @@
 and a scripted OpenAI-compatible model that calls their tools."""
 
 import re
+import signal
 
 import httpx
+import psutil
 import pytest
 from gradio_client import Client
 
@@ -86,3 +88,13 @@ def test_a_config_file_that_is_not_json_is_one_line_and_the_app_serves(start_app
         "enclosed in double quotes). The app serves without MCP tools."
     )
     assert "🧰 Tools" not in httpx.get(url).text
+
+
+def test_sigterm_to_the_app_alone_closes_its_mcp_servers(start_app, tmp_path):
+    config = write_config(tmp_path, {"time": reference_server("time", "--local-timezone", "Europe/Rome")})
+    app = start_app("--port", str(free_port()), "--mcp-config", str(config))
+    app.wait_for_url()
+    [server] = [p for p in server_processes("mcp_server_time") if "Europe/Rome" in p.cmdline()]
+    app.process.send_signal(signal.SIGTERM)  # the app's process only, not its group
+    assert app.process.wait(30) == 0
+    assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
