@@ -149,7 +149,7 @@ class ServerSettings:
     concurrency: int = 200
     max_sessions: int = 2000
     ui_frame_ms: float = 40.0
-    ui_updates_per_s: float = 650.0
+    ui_updates_per_s: float = 0.0  # 0: the frame follows the measured load alone (ui/pacing.py)
     max_chats_per_client: int = 3
     trust_proxy_headers: bool = False
     max_request_bytes: int = 1_000_000

@@ -1,6 +1,7 @@
 """Concurrent chats through the real server, next to the designs it improves on.
 
     python -m bench.concurrency [--sizes 1,10,50,100] [--token-ms 30] [--only NAME] [--env KEY=VALUE ...]
+                                [--slower-machine]
 
 Each design is served as its own process on 127.0.0.1; N chats are started at
 once through the browser's path (textbox submit → streamed chatbot updates) by
@@ -13,22 +14,29 @@ ratio to one chat, the server's CPU time, and the updates each chat received.
 - bare ChatInterface: `bench.bare_chat`, the same tokens at the same pace, one yield per token.
 
 `--env` adds settings to every served app (e.g. `--env AGENT_UI_UPDATES_PER_S=600`), for trying a change.
+`--slower-machine` simulates a slower one (Linux, 2 cores or more): each served app is pinned to core 0
+(`taskset -c 0`) next to a neighbour that burns that core all the time, and the load generator runs on
+core 1; a second calibration line gives the CPython loop's time on that shared core.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
 from bench.bare_chat import QUESTION
 from bench.report import machine_line, table
-from deploy.processes import ServedProcess
+from deploy.processes import PROJECT_ROOT, ServedProcess
 from support.calibration import calibrate
 from support.gradio_http import GradioChatClient
 from support.servers import app_environment, free_port
@@ -51,7 +59,7 @@ def designs(token_ms: float, extra_env: dict[str, str]) -> list[Design]:
         **extra_env,
     }
     return [
-        Design("ours: measured frame, cap 650 upd/s", ["app.py"], pace),
+        Design("ours: measured frame", ["app.py"], pace),
         Design(
             "ours, pacing off", ["app.py"], {**pace, "AGENT_UI_FRAME_MS": "0", "AGENT_UI_UPDATES_PER_S": "0"}
         ),
@@ -68,11 +76,14 @@ async def run_chats(url: str, count: int) -> tuple[float, list]:
         return time.perf_counter() - started, streams
 
 
-async def measure(design: Design, sizes: list[int]) -> tuple[list[list[str]], list[str]]:
-    """The table's rows for `design`, and the frame the server set over each run (if it paced)."""
+async def measure(
+    design: Design, sizes: list[int], pin: Sequence[str] = ()
+) -> tuple[list[list[str]], list[str]]:
+    """The table's rows for `design`, and the frame the server set over each run (if it paced).
+    `pin` prefixes the server's command (`taskset -c 0`)."""
     port = free_port()
     server = ServedProcess(
-        [sys.executable, *design.module, "--port", str(port)], app_environment(**design.env)
+        [*pin, sys.executable, *design.module, "--port", str(port)], app_environment(**design.env)
     )
     try:
         url = server.wait_for_url()
@@ -121,18 +132,52 @@ def frame_timeline(log: str, started: datetime) -> str:
     return f"{steps} (largest {max(ms for _, ms in points):.0f} ms)"
 
 
-async def main(sizes: list[int], token_ms: float, only: str | None, extra_env: dict[str, str]) -> None:
-    rows, timelines = [], []
-    for design in designs(token_ms, extra_env):
-        if only is None or only in design.name:
-            design_rows, design_timelines = await measure(design, sizes)
-            rows.extend(design_rows)
-            timelines.extend(design_timelines)
+@contextmanager
+def slower_machine() -> Iterator[list[str]]:
+    """Core 0 shared with a process that always runs: the prefix that pins a server there.
+    Meanwhile this process (the load generator) runs on the other cores."""
+    pinned = ["taskset", "-c", "0"]
+    neighbour = ServedProcess([*pinned, sys.executable, "-c", "while True: pass"], app_environment())
+    own_cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, own_cores - {0})
+    try:
+        yield pinned
+    finally:
+        os.sched_setaffinity(0, own_cores)
+        neighbour.stop()
+
+
+def shared_core_loop_s(pinned: Sequence[str]) -> float:
+    """The calibration loop's time on the pinned core, next to its neighbour."""
+    loop = "from support.calibration import cpython_loop_s; print(min(cpython_loop_s() for _ in range(3)))"
+    ran = subprocess.run(
+        [*pinned, sys.executable, "-c", loop], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    return float(ran.stdout)
+
+
+async def main(
+    sizes: list[int], token_ms: float, only: str | None, extra_env: dict[str, str], slower: bool
+) -> None:
+    rows, timelines, shared_loop_s = [], [], None
+    with slower_machine() if slower else nullcontext([]) as pin:
+        for design in designs(token_ms, extra_env):
+            if only is None or only in design.name:
+                design_rows, design_timelines = await measure(design, sizes, pin)
+                rows.extend(design_rows)
+                timelines.extend(design_timelines)
+        if slower:
+            shared_loop_s = shared_core_loop_s(pin)
     print(f"Concurrent chats through the server: “{QUESTION}”, offline model at {token_ms} ms per token")
     if extra_env:
         print(f"settings added to every app (they override the design names): {extra_env}")
     print(machine_line())
     print(calibrate().line())
+    if shared_loop_s is not None:
+        print(
+            f"simulated slower machine: each server on core 0 next to a process burning it; "
+            f"the CPython loop there {shared_loop_s:.2f} s"
+        )
     print(
         table(
             [
@@ -165,6 +210,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE", help="a setting for every app"
     )
+    parser.add_argument(
+        "--slower-machine", action="store_true", help="each server on core 0, shared with a CPU burner"
+    )
     args = parser.parse_args()
     extra_env = dict(setting.split("=", 1) for setting in args.env)
-    asyncio.run(main([int(n) for n in args.sizes.split(",")], args.token_ms, args.only, extra_env))
+    sizes = [int(n) for n in args.sizes.split(",")]
+    asyncio.run(main(sizes, args.token_ms, args.only, extra_env, args.slower_machine))

@@ -3,10 +3,11 @@
     python -m deploy.workers [--workers 2] [--port 7860] [--host 127.0.0.1] [-- app.py options]
 
 Worker i is `python app.py --port PORT+i` on 127.0.0.1; nginx listens on
-HOST:PORT with `deploy/nginx.conf`, its worker list rewritten. The server-wide
-update budget (`AGENT_UI_UPDATES_PER_S`, default 650) is the whole machine's and
-is divided among the workers, so N workers send no more updates per second than
-one would; raise it on a machine with cores to spare.
+HOST:PORT with `deploy/nginx.conf`, its worker list rewritten. Each worker sets
+its own frame from its own measured load; a fixed update budget, if set
+(`AGENT_UI_UPDATES_PER_S`, default 0: none), is the whole machine's and is
+divided among the workers, so N workers send no more updates per second than one
+would.
 
 The launcher supervises: a worker that exits is started again after a backoff
 (1, 2, 4 … 30 s), each time logged with its exit code; if one exits

@@ -23,8 +23,8 @@ def test_the_config_lists_the_workers_and_the_address():
     assert "hash $agent_route consistent;" in config
 
 
-def test_the_update_budget_is_divided_among_the_workers():
-    assert worker_environment({}, 2)["AGENT_UI_UPDATES_PER_S"] == "325.0"
+def test_a_fixed_update_budget_is_divided_among_the_workers_and_none_stays_none():
+    assert worker_environment({}, 2)["AGENT_UI_UPDATES_PER_S"] == "0.0"
     assert worker_environment({"AGENT_UI_UPDATES_PER_S": "900"}, 3)["AGENT_UI_UPDATES_PER_S"] == "300.0"
 
 

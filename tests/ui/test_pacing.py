@@ -63,7 +63,7 @@ def test_the_fixed_budget_is_an_upper_limit_on_top_of_the_measured_frame():
 
 
 def test_the_budget_follows_the_server_settings():
-    assert UpdateBudget.from_server(ServerSettings()) == UpdateBudget(min_frame_s=0.04, updates_per_s=650)
+    assert UpdateBudget.from_server(ServerSettings()) == UpdateBudget(min_frame_s=0.04, updates_per_s=0)
     assert UpdateBudget.from_server(ServerSettings(ui_frame_ms=0, ui_updates_per_s=325)) == UpdateBudget(
         0, 325
     )
