@@ -19,6 +19,14 @@ from support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_opena
 from support.servers import MANY_VISITORS, app_environment, launch, left_running
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """langchain-tests' suites include a benchmark (`test_init_time`): run it once, as a test.
+    Speed is measured in bench/, never in the tests."""
+    if hasattr(config.option, "benchmark_disable"):
+        config.option.benchmark_disable = True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_running() -> Iterator[None]:
     """Fail the session if a process the tests started is still alive at its end."""

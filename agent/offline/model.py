@@ -16,8 +16,9 @@ import asyncio
 import functools
 import json
 import re
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from itertools import chain
 from typing import Any
 
@@ -73,7 +74,21 @@ class OfflineArithmeticModel(BaseChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
+        """The model with `tools`; it calls them as its plan needs. `tool_choice` may say so
+        (`auto`, `any`, `required`); a named tool or `none` is refused: the plan decides."""
+        if tool_choice not in (None, "auto", "any", "required"):
+            raise ValueError(
+                f"The offline model cannot honour tool_choice={tool_choice!r}: it calls the tools its "
+                "plan needs (use 'auto', 'any' or 'required')."
+            )
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        """Refused: the offline model answers arithmetic through its tools, never in a schema."""
+        raise NotImplementedError(
+            "The offline arithmetic model has no structured output: it answers through its tools "
+            "(final_answer). Use a model served over the OpenAI API for with_structured_output."
+        )
 
     def _generate(
         self,
@@ -82,8 +97,30 @@ class OfflineArithmeticModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        reply = next_reply(messages, _tool_names(kwargs))
-        return ChatResult(generations=[ChatGeneration(message=reply)])
+        chunks = list(self._chunks(messages, kwargs))
+        reply = chunks[0]
+        for chunk in chunks[1:]:
+            reply += chunk
+        message = AIMessage(
+            content=reply.content,
+            tool_calls=reply.tool_calls,
+            usage_metadata=reply.usage_metadata,
+            response_metadata=reply.response_metadata,
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        chunks = self._chunks(messages, kwargs)
+        for position, chunk in enumerate(chunks):
+            yield ChatGenerationChunk(message=chunk)
+            if self.token_delay_ms and position < len(chunks) - 1:
+                time.sleep(self.token_delay_ms / 1000)
 
     async def _astream(
         self,
@@ -92,20 +129,22 @@ class OfflineArithmeticModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        reply = next_reply(messages, _tool_names(kwargs))
-        delay_s = self.token_delay_ms / 1000
-        chunks = stream_chunks(reply)
-        input_tokens = sum(len(pieces(m.text)) for m in messages)
+        chunks = self._chunks(messages, kwargs)
         for position, chunk in enumerate(chunks):
-            if position == len(chunks) - 1:
-                chunk.usage_metadata = {
-                    "input_tokens": input_tokens,
-                    "output_tokens": len(chunks),
-                    "total_tokens": input_tokens + len(chunks),
-                }
             yield ChatGenerationChunk(message=chunk)
-            if delay_s and position < len(chunks) - 1:
-                await asyncio.sleep(delay_s)
+            if self.token_delay_ms and position < len(chunks) - 1:
+                await asyncio.sleep(self.token_delay_ms / 1000)
+
+    def _chunks(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[AIMessageChunk]:
+        """The next reply as streamed chunks, the last one carrying the token usage."""
+        chunks = stream_chunks(next_reply(messages, _tool_names(kwargs)))
+        input_tokens = sum(len(pieces(m.text)) for m in messages)
+        chunks[-1].usage_metadata = {
+            "input_tokens": input_tokens,
+            "output_tokens": len(chunks),
+            "total_tokens": input_tokens + len(chunks),
+        }
+        return chunks
 
 
 def _tool_names(kwargs: dict[str, Any]) -> set[str]:
