@@ -263,9 +263,8 @@ def test_every_response_carries_a_policy_that_keeps_the_page_on_its_origin(publi
 # -- 5. sizes ---------------------------------------------------------------------------------
 
 
-def test_a_large_upload_is_refused_before_it_is_read(public_url):
-    files = {"files": ("big.bin", b"0" * 2_000_000)}
-    response = httpx.post(f"{public_url}/gradio_api/upload", files=files)
+def test_a_large_body_is_refused_before_it_is_read(public_url):
+    response = httpx.post(f"{public_url}/gradio_api/run/predict", content=b"0" * 2_000_000)
     assert response.status_code == 413 and "AGENT_MAX_REQUEST_BYTES" in response.json()["detail"]
 
 
@@ -284,7 +283,7 @@ def test_a_large_body_without_a_length_is_refused_too(public_url):
 def test_the_app_takes_no_files_and_its_temporary_files_expire(public_app):
     demo, public_url = public_app
     response = httpx.post(f"{public_url}/gradio_api/upload", files={"files": ("small.txt", b"hello")})
-    assert response.status_code == 413
+    assert response.status_code == 404
     assert demo.delete_cache == (3600, 3600)
 
 
@@ -312,3 +311,80 @@ async def test_the_conversation_a_session_keeps_is_trimmed_to_the_limits(public_
     [history_state] = [fn.inputs[1] for fn in demo.fns.values() if fn.api_name == "chat"]
     kept = demo.server_app.state_holder[session][history_state._id]
     assert sum(len(str(m["content"])) for m in kept) < GuardSettings().max_chat_chars
+
+
+# -- issue 18: default deny -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn_index", ["{id}", "{id}.0", " {id} "], ids=["string", "string-float", "spaced"])
+async def test_a_string_fn_index_counts_against_the_per_client_limit(public_url, fn_index):
+    async with GradioChatClient(public_url, local_address="127.0.0.4") as client:
+        encoded = fn_index.format(id=client._fn["chat"])
+        joins = [
+            client.http.post(
+                f"{public_url}/gradio_api/queue/join",
+                json={
+                    "data": [LONG_QUESTION, None, "", "", None],
+                    "fn_index": encoded,
+                    "session_hash": f"s{n}",
+                },
+            )
+            for n in range(10)
+        ]
+        statuses = sorted(response.status_code for response in await asyncio.gather(*joins))
+        for n in range(10):
+            await client.cancel(f"s{n}", client._fn["chat"], "")
+    assert statuses == [200] * 3 + [429] * 7
+    deadline = time.monotonic() + 10
+    while running_turns() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/monitoring"),
+        ("GET", "/monitoring/summary"),
+        ("GET", "/gradio_api/dev/reload"),
+        ("GET", "/gradio_api/%64ev/reload"),
+        ("GET", "/gradio_api/deep_link"),
+        ("GET", "/gradio_api/proxy=http://127.0.0.1:9/"),
+        ("GET", "/gradio_api/file=http://127.0.0.1:9/leak.png"),
+        ("GET", "/gradio_api/file=http%3A//127.0.0.1:9/leak.png"),
+        ("GET", "/gradio_api/file=//127.0.0.1:9/leak.png"),
+        ("POST", "/gradio_api/run/chat"),
+        ("POST", "/gradio_api/run/lambda"),
+        ("POST", "/gradio_api/vibe-edit"),
+        ("GET", "/gradio_api/app_id"),
+        ("GET", "/gradio_api/openapi.json"),
+        ("POST", "/gradio_api/reset"),
+    ],
+)
+def test_routes_the_page_does_not_use_answer_404(public_url, method, path):
+    response = httpx.request(
+        method, f"{public_url}{path}", json={"data": []}, headers={"X-Forwarded-Host": "evil"}
+    )
+    assert response.status_code == 404, response.text[:200]
+    assert "evil" not in response.text
+
+
+@pytest.mark.parametrize("size", [0, 10])
+def test_no_upload_of_any_size_is_taken(public_url, size):
+    files = [("files", (f"f{n}.txt", b"x" * size)) for n in range(50)]
+    response = httpx.post(f"{public_url}/gradio_api/upload", files=files)
+    assert response.status_code == 404 and "/tmp" not in response.text
+
+
+async def test_an_id_on_the_wrong_route_is_refused(public_url):
+    async with GradioChatClient(public_url) as client:
+        chat, unqueued = client._fn["chat"], client._fn["_clear_and_save_textbox"]
+        on_predict = await client.http.post(
+            f"{public_url}/gradio_api/run/predict",
+            json={"data": ["1+1"], "fn_index": str(chat), "session_hash": "x"},
+        )
+        on_join = await client.http.post(
+            f"{public_url}/gradio_api/queue/join",
+            json={"data": ["1+1"], "fn_index": unqueued, "session_hash": "x"},
+        )
+    assert (on_predict.status_code, on_join.status_code) == (404, 404)
+    assert running_turns() == 0

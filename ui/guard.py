@@ -1,5 +1,8 @@
 """What stands in front of Gradio when the app is on a public link (an ASGI middleware).
 
+- **Default deny**: only the routes, methods and function ids of the app's
+  allow-list (`ui.allow_list`) reach Gradio; anything else answers 404.
+
 - **Fair share per client**: at most `max_chats_per_client` chat turns per client
   address, queued or running. One more is answered at once with HTTP 429 and a
   message the page shows; it never enters Gradio's queue, so it holds no queue
@@ -8,9 +11,9 @@
   trusted proxy appended) when `trust_proxy_headers` is on.
 - **Request size**: bodies over `max_request_bytes` are refused with 413 before
   Gradio reads them.
-- **No deep links**: `/gradio_api/deep_link` answers 404 (it would write any
-  session's component values, a typed API key included, to disk and serve them
-  to whoever has the link), and `?deep_link=` is dropped from every request.
+- **No deep links**: `/gradio_api/deep_link` is not on the allow-list (it would
+  write any session's component values, a typed API key included, to disk and
+  serve them to whoever has the link), and `?deep_link=` is dropped from every request.
 - **Rendering that stays on this origin**: a Content-Security-Policy on every
   response lets images, fonts, media, styles, frames, fetches and form posts
   reach only this origin (plus `data:`/`blob:` where Gradio uses them).
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, fields
@@ -30,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode
 import gradio as gr
 
 from agent import ServerSettings
+from ui.allow_list import AllowList, Call
 from ui.gradio_seams import functions, queued_requests
 
 Scope = MutableMapping[str, Any]
@@ -54,10 +57,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "object-src 'none'",
     ]
 )
-DEEP_LINK_PATH = "/gradio_api/deep_link"
-JOIN_PATH = "/gradio_api/queue/join"
-CALL_PATH = re.compile(r"/gradio_api/call/(?:v2/)?(?P<api_name>[^/]+)$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+CALL_KINDS = frozenset({"join", "predict", "call"})
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,19 @@ class PublicGuard:
         self.turn_ids = frozenset(functions)
         self.turn_api_names = frozenset(name for name in functions.values() if name)
         self.joining: Counter[str] = Counter()
+        self.allowed = AllowList.of(blocks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
+        if scope["type"] != "http":  # the app serves no websocket
+            await send({"type": "websocket.close", "code": 1008})
+            return
         send = _with_security_headers(send)
-        path = scope["path"].rstrip("/")
-        if path.endswith(DEEP_LINK_PATH):
+        path = _route_path(scope)
+        route = self.allowed.route(scope["method"], path)
+        if route is None or (route.kind == "file" and not self.allowed.allows_file(path)):
             await _respond(send, 404, "Not Found")
             return
         scope["query_string"] = _without_deep_link(scope.get("query_string", b""))
@@ -136,7 +142,14 @@ class PublicGuard:
             )
             return
         receive = _replay(body, receive)
-        if not self._starts_turn(path, body):
+        if route.kind not in CALL_KINDS:
+            await self.app(scope, receive, send)
+            return
+        call = self.allowed.call(route, path, body)
+        if call is None:
+            await _respond(send, 404, "Not Found")
+            return
+        if not self._starts_turn(call):
             await self.app(scope, receive, send)
             return
         client = self._client(scope["headers"], scope.get("client"))
@@ -151,14 +164,8 @@ class PublicGuard:
             if not self.joining[client]:
                 del self.joining[client]
 
-    def _starts_turn(self, path: str, body: bytes) -> bool:
-        if path.endswith(JOIN_PATH):
-            try:
-                return json.loads(body).get("fn_index") in self.turn_ids
-            except (ValueError, AttributeError, TypeError):
-                return False  # Gradio refuses it
-        call = CALL_PATH.search(path)
-        return call is not None and call["api_name"] in self.turn_api_names
+    def _starts_turn(self, call: Call) -> bool:
+        return call.fn_id in self.turn_ids or call.api_name in self.turn_api_names
 
     def _turns_of(self, client: str) -> int:
         return turns_of(self.blocks, self.turn_ids, client, self.settings.trust_proxy_headers)
@@ -201,6 +208,12 @@ def guard_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
         "app_kwargs": {"middleware": [Middleware(PublicGuard, blocks=blocks, settings=settings)]},
         "max_file_size": 0,
     }
+
+
+def _route_path(scope: Scope) -> str:
+    """The path Starlette routes on: the request's path without the app's root path."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _with_security_headers(send: Send) -> Send:
