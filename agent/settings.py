@@ -155,6 +155,7 @@ class ServerSettings:
     max_request_bytes: int = 1_000_000
     max_chat_messages: int = 400
     max_chat_chars: int = 100_000
+    max_calls_per_s: float = 10.0
     share: bool = False
     """A public Gradio link (`GRADIO_SHARE`; the `--share` flag wins)."""
     on_spaces: bool = False
@@ -192,6 +193,7 @@ class ServerSettings:
             max_request_bytes=_read(values, "AGENT_MAX_REQUEST_BYTES", int, cls.max_request_bytes, minimum=1),
             max_chat_messages=_read(values, "AGENT_MAX_CHAT_MESSAGES", int, cls.max_chat_messages, minimum=1),
             max_chat_chars=_read(values, "AGENT_MAX_CHAT_CHARS", int, cls.max_chat_chars, minimum=1),
+            max_calls_per_s=_read(values, "AGENT_MAX_CALLS_PER_S", float, cls.max_calls_per_s, minimum=0),
             share=_flag(values, "GRADIO_SHARE"),
             on_spaces=on_spaces,
             data_dir=Path(values["AGENT_DATA_DIR"]) if "AGENT_DATA_DIR" in values else _data_dir(on_spaces),

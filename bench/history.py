@@ -43,7 +43,7 @@ from bench.report import machine_line, table
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from support.calibration import calibrate
 from support.gradio_http import ChatStream, GradioChatClient, ask_or_fail
-from support.servers import app_environment, free_port
+from support.servers import MANY_VISITORS_ENV, app_environment, free_port
 
 Route = Literal["browser", "page", "api"]
 
@@ -110,7 +110,7 @@ async def measure(
 ) -> list[Run]:
     port = free_port()
     # Every chat comes from 127.0.0.1 here, standing for many visitors: lift the per-client limit.
-    env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms), AGENT_MAX_CHATS_PER_CLIENT="100000")
+    env = app_environment(AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms), **MANY_VISITORS_ENV)
     server = ServedProcess([sys.executable, "app.py", "--port", str(port)], env, cwd=app_dir)
     try:
         url = server.wait_for_url()

@@ -22,7 +22,7 @@ from bench.report import machine_line, table
 from deploy.processes import ServedProcess
 from support.calibration import calibrate
 from support.gradio_http import GradioChatClient
-from support.servers import app_environment, free_port
+from support.servers import MANY_VISITORS_ENV, app_environment, free_port
 
 TYPICAL = ["What is (2 + 3) * (4 + 5)?", "times 2", "2 to the power of 10, minus 24"]
 BIG_MESSAGE_CHARS = 990_000  # with the JSON around it, just under the 1 MB request cap
@@ -48,7 +48,7 @@ async def sessions(url: str, count: int, questions: list[str], prefix: str) -> N
 async def main(count: int, big_count: int) -> None:
     port = free_port()
     # All sessions come from 127.0.0.1 here, standing for many visitors: lift the per-client limit.
-    env = app_environment(AGENT_MAX_CHATS_PER_CLIENT="100000")
+    env = app_environment(**MANY_VISITORS_ENV)
     server = ServedProcess([sys.executable, "app.py", "--port", str(port)], env)
     try:
         url = server.wait_for_url()

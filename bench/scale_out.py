@@ -23,7 +23,7 @@ from bench.report import machine_line, table
 from deploy.workers import serve
 from support.calibration import calibrate
 from support.gradio_http import GradioChatClient, ask_or_fail
-from support.servers import app_environment, free_port
+from support.servers import MANY_VISITORS_ENV, app_environment, free_port
 
 COOKIE = "agent_route"
 
@@ -40,7 +40,7 @@ async def measure(workers: int, sizes: list[int], token_ms: float, budget: float
     env = app_environment(
         AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_ms),
         AGENT_UI_UPDATES_PER_S=str(budget),
-        AGENT_MAX_CHATS_PER_CLIENT="100000",
+        **MANY_VISITORS_ENV,
     )
     with serve(workers, free_port(), env=env, worker_ports=[free_port() for _ in range(workers)]) as running:
         await run_chats(running.url, 2)  # warm up

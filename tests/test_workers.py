@@ -7,7 +7,7 @@ import pytest
 
 from deploy.workers import TEMPLATE, nginx_config, serve, worker_environment
 from support.gradio_http import GradioChatClient
-from support.servers import app_environment, free_port
+from support.servers import MANY_VISITORS_ENV, app_environment, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def test_a_fixed_update_budget_is_divided_among_the_workers_and_none_stays_none(
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 async def test_chats_from_many_browsers_complete_on_two_workers_and_both_serve():
-    many_visitors = app_environment(AGENT_MAX_CHATS_PER_CLIENT="1000")  # all from 127.0.0.1 here
+    many_visitors = app_environment(**MANY_VISITORS_ENV)  # all from 127.0.0.1 here
     with serve(2, free_port(), env=many_visitors, worker_ports=[free_port(), free_port()]) as running:
         async with GradioChatClient(running.url, affinity_cookie="agent_route") as client:
             streams = await asyncio.gather(*(client.ask("what is 2 + 3", mode="browser") for _ in range(12)))

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import gradio as gr
@@ -100,11 +100,14 @@ LOGIN_ROUTES = (
 
 @dataclass(frozen=True)
 class Call:
-    """A request to run a function, as Gradio will read it."""
+    """A request to run a function, as Gradio will read it (`body`), and its JSON (`raw`)."""
 
     fn_id: int | None
     api_name: str | None
     body: PredictBody
+    raw: dict[str, Any]
+    chat_slots: tuple[int, ...] = ()
+    """Positions in `body.data` of conversations the client sends (a Chatbot's value)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class AllowList:
     queued: frozenset[int]
     unqueued: frozenset[int]
     api_names: frozenset[str]
+    chat_slots: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, blocks: gr.Blocks, extra_routes: Iterable[Route] = ()) -> AllowList:
@@ -130,6 +134,11 @@ class AllowList:
             queued=frozenset(fn_id for fn_id, fn in fns.items() if fn.queue),
             unqueued=frozenset(fn_id for fn_id, fn in fns.items() if not fn.queue),
             api_names=api_names,
+            chat_slots={
+                fn_id: slots
+                for fn_id, fn in fns.items()
+                if (slots := tuple(i for i, b in enumerate(fn.inputs) if _is_client_chat(b)))
+            },
         )
 
     def route(self, method: str, path: str) -> Route | None:
@@ -138,14 +147,17 @@ class AllowList:
 
     def call(self, route: Route, path: str, body: bytes) -> Call | None:
         """The function call `body` asks for on `route`, if this app allows it there; else None."""
-        parsed = read_predict_body(body)
-        if parsed is None:
+        read = read_predict_body(body)
+        if read is None:
             return None
+        raw, parsed = read
         if route.kind == "call":
             name = route.api_name(path)
-            return Call(None, name, parsed) if name in self.api_names else None
+            return Call(None, name, parsed, raw) if name in self.api_names else None
         allowed = self.queued if route.kind == "join" else self.unqueued
-        return Call(parsed.fn_index, None, parsed) if parsed.fn_index in allowed else None
+        if parsed.fn_index not in allowed:
+            return None
+        return Call(parsed.fn_index, None, parsed, raw, self.chat_slots.get(parsed.fn_index, ()))
 
     def allows_file(self, path: str) -> bool:
         """`/gradio_api/file=` for a file on this machine only: never a URL Gradio would fetch."""
@@ -161,13 +173,19 @@ class AllowList:
         return lines
 
 
-def read_predict_body(body: bytes) -> PredictBody | None:
-    """`body` read as Gradio reads a call (JSON, then its pydantic model, in Python mode); None if
-    Gradio would refuse it."""
+def read_predict_body(body: bytes) -> tuple[dict[str, Any], PredictBody] | None:
+    """`body` read as Gradio reads a call (JSON, then its pydantic model, in Python mode), with
+    its JSON; None if Gradio would refuse it."""
     try:
-        return PredictBody.model_validate(json.loads(body))
+        raw = json.loads(body)
+        return raw, PredictBody.model_validate(raw)
     except (ValueError, ValidationError, RecursionError):
         return None
+
+
+def _is_client_chat(block: Any) -> bool:
+    """A conversation the page sends with the call (a State's value stays on the server)."""
+    return isinstance(block, gr.Chatbot) and not block.stateful
 
 
 _patterns: dict[str, re.Pattern[str]] = {}

@@ -21,7 +21,7 @@ from ui.history import to_langchain
 from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.owner import owner_of
 from ui.pacing import UpdateBudget, paced
-from ui.safety import trim_history
+from ui.safety import PRODUCED, answer_text, trim_history
 from ui.saved import SavedConversations, SessionConversation
 from ui.stopping import StopSignals, until_set
 from ui.view import TurnView, mark_stopped
@@ -92,7 +92,7 @@ def chat_function(
             ):
                 async with agent_turn(
                     message,
-                    to_langchain(history),
+                    to_langchain(PRODUCED.vouched(history)),
                     request_settings,
                     chat_model,
                     conversation_id=conversation.value,
@@ -112,6 +112,8 @@ def chat_function(
                     view.stop(CUT_SHORT if lifecycle.cutting else None, turn.figures)
                     yield [*notes, *_as_dicts(view)]
             ended = True
+            for answer in filter(None, map(answer_text, _as_dicts(view))):
+                PRODUCED.record(answer)
             if save_notes := await save(conversation, request, page, [question, *_as_dicts(view)]):
                 yield [*notes, *_as_dicts(view), *save_notes]
         finally:

@@ -9,6 +9,12 @@
   or concurrency slot. Session hashes cost nothing to mint, so the limit is per
   address: the connection's, or the last `X-Forwarded-For` entry (the one the
   trusted proxy appended) when `trust_proxy_headers` is on.
+- **Calls per client**: every function call costs from a per-address budget
+  (`max_calls_per_s`, with a burst of a few seconds' worth); one that sends a
+  conversation costs more with its length, and that conversation is cut to
+  the chat's limits (`max_chat_messages`, `max_chat_chars`) before Gradio
+  validates or keeps it. Unqueued calls skip the queue and its limits; this
+  bounds them.
 - **Request size**: bodies over `max_request_bytes` are refused with 413 before
   Gradio reads them.
 - **No deep links**: `/gradio_api/deep_link` is not on the allow-list (it would
@@ -33,7 +39,9 @@ import gradio as gr
 
 from agent import ServerSettings
 from ui.allow_list import AllowList, Call
+from ui.budgets import CallBudget
 from ui.gradio_seams import functions, queued_requests
+from ui.safety import bounded_chat
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -59,6 +67,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CALL_KINDS = frozenset({"join", "predict", "call"})
+MESSAGES_PER_CALL = 20
+"""A call that sends a conversation costs one more call per this many messages (Gradio
+validates each message: the cost grows with them)."""
+CALL_BURST_S = 6
+"""Seconds of calls a client may save up: a page's turn with a long conversation makes a burst."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class GuardSettings:
     max_request_bytes: int = ServerSettings.max_request_bytes
     max_chat_messages: int = ServerSettings.max_chat_messages
     max_chat_chars: int = ServerSettings.max_chat_chars
+    max_calls_per_s: float = ServerSettings.max_calls_per_s
 
     @classmethod
     def from_server(cls, server: ServerSettings) -> GuardSettings:
@@ -80,6 +94,12 @@ class GuardSettings:
         return (
             f"You already have {n} question{'s' * (n != 1)} running from your address "
             f"(AGENT_MAX_CHATS_PER_CLIENT). Wait for one to finish, or stop it, then ask again."
+        )
+
+    def too_many_calls_message(self) -> str:
+        return (
+            f"Too many requests from your address (AGENT_MAX_CALLS_PER_S: {self.max_calls_per_s:g} a second). "
+            "Wait a few seconds, then try again."
         )
 
 
@@ -116,6 +136,7 @@ class PublicGuard:
         self.turn_api_names = frozenset(name for name in functions.values() if name)
         self.joining: Counter[str] = Counter()
         self.allowed = AllowList.of(blocks)
+        self.calls = CallBudget(settings.max_calls_per_s, settings.max_calls_per_s * CALL_BURST_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -141,20 +162,31 @@ class PublicGuard:
                 send, 413, f"Request too large: the limit is {limit:,} bytes (AGENT_MAX_REQUEST_BYTES)."
             )
             return
-        receive = _replay(body, receive)
         if route.kind not in CALL_KINDS:
-            await self.app(scope, receive, send)
+            await self.app(scope, _replay(body, receive), send)
             return
         call = self.allowed.call(route, path, body)
         if call is None:
             await _respond(send, 404, "Not Found")
             return
-        if not self._starts_turn(call):
-            await self.app(scope, receive, send)
-            return
         client = self._client(scope["headers"], scope.get("client"))
-        if self.joining[client] + self._turns_of(client) >= self.settings.max_chats_per_client:
+        conversations = self._bounded_conversations(call)
+        if conversations is None:
+            await _respond(send, 422, "Not a conversation: a list of messages with a user or assistant role.")
+            return
+        starts_turn = self._starts_turn(call)
+        if (
+            starts_turn
+            and self.joining[client] + self._turns_of(client) >= self.settings.max_chats_per_client
+        ):
             await _respond(send, 429, self.settings.busy_message())
+            return
+        if not self.calls.spend(client, 1 + sum(map(len, conversations.values())) / MESSAGES_PER_CALL):
+            await _respond(send, 429, self.settings.too_many_calls_message())
+            return
+        receive = _replay(_with_data(scope, call, conversations) or body, receive)
+        if not starts_turn:
+            await self.app(scope, receive, send)
             return
         self.joining[client] += 1  # until Gradio has queued it, where `_turns_of` sees it
         try:
@@ -163,6 +195,20 @@ class PublicGuard:
             self.joining[client] -= 1
             if not self.joining[client]:
                 del self.joining[client]
+
+    def _bounded_conversations(self, call: Call) -> dict[int, list[Any]] | None:
+        """The conversations `call` sends, by position, cut to this server's limits; None if one is
+        not a conversation at all."""
+        bounded: dict[int, list[Any]] = {}
+        for slot in call.chat_slots:
+            if slot < len(call.body.data):
+                value = bounded_chat(
+                    call.body.data[slot], self.settings.max_chat_messages, self.settings.max_chat_chars
+                )
+                if value is None:
+                    return None
+                bounded[slot] = value
+        return bounded
 
     def _starts_turn(self, call: Call) -> bool:
         return call.fn_id in self.turn_ids or call.api_name in self.turn_api_names
@@ -208,6 +254,21 @@ def guard_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
         "app_kwargs": {"middleware": [Middleware(PublicGuard, blocks=blocks, settings=settings)]},
         "max_file_size": 0,
     }
+
+
+def _with_data(scope: Scope, call: Call, conversations: dict[int, list[Any]]) -> bytes | None:
+    """The call's body with its conversations cut to their bounded versions (and the request's
+    length to match), or None if none was cut."""
+    data = list(call.raw["data"])
+    cut = [slot for slot, kept in conversations.items() if len(kept) != len(data[slot] or ())]
+    if not cut:
+        return None
+    for slot in cut:
+        data[slot] = conversations[slot]
+    body = json.dumps({**call.raw, "data": data}).encode()
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+    scope["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
+    return body
 
 
 def _route_path(scope: Scope) -> str:

@@ -14,8 +14,11 @@ backtick run inside, so they cannot close it. The page's Content-Security-Policy
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterator, MutableMapping, MutableSequence
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from typing import Any
 
 from ui.history import content_text
@@ -107,6 +110,104 @@ def trim_history(
         "(AGENT_MAX_CHAT_MESSAGES, AGENT_MAX_CHAT_CHARS)."
     )
     return [{"role": "assistant", "content": note, "metadata": {"title": TRIMMED_TITLE, "status": "done"}}]
+
+
+MAX_BLOCKS_PER_MESSAGE = 16
+"""Content blocks a sent message may have (the page sends its content as a list of blocks, one
+per message; Gradio refuses any other shape)."""
+
+
+def bounded_chat(value: Any, max_messages: int, max_chars: int) -> list[Any] | None:
+    """A conversation a client sent, cut to what this server keeps: its newest messages within
+    `max_messages` and `max_chars` (older ones dropped whole). None if it is not a conversation.
+
+    Runs before Gradio validates the value (a pydantic model per message and part: that
+    validation, not the bytes, is what a long forged conversation costs).
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return None
+    kept: list[Any] = []
+    chars = 0
+    for message in reversed(value):
+        if not _is_message(message):
+            return None
+        chars += len(content_text(message.get("content"))) + len(str(message.get("metadata") or ""))
+        if len(kept) >= max_messages or chars > max_chars:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept
+
+
+def _is_message(message: Any) -> bool:
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        return False
+    content = message.get("content")
+    return isinstance(content, list) and len(content) <= MAX_BLOCKS_PER_MESSAGE
+
+
+class ProducedAnswers:
+    """The answers this server produced, as digests: what the model may be told it said.
+
+    A conversation comes back from the page (and from any client) as a value the
+    client chose, so an assistant message in it may be words this server never
+    produced. Before a turn, assistant messages whose digest is not here are left
+    out of what the model receives. One record for the process, not per session:
+    a client could only replay an answer it already saw (its own, or one it knows
+    word for word), which it could have had produced in its own session anyway;
+    and a conversation that moves between sessions (a reloaded page, a saved chat)
+    keeps its context. Least recently used digests go first past `max_answers`.
+    """
+
+    def __init__(self, max_answers: int = 200_000) -> None:
+        self.max_answers = max_answers
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def record(self, text: str) -> None:
+        """`text` is an answer this server produced (or loaded from its own store)."""
+        digest = _digest(text)
+        with self._lock:
+            self._digests[digest] = None
+            self._digests.move_to_end(digest)
+            while len(self._digests) > self.max_answers:
+                self._digests.popitem(last=False)
+
+    def vouches_for(self, text: str) -> bool:
+        digest = _digest(text)
+        with self._lock:
+            if digest not in self._digests:
+                return False
+            self._digests.move_to_end(digest)
+            return True
+
+    def vouched(self, history: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """`history` without the answers this server did not produce (tool steps and notes stay:
+        the model never sees them)."""
+        return [message for message in history if not self._is_forged(message)]
+
+    def _is_forged(self, message: Mapping[str, Any]) -> bool:
+        text = answer_text(message)
+        return bool(text) and not self.vouches_for(text)
+
+
+PRODUCED = ProducedAnswers()
+"""The process's record: the chat records each answer it produced; whatever loads a
+conversation from this server's own store may record that conversation's answers too."""
+
+
+def answer_text(message: Mapping[str, Any]) -> str:
+    """The text of an answer the model would receive back ("" for questions, tool steps, notes)."""
+    metadata = message.get("metadata") or {}
+    if message.get("role") != "assistant" or metadata.get("title") or metadata.get("id"):
+        return ""
+    return content_text(message.get("content"))
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _is_trimmed(message: MutableMapping[str, Any]) -> bool:

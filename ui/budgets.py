@@ -1,0 +1,54 @@
+"""Per-address budgets: what one client address may spend of the server.
+
+Session ids cost nothing to mint, so every budget here is per client address
+(`ui.guard.client_address`). Each is small and self-cleaning: an address that
+has spent nothing lately holds no entry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class CallBudget:
+    """A token bucket per address: `rate` units a second, at most `burst` saved up.
+
+    Unqueued calls skip Gradio's queue and its limits, so each one is paid here;
+    a call that carries a conversation pays more (see `ui.guard`).
+    """
+
+    MAX_ADDRESSES = 100_000
+    """Addresses remembered at once; beyond it, those with a full bucket (owing nothing) are forgotten."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def spend(self, address: str, cost: float) -> bool:
+        """Take `cost` units from `address`'s bucket if it holds them; whether it did."""
+        if self.rate <= 0:
+            return True  # budget off
+        now = self.clock()
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_ADDRESSES:
+                self._forget_full(now)
+            bucket = self._buckets[address] = _Bucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+        bucket.at = now
+        if bucket.tokens < cost:
+            return False
+        bucket.tokens -= cost
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        refill = self.burst / self.rate
+        self._buckets = {a: b for a, b in self._buckets.items() if now - b.at < refill}
