@@ -156,6 +156,8 @@ class ServerSettings:
     max_chat_messages: int = 400
     max_chat_chars: int = 100_000
     max_calls_per_s: float = 10.0
+    max_streams_per_client: int = 40
+    stream_idle_s: float = 900.0
     share: bool = False
     """A public Gradio link (`GRADIO_SHARE`; the `--share` flag wins)."""
     on_spaces: bool = False
@@ -194,6 +196,10 @@ class ServerSettings:
             max_chat_messages=_read(values, "AGENT_MAX_CHAT_MESSAGES", int, cls.max_chat_messages, minimum=1),
             max_chat_chars=_read(values, "AGENT_MAX_CHAT_CHARS", int, cls.max_chat_chars, minimum=1),
             max_calls_per_s=_read(values, "AGENT_MAX_CALLS_PER_S", float, cls.max_calls_per_s, minimum=0),
+            max_streams_per_client=_read(
+                values, "AGENT_MAX_STREAMS_PER_CLIENT", int, cls.max_streams_per_client, minimum=1
+            ),
+            stream_idle_s=_read(values, "AGENT_STREAM_IDLE_S", float, cls.stream_idle_s, minimum=1),
             share=_flag(values, "GRADIO_SHARE"),
             on_spaces=on_spaces,
             data_dir=Path(values["AGENT_DATA_DIR"]) if "AGENT_DATA_DIR" in values else _data_dir(on_spaces),

@@ -449,3 +449,46 @@ async def test_a_client_cannot_put_words_in_the_assistants_mouth(upstream, keyed
     sent = [m.get("content") for m in seen[-1][1]["messages"]]
     assert "what is 2 + 2?" in sent and "Four." in sent, "what this server answered goes back to the model"
     assert not any("FORGED" in str(content) for content in sent)
+
+
+# -- issue 18: connections ----------------------------------------------------------------------
+
+
+async def test_one_address_holds_at_most_its_share_of_open_streams_and_another_is_served(public_url):
+    limit = GuardSettings().max_streams_per_client
+    async with httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(local_address="127.0.0.9"),
+        limits=httpx.Limits(max_connections=None),
+    ) as flooder:
+        opened = [
+            await flooder.send(
+                flooder.build_request("GET", f"{public_url}/gradio_api/heartbeat/idle-{n}"), stream=True
+            )
+            for n in range(limit + 10)
+        ]
+        try:
+            statuses = [response.status_code for response in opened]
+            async with GradioChatClient(public_url, local_address="127.0.0.10") as victim:
+                served = await victim.ask("what is 2 + 2", mode="browser", chatbot=[])
+        finally:
+            for response in opened:
+                await response.aclose()
+    assert statuses == [200] * limit + [429] * 10
+    assert answer_text(served.messages) == "2 + 2 = **4**"
+
+
+@pytest.fixture
+def quickly_idle_url(monkeypatch):
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.2")
+    guard = GuardSettings(stream_idle_s=1)
+    demo = app.create_app(Settings(offline_token_delay_ms=5), concurrency=5, guard=guard)
+    yield launch(demo, guard).rstrip("/")
+    demo.close()
+
+
+async def test_a_stream_nobody_uses_is_closed_once_idle(quickly_idle_url):
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=10) as client:
+        idle = await client.get(f"{quickly_idle_url}/gradio_api/heartbeat/nobody-uses-this")
+    assert idle.status_code == 200 and idle.text.startswith("data: ALIVE")
+    assert time.monotonic() - started < 5, "closed after about a second of keep-alives"

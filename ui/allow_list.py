@@ -58,6 +58,10 @@ class Route:
         match = _compiled(self.pattern).fullmatch(path)
         return match.groupdict().get("api_name") if match else None
 
+    def session_hash(self, path: str) -> str | None:
+        match = _compiled(self.pattern).fullmatch(path)
+        return match.groupdict().get("session_hash") if match else None
+
     def describe(self) -> str:
         return f"{'/'.join(sorted(self.methods))} {self.pattern}"
 

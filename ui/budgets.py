@@ -8,6 +8,7 @@ has spent nothing lately holds no entry.
 from __future__ import annotations
 
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,3 +53,45 @@ class CallBudget:
     def _forget_full(self, now: float) -> None:
         refill = self.burst / self.rate
         self._buckets = {a: b for a, b in self._buckets.items() if now - b.at < refill}
+
+
+class OpenStreams:
+    """Long-lived responses (event streams, heartbeats) open per address, at most `limit` each.
+
+    Each holds a connection and a file descriptor for as long as the client keeps it:
+    without a cap, one address could hold every descriptor the process has.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def open(self, address: str) -> bool:
+        """Count one more open stream for `address`, if it is under the limit; whether it was."""
+        if self._open[address] >= self.limit:
+            return False
+        self._open[address] += 1
+        return True
+
+    def close(self, address: str) -> None:
+        self._open[address] -= 1
+        if self._open[address] <= 0:
+            del self._open[address]
+
+
+class LastSeen:
+    """When each session last made a call, for the most recent `max_sessions` sessions."""
+
+    def __init__(self, max_sessions: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_sessions, self.clock = max_sessions, clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def touch(self, session: str) -> None:
+        self._seen[session] = self.clock()
+        self._seen.move_to_end(session)
+        if len(self._seen) > self.max_sessions:
+            self._seen.popitem(last=False)
+
+    def idle_s(self, session: str, since: float) -> float:
+        """Seconds since the session's last call, or since `since` (a clock time) if that is later."""
+        return self.clock() - max(since, self._seen.get(session, since))

@@ -15,6 +15,10 @@
   the chat's limits (`max_chat_messages`, `max_chat_chars`) before Gradio
   validates or keeps it. Unqueued calls skip the queue and its limits; this
   bounds them.
+- **Open streams per client**: event streams and heartbeats from one address are
+  capped (`max_streams_per_client`), and a stream that has sent nothing but
+  keep-alives for `stream_idle_s` (a heartbeat: whose session made no call for
+  that long) is closed as if the client had left.
 - **Request size**: bodies over `max_request_bytes` are refused with 413 before
   Gradio reads them.
 - **No deep links**: `/gradio_api/deep_link` is not on the allow-list (it would
@@ -27,8 +31,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, fields
@@ -39,7 +45,7 @@ import gradio as gr
 
 from agent import ServerSettings
 from ui.allow_list import AllowList, Call
-from ui.budgets import CallBudget
+from ui.budgets import CallBudget, LastSeen, OpenStreams
 from ui.gradio_seams import functions, queued_requests
 from ui.safety import bounded_chat
 
@@ -84,6 +90,8 @@ class GuardSettings:
     max_chat_messages: int = ServerSettings.max_chat_messages
     max_chat_chars: int = ServerSettings.max_chat_chars
     max_calls_per_s: float = ServerSettings.max_calls_per_s
+    max_streams_per_client: int = ServerSettings.max_streams_per_client
+    stream_idle_s: float = ServerSettings.stream_idle_s
 
     @classmethod
     def from_server(cls, server: ServerSettings) -> GuardSettings:
@@ -94,6 +102,12 @@ class GuardSettings:
         return (
             f"You already have {n} question{'s' * (n != 1)} running from your address "
             f"(AGENT_MAX_CHATS_PER_CLIENT). Wait for one to finish, or stop it, then ask again."
+        )
+
+    def too_many_streams_message(self) -> str:
+        return (
+            f"Too many open connections from your address (AGENT_MAX_STREAMS_PER_CLIENT: "
+            f"{self.max_streams_per_client}). Close a few tabs of this app, then reload."
         )
 
     def too_many_calls_message(self) -> str:
@@ -136,6 +150,8 @@ class PublicGuard:
         self.turn_api_names = frozenset(name for name in functions.values() if name)
         self.joining: Counter[str] = Counter()
         self.allowed = AllowList.of(blocks)
+        self.streams = OpenStreams(settings.max_streams_per_client)
+        self.seen = LastSeen()
         self.calls = CallBudget(settings.max_calls_per_s, settings.max_calls_per_s * CALL_BURST_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -152,6 +168,9 @@ class PublicGuard:
             await _respond(send, 404, "Not Found")
             return
         scope["query_string"] = _without_deep_link(scope.get("query_string", b""))
+        if route.kind == "stream":
+            await self._stream(scope, receive, send, route.session_hash(path))
+            return
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -170,6 +189,8 @@ class PublicGuard:
             await _respond(send, 404, "Not Found")
             return
         client = self._client(scope["headers"], scope.get("client"))
+        if call.body.session_hash:
+            self.seen.touch(call.body.session_hash)
         conversations = self._bounded_conversations(call)
         if conversations is None:
             await _respond(send, 422, "Not a conversation: a list of messages with a user or assistant role.")
@@ -195,6 +216,40 @@ class PublicGuard:
             self.joining[client] -= 1
             if not self.joining[client]:
                 del self.joining[client]
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, session: str | None) -> None:
+        """A long-lived response: within the client's share of open streams, and closed once idle,
+        as if the client had left (Gradio cleans up as it does for a closed tab)."""
+        client = self._client(scope["headers"], scope.get("client"))
+        if not self.streams.open(client):
+            await _respond(send, 429, self.settings.too_many_streams_message())
+            return
+        started, idle_s = time.monotonic(), self.settings.stream_idle_s
+        last_data, closed = started, False
+
+        async def send_until_idle(message: Message) -> None:
+            nonlocal last_data, closed
+            if closed:
+                return
+            if message["type"] == "http.response.body" and message.get("more_body"):
+                now = time.monotonic()
+                if not _is_keepalive(message.get("body", b"")):
+                    last_data = now
+                elif (self.seen.idle_s(session, last_data) if session else now - last_data) > idle_s:
+                    closed = True
+                    serving.cancel()
+                    return
+            await send(message)
+
+        serving = asyncio.ensure_future(self.app(scope, receive, send_until_idle))
+        try:
+            await serving
+        except asyncio.CancelledError:
+            if not closed:
+                raise
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self.streams.close(client)
 
     def _bounded_conversations(self, call: Call) -> dict[int, list[Any]] | None:
         """The conversations `call` sends, by position, cut to this server's limits; None if one is
@@ -269,6 +324,11 @@ def _with_data(scope: Scope, call: Call, conversations: dict[int, list[Any]]) ->
     headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
     scope["headers"] = [*headers, (b"content-length", str(len(body)).encode())]
     return body
+
+
+def _is_keepalive(chunk: bytes) -> bool:
+    """A chunk that only says the stream is alive: Gradio's heartbeat route and queue heartbeats."""
+    return chunk.startswith(b"data: ALIVE") or b'"msg":"heartbeat"' in chunk[:40]
 
 
 def _route_path(scope: Scope) -> str:

@@ -235,15 +235,21 @@ def _call_id() -> str:
     return f"call_{uuid.uuid4().hex[:20]}"
 
 
+MAX_MESSAGES_READ = 40
+"""How far back "that" is looked for: every model call reads the history again, computing each
+answer's question, so a long (or forged) history would cost the event loop in proportion."""
+
+
 def previous_result(history: Sequence[BaseMessage]) -> Number | None:
-    """What "that" refers to: the exact value of the last answer, read from the oldest message on.
+    """What "that" refers to: the exact value of the last answer, read from the oldest of the
+    newest `MAX_MESSAGES_READ` messages on.
 
     Replies that are not answers (this model's introduction or refusals) are
     skipped. An answer of this model shows its value rounded, so the value is
     computed again, exactly, from the question it answered.
     """
     result, question = None, None
-    for message in history:
+    for message in history[-MAX_MESSAGES_READ:]:
         if isinstance(message, HumanMessage):
             question = message.text
         elif isinstance(message, AIMessage) and message.text and not message.text.startswith(NOT_ANSWERS):
