@@ -42,7 +42,7 @@ def test_the_allow_list_of_the_app(allowed, capsys):
         "GET/HEAD /gradio_api/call/{api_name}/{event_id}",
         "GET/HEAD /gradio_api/call/v2/{api_name}/{event_id}",
     ]
-    assert allowed.api_names == {"chat"}
+    assert allowed.api_names == {"chat", "approve"}
     assert allowed.queued and allowed.unqueued and not allowed.queued & allowed.unqueued
 
 
