@@ -1,6 +1,7 @@
 """The chat function Gradio streams: a question in, the turn's messages out as its events arrive.
 
-One turn: the conversation trimmed to the guard's limits, the request's own key
+One turn: the conversation trimmed to the guard's limits, with the answers this
+server did not produce left out of what the model receives, the request's own key
 and model checked, the agent's events paced to display frames and folded into a
 `TurnView`, until the turn ends or the session's Stop signal is set.
 """

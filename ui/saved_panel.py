@@ -17,6 +17,7 @@ import gradio as gr
 from store import ConversationNotFound, Page, StoreError
 from ui.live_turn import LiveTurnChatInterface, newest_turns
 from ui.owner import owner_of
+from ui.safety import PRODUCED, answer_text
 from ui.saved import SavedConversations, SessionConversation
 
 PAGE_SIZE = 25
@@ -130,6 +131,8 @@ class SavedPanel:
         except StoreError:
             return *_SKIP_SHOWN, UNAVAILABLE, gr.skip()
         shown = newest_turns(conversation.messages, self.saved.max_page_messages)
+        for answer in filter(None, map(answer_text, shown)):
+            PRODUCED.record(answer)  # this server's own answers, from its store: the model may see them
         session.show(conversation.summary.id, len(conversation.messages), len(shown))
         return shown, shown, shown, "", gr.Button(interactive=True)
 
