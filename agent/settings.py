@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,8 @@ class ServerSettings:
     max_calls_per_s: float = 10.0
     max_streams_per_client: int = 40
     stream_idle_s: float = 900.0
+    frame_ancestors: str = "'self'"
+    """Sites that may show the page in a frame (CSP `frame-ancestors`); on Spaces, Hugging Face's too."""
     share: bool = False
     """A public Gradio link (`GRADIO_SHARE`; the `--share` flag wins)."""
     on_spaces: bool = False
@@ -200,6 +203,9 @@ class ServerSettings:
                 values, "AGENT_MAX_STREAMS_PER_CLIENT", int, cls.max_streams_per_client, minimum=1
             ),
             stream_idle_s=_read(values, "AGENT_STREAM_IDLE_S", float, cls.stream_idle_s, minimum=1),
+            frame_ancestors=_frame_ancestors(
+                values, SPACES_FRAME_ANCESTORS if on_spaces else cls.frame_ancestors
+            ),
             share=_flag(values, "GRADIO_SHARE"),
             on_spaces=on_spaces,
             data_dir=Path(values["AGENT_DATA_DIR"]) if "AGENT_DATA_DIR" in values else _data_dir(on_spaces),
@@ -228,6 +234,24 @@ def _database_url(values: Mapping[str, str]) -> SecretStr | None:
             "AGENT_DATABASE_URL must start with postgresql:// (or sqlite:///); its value is not shown"
         )
     return SecretStr(url)
+
+
+SPACES_FRAME_ANCESTORS = "'self' https://huggingface.co"
+"""A Space's page is shown framed on huggingface.co/spaces/<you>/<name>."""
+
+
+def _frame_ancestors(values: Mapping[str, str], default: str) -> str:
+    """CSP sources, each 'self', 'none', a scheme (`https:`) or an origin (wildcards allowed)."""
+    value = values.get("AGENT_FRAME_ANCESTORS", default)
+    sources = value.split()
+    if not sources or not all(_FRAME_SOURCE.fullmatch(source) for source in sources):
+        raise ValueError(
+            f"AGENT_FRAME_ANCESTORS must be sources like 'self' https://example.com, got {value!r}"
+        )
+    return " ".join(sources)
+
+
+_FRAME_SOURCE = re.compile(r"'self'|'none'|https?:|https?://[A-Za-z0-9*][A-Za-z0-9.*-]*(:\d+)?")
 
 
 def _set_values(env: Environment) -> dict[str, str]:

@@ -254,8 +254,12 @@ def test_a_deep_link_left_on_disk_is_never_served(public_url):
 def test_every_response_carries_a_policy_that_keeps_the_page_on_its_origin(public_url):
     for path in ("/", "/config", "/gradio_api/info"):
         policy = httpx.get(f"{public_url}{path}").headers["content-security-policy"]
+        rules = [rule.strip() for rule in policy.split(";")]
+        assert "img-src 'self' data:" in rules, (
+            "images only from this origin or inline: no blob, no other host"
+        )
+        assert "frame-ancestors 'self'" in rules, "no other site may frame the page (and its key box)"
         for rule in (
-            "img-src 'self' data: blob:",
             "form-action 'self'",
             "connect-src 'self'",
             "font-src 'self'",

@@ -55,21 +55,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self' 'unsafe-inline'",  # Gradio's page starts with inline scripts
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
-        "font-src 'self' data:",
-        "media-src 'self' data: blob:",
-        "connect-src 'self'",
-        "frame-src 'self'",
-        "worker-src 'self' blob:",
-        "form-action 'self'",
-        "base-uri 'self'",
-        "object-src 'none'",
-    ]
+
+def content_security_policy(frame_ancestors: str) -> str:
+    """The policy on every response; `frame_ancestors` says which sites may frame the page."""
+    return "; ".join([*_POLICY, f"frame-ancestors {frame_ancestors}"])
+
+
+_POLICY = (
+    "default-src 'self'",
+    "script-src 'self' 'unsafe-inline'",  # Gradio's page starts with inline scripts
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:",
+    "font-src 'self' data:",
+    "media-src 'self' data: blob:",
+    "connect-src 'self'",
+    "frame-src 'self'",
+    "worker-src 'self' blob:",
+    "form-action 'self'",
+    "base-uri 'self'",
+    "object-src 'none'",
 )
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CALL_KINDS = frozenset({"join", "predict", "call"})
@@ -92,6 +96,7 @@ class GuardSettings:
     max_calls_per_s: float = ServerSettings.max_calls_per_s
     max_streams_per_client: int = ServerSettings.max_streams_per_client
     stream_idle_s: float = ServerSettings.stream_idle_s
+    frame_ancestors: str = ServerSettings.frame_ancestors
 
     @classmethod
     def from_server(cls, server: ServerSettings) -> GuardSettings:
@@ -150,6 +155,7 @@ class PublicGuard:
         self.turn_api_names = frozenset(name for name in functions.values() if name)
         self.joining: Counter[str] = Counter()
         self.allowed = AllowList.of(blocks)
+        self.policy = content_security_policy(settings.frame_ancestors).encode()
         self.streams = OpenStreams(settings.max_streams_per_client)
         self.seen = LastSeen()
         self.calls = CallBudget(settings.max_calls_per_s, settings.max_calls_per_s * CALL_BURST_S)
@@ -161,7 +167,7 @@ class PublicGuard:
         if scope["type"] != "http":  # the app serves no websocket
             await send({"type": "websocket.close", "code": 1008})
             return
-        send = _with_security_headers(send)
+        send = _with_security_headers(send, self.policy)
         path = _route_path(scope)
         route = self.allowed.route(scope["method"], path)
         if route is None or (route.kind == "file" and not self.allowed.allows_file(path)):
@@ -337,12 +343,12 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def _with_security_headers(send: Send) -> Send:
+def _with_security_headers(send: Send, policy: bytes) -> Send:
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = [
                 *message.get("headers", []),
-                (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                (b"content-security-policy", policy),
                 (b"x-content-type-options", b"nosniff"),
             ]
         await send(message)
