@@ -14,13 +14,19 @@ document.addEventListener("keydown", ignoreBlank, true);
 document.addEventListener("click", ignoreBlank, true);
 
 // A call waiting for approval brings its Approve / Deny panel into view (it sits under the live turn,
-// which may push it below the fold); the panel's call text is filled by the chat as the call waits.
-new MutationObserver(() => {
-  const call = document.querySelector("#approval-call");
-  if (call && call.textContent.trim() && !call.dataset.shown) {
-    call.dataset.shown = "1";
-    document.querySelector("#approval-panel")?.scrollIntoView({ block: "end", behavior: "smooth" });
-  } else if (call && !call.textContent.trim()) {
-    delete call.dataset.shown;
+// which may push it below the fold), once per call: looked at when the page has been still for a moment
+// (its content laid out), so that a person who scrolls away is not pulled back.
+let revealedCall = "";
+let revealTimer;
+const revealApproval = () => {
+  const panel = document.querySelector("#approval-panel");
+  const call = panel && panel.offsetParent !== null ? panel.querySelector("#approval-call").textContent : "";
+  if (call && call !== revealedCall) {
+    document.querySelector("#approval-deny")?.scrollIntoView({ block: "nearest" });
   }
+  revealedCall = call;
+};
+new MutationObserver(() => {
+  clearTimeout(revealTimer);
+  revealTimer = setTimeout(revealApproval, 200);
 }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
