@@ -16,7 +16,6 @@ import pytest
 from llmock.pytest_plugin import LLMock
 from llmock.scenarios import Reply, ToolCall
 from llmock.testing import LLMockServer
-from playwright.sync_api import expect
 from pydantic import SecretStr
 
 import app
@@ -135,7 +134,6 @@ def test_approve_runs_the_call_and_the_turn_goes_on(page, model, folder):
     assert live.get_by_text(WAITING).is_visible(), "the call waits in the chat too, its arguments shown"
     assert page.get_by_role("button", name="Approve").is_visible()
     assert page.get_by_role("button", name="Deny").is_visible()
-    expect(page.locator("#approval-deny")).to_be_in_viewport()  # the page brought the panel into view
     assert not (folder / "approved.txt").exists()
     save_screenshot(page, "approval.png")
 

@@ -14,19 +14,23 @@ document.addEventListener("keydown", ignoreBlank, true);
 document.addEventListener("click", ignoreBlank, true);
 
 // A call waiting for approval brings its Approve / Deny panel into view (it sits under the live turn,
-// which may push it below the fold), once per call: looked at when the page has been still for a moment
-// (its content laid out), so that a person who scrolls away is not pulled back.
-let revealedCall = "";
+// which may push it below the fold). Looked at a moment after the page changes (at most five times a
+// second), while the panel's content is laid out: during the first 1.5 s of each call only, so that a
+// person who scrolls away is not pulled back.
+const REVEAL_MS = 1500;
+let revealed = { call: "", at: 0 };
 let revealTimer;
 const revealApproval = () => {
   const panel = document.querySelector("#approval-panel");
   const call = panel && panel.offsetParent !== null ? panel.querySelector("#approval-call").textContent : "";
-  if (call && call !== revealedCall) {
+  if (call !== revealed.call) revealed = { call, at: performance.now() };
+  if (call && performance.now() - revealed.at < REVEAL_MS) {
     document.querySelector("#approval-deny")?.scrollIntoView({ block: "nearest" });
   }
-  revealedCall = call;
 };
 new MutationObserver(() => {
-  clearTimeout(revealTimer);
-  revealTimer = setTimeout(revealApproval, 200);
+  revealTimer ??= setTimeout(() => {
+    revealTimer = undefined;
+    revealApproval();
+  }, 200);
 }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
