@@ -108,6 +108,7 @@ def create_app(
             )
         approval_panel = ApprovalPanel()
         session = gr.State(SessionConversation())
+        saved_id_box = gr.Textbox("", visible=False, label="saved conversation")  # the API names one
         with gr.Row(scale=1, elem_id="chat-row"):
             with gr.Column(scale=1, min_width=220, elem_classes=["chat-history"], visible=saved is not None):
                 panel = SavedPanel(saved) if saved is not None else None
@@ -123,7 +124,7 @@ def create_app(
                         editable="user",
                         elem_id="agent-chat",
                     ),
-                    additional_inputs=[model_box, key_box, session],
+                    additional_inputs=[model_box, key_box, session, saved_id_box],
                     examples=page.EXAMPLES,
                     api_name="chat",
                     refuse=refuse_when_busy,

@@ -16,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label
 from agent.events import Failed
+from store import ConversationNotFound, StoreError
 from ui.approval import SessionApprovals, ticking
 from ui.guard import GuardSettings
 from ui.history import to_langchain
@@ -23,7 +24,7 @@ from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.owner import owner_of
 from ui.pacing import UpdateBudget, paced
 from ui.safety import PRODUCED, answer_text, trim_history
-from ui.saved import SavedConversations, SessionConversation
+from ui.saved import SavedConversations, SessionConversation, conversation_note
 from ui.stopping import StopSignals, until_set
 from ui.view import TurnView, mark_stopped
 
@@ -62,10 +63,19 @@ def chat_function(
         model: str,
         api_key: str,
         conversation: SessionConversation,
+        saved_conversation: str,
         request: gr.Request,
     ) -> AsyncIterator[Messages]:
         if not message.strip():
             return  # nothing to answer: no turn, no footer (the browser does not even send it)
+        for_api = request.headers.get("x-gradio-user") == "api"  # gradio_client says so
+        wanted = saved_conversation.strip()
+        if wanted and saved is not None and wanted != conversation.saved_id:
+            try:
+                history[:] = await saved.reopen(conversation, owner_of(request), wanted)
+            except StoreError as error:
+                yield _refused(backend_label(settings), _not_reopened(error))
+                return
         page = list(history)  # what the page holds, saved before the trims below
         question = {"role": "user", "content": message}
         mark_stopped(history)
@@ -115,7 +125,10 @@ def chat_function(
             ended = True
             for answer in filter(None, map(answer_text, _as_dicts(view))):
                 PRODUCED.record(answer)
-            if save_notes := await save(conversation, request, page, [question, *_as_dicts(view)]):
+            save_notes = await save(conversation, request, page, [question, *_as_dicts(view)])
+            if for_api:
+                save_notes = [*save_notes, *conversation_note(conversation)]
+            if save_notes:
                 yield [*notes, *_as_dicts(view), *save_notes]
         finally:
             if not ended:  # cut off (a closed tab, a cancelled job): what it got so far is kept
@@ -133,6 +146,12 @@ def backend_line(settings: Settings, model: str, api_key: str) -> str:
         return f"Backend: **{model[:40]!r} is not available on the server's key**: pick one from the list"
     mine = " (your key, this session only)" if api_key.strip() else ""
     return f"Backend: **{label}**{mine}"
+
+
+def _not_reopened(error: StoreError) -> str:
+    if isinstance(error, ConversationNotFound):
+        return "No saved conversation of yours has this id (it may have been deleted, or saved by another client)."
+    return "The saved conversation could not be opened: the conversation store is unavailable right now."
 
 
 def _refused(backend: str, message: str) -> Messages:

@@ -25,7 +25,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from store import ConversationStore, Limits, Saved, StoreError, StoreFull, StoreUnavailable
+from store import (
+    ConversationNotFound,
+    ConversationStore,
+    Limits,
+    Saved,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+)
 from ui.history import content_text
 from ui.live_turn import newest_turns
 
@@ -35,6 +43,8 @@ PURGE_EVERY_S = 3600.0
 RETRY_AFTER_S = 5.0
 SAVE_TIMEOUT_S = 10.0
 NOT_SAVED_ID = "turn-not-saved"
+CONVERSATION_ID = "turn-conversation"
+"""A note for API clients only: its content is the saved conversation's id, to continue it later."""
 SAVE_NOTE_ID = "turn-saved-note"
 UNTITLED = "New conversation"
 
@@ -125,6 +135,16 @@ class SavedConversations:
             return [_note(NOT_SAVED_ID, "⚠️ Not saved: the conversation store is unavailable right now.")]
         return [_note(SAVE_NOTE_ID, saved.note)] if saved.note else []
 
+    async def reopen(self, session: SessionConversation, owner: str | None, conversation_id: str) -> Messages:
+        """The page's part of the owner's saved conversation `conversation_id`, which the session
+        now continues (an API client coming back to it); `ConversationNotFound` if it is not theirs."""
+        if owner is None:
+            raise ConversationNotFound(conversation_id)
+        conversation = await self.call(lambda store: store.load(owner, conversation_id))
+        shown = newest_turns(conversation.messages, self.max_page_messages)
+        session.show(conversation.summary.id, len(conversation.messages), len(shown))
+        return shown
+
     async def _save(
         self, session: SessionConversation, owner: str, history: Messages, turn: Messages
     ) -> Saved:
@@ -165,6 +185,11 @@ class SavedConversations:
             except StoreError as error:
                 log.warning("purging expired conversations failed: %s", error)
             await asyncio.sleep(PURGE_EVERY_S)
+
+
+def conversation_note(session: SessionConversation) -> list[dict[str, Any]]:
+    """The note that tells an API client which saved conversation its turn went to."""
+    return [_note(CONVERSATION_ID, session.saved_id)] if session.saved_id else []
 
 
 def title_of(messages: Messages) -> str:
