@@ -192,9 +192,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
     logging.getLogger("ui.pacing").setLevel(logging.INFO)  # the frame, when load changes it
     mcp_servers, toolbox = start_configured(args.mcp_config or server.mcp_config)  # closed at exit
-    # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
     saved = saved_conversations(server, guard)
-    lifecycle.on_shutdown(saved.aclose)  # after the last turn's save
+    lifecycle.on_shutdown(saved.aclose)  # after the last turn (and its save) ended
+    # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
     demo = app = create_app(
         settings,
         UpdateBudget.from_server(server),

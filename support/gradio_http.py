@@ -148,9 +148,9 @@ class GradioChatClient:
                     "_append_message_to_history", [None, chatbot], stream.session_hash, stream
                 )
                 stream.value = shown["data"][0]
-            fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key, None], 1
+            fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key, None, ""], 1
         else:
-            fn_index, data, output = self._fn["chat"], [question, None, model, api_key, None], 0
+            fn_index, data, output = self._fn["chat"], [question, None, model, api_key, None, ""], 0
         joined = await self._join(fn_index, data, stream.session_hash)
         if refusal := _refusal(joined):
             return stream.refuse(refusal, started)

@@ -26,7 +26,7 @@ from ui.pacing import UpdateBudget, paced
 from ui.safety import PRODUCED, answer_text, trim_history
 from ui.saved import SavedConversations, SessionConversation, conversation_note
 from ui.stopping import StopSignals, until_set
-from ui.view import TurnView, mark_stopped
+from ui.view import FOOTER_ID, TurnView, mark_stopped
 
 Messages = list[dict[str, Any]]
 
@@ -129,7 +129,7 @@ def chat_function(
             if for_api:
                 save_notes = [*save_notes, *conversation_note(conversation)]
             if save_notes:
-                yield [*notes, *_as_dicts(view), *save_notes]
+                yield [*notes, *_before_footer(_as_dicts(view), save_notes)]
         finally:
             if not ended:  # cut off (a closed tab, a cancelled job): what it got so far is kept
                 view.stop()
@@ -146,6 +146,13 @@ def backend_line(settings: Settings, model: str, api_key: str) -> str:
         return f"Backend: **{model[:40]!r} is not available on the server's key**: pick one from the list"
     mine = " (your key, this session only)" if api_key.strip() else ""
     return f"Backend: **{label}**{mine}"
+
+
+def _before_footer(messages: Messages, notes: Messages) -> Messages:
+    """`messages` with `notes` added, before the footer if there is one: the footer stays last."""
+    if messages and (messages[-1].get("metadata") or {}).get("id") == FOOTER_ID:
+        return [*messages[:-1], *notes, messages[-1]]
+    return [*messages, *notes]
 
 
 def _not_reopened(error: StoreError) -> str:
