@@ -18,6 +18,7 @@ from ui.lifecycle import CUT_SHORT
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(300),  # two workers' cold starts, a rolling restart and a drain, on a loaded machine
     pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed"),
 ]
 
@@ -87,7 +88,7 @@ async def test_a_killed_worker_is_started_again_and_sigterm_drains_everything(st
 
 
 async def test_sighup_restarts_the_workers_one_at_a_time_without_cutting_a_chat(start_app):
-    launcher, url = start_launcher(start_app, grace_s=30)
+    launcher, url = start_launcher(start_app, grace_s=10)
     old = {port: worker.pid for port, worker in workers_of(launcher).items()}
 
     client, asks = await chats(url, 8)
