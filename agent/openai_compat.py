@@ -43,6 +43,12 @@ warnings.filterwarnings("ignore", message="Pydantic serializer warnings", catego
 class CompatibleChatOpenAI(ChatOpenAI):
     """`ChatOpenAI` that reads and writes the fields other OpenAI-compatible servers use."""
 
+    @classmethod
+    @override
+    def get_lc_namespace(cls) -> list[str]:
+        """Serialized under its own module, so that `load` builds this class, not a `ChatOpenAI`."""
+        return ["agent", "openai_compat"]
+
     @override
     def _convert_chunk_to_generation_chunk(
         self, chunk: dict, default_chunk_class: type, base_generation_info: dict | None

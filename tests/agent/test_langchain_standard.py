@@ -1,13 +1,17 @@
 """LangChain's own standard suites (`langchain-tests`) against the engine's model and tools, with
 honest capability flags: the offline model answers arithmetic through tools, nothing else."""
 
+import json
+
 import pytest
 from langchain_core.language_models import BaseChatModel
+from langchain_core.load import dumpd, load
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import BaseTool
 from langchain_tests.unit_tests import ChatModelUnitTests, ToolsUnitTests
 
 from agent.offline import OfflineArithmeticModel
+from agent.openai_compat import CompatibleChatOpenAI
 from agent.tools import TOOLS, add, exponentiate, final_answer
 
 
@@ -97,3 +101,20 @@ def test_tool_choice_that_matches_the_plan_is_honoured(choice):
 def test_tool_choice_it_cannot_honour_is_refused(choice):
     with pytest.raises(ValueError, match="cannot honour tool_choice"):
         MODEL.bind_tools(TOOLS, tool_choice=choice)
+
+
+def test_compatible_chat_openai_round_trips_through_load_as_itself():
+    """Under its own namespace (the standard suite's `test_serdes` loads with `allowed_objects="all"`,
+    which admits LangChain's own mapping only, so it is checked here with the class allowed)."""
+    model = CompatibleChatOpenAI(model="m", api_key="sk-secret-1", temperature=0.5)
+    serialized = dumpd(model)
+    assert serialized["id"] == ["agent", "openai_compat", "CompatibleChatOpenAI"]
+    assert "sk-secret-1" not in json.dumps(serialized)
+    loaded = load(
+        serialized,
+        secrets_map={"OPENAI_API_KEY": "sk-secret-1"},
+        allowed_objects=[CompatibleChatOpenAI],
+        valid_namespaces=["agent"],
+    )
+    assert type(loaded) is CompatibleChatOpenAI
+    assert (loaded.model_name, loaded.temperature) == ("m", 0.5)
