@@ -436,9 +436,12 @@ async def test_a_loop_of_unqueued_calls_is_cut_off_and_another_address_is_not(pu
             (await looping._post_predict("lambda", [conversation], "loop")).status_code for _ in range(30)
         ]
         refused = await looping._post_predict("lambda", [conversation], "loop")
+        over_the_cap = [{"role": "user", "content": [{"type": "text", "text": "x" * 1_000}]}] * 1_100
+        unread = await looping._post_predict("lambda", [over_the_cap], "loop")
         served = await other.ask("what is 2 + 2", mode="browser", chatbot=[])
     assert statuses.count(200) <= 4 and statuses[0] == 200, statuses
     assert refused.status_code == 429 and "AGENT_MAX_CALLS_PER_S" in refused.json()["detail"]
+    assert unread.status_code == 429, "refused before its body is read (it would be 413 once read)"
     assert answer_text(served.messages) == "2 + 2 = **4**"
 
 

@@ -34,9 +34,25 @@ class CallBudget:
         self._buckets: dict[str, _Bucket] = {}
 
     def spend(self, address: str, cost: float) -> bool:
-        """Take `cost` units from `address`'s bucket if it holds them; whether it did."""
+        """Take `cost` units from `address`'s bucket if it holds them; whether it did.
+
+        A call that costs more than the bucket holds is refused and still empties it: its
+        body was read and parsed already, and that work is what the budget protects.
+        """
         if self.rate <= 0:
             return True  # budget off
+        bucket = self._refilled(address)
+        if bucket.tokens < cost:
+            bucket.tokens = 0.0
+            return False
+        bucket.tokens -= cost
+        return True
+
+    def has_credit(self, address: str) -> bool:
+        """Whether `address` could pay for the cheapest call: checked before its body is read."""
+        return self.rate <= 0 or self._refilled(address).tokens >= 1
+
+    def _refilled(self, address: str) -> _Bucket:
         now = self.clock()
         bucket = self._buckets.get(address)
         if bucket is None:
@@ -45,10 +61,7 @@ class CallBudget:
             bucket = self._buckets[address] = _Bucket(self.burst, now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
-        if bucket.tokens < cost:
-            return False
-        bucket.tokens -= cost
-        return True
+        return bucket
 
     def _forget_full(self, now: float) -> None:
         refill = self.burst / self.rate

@@ -180,6 +180,10 @@ class PublicGuard:
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        client = self._client(scope["headers"], scope.get("client"))
+        if route.kind in CALL_KINDS and not self.calls.has_credit(client):
+            await _respond(send, 429, self.settings.too_many_calls_message())  # before reading the body
+            return
         body = await _read_body(scope, receive, self.settings.max_request_bytes)
         if body is None:
             limit = self.settings.max_request_bytes
@@ -194,7 +198,6 @@ class PublicGuard:
         if call is None:
             await _respond(send, 404, "Not Found")
             return
-        client = self._client(scope["headers"], scope.get("client"))
         if call.body.session_hash:
             self.seen.touch(call.body.session_hash)
         conversations = self._bounded_conversations(call)

@@ -26,6 +26,17 @@ def test_a_costly_call_takes_more():
     assert budget.spend("a", 21) and not budget.spend("a", 21)
 
 
+def test_a_call_refused_for_its_cost_still_empties_the_bucket_so_the_next_is_refused_unread():
+    clock = Clock()
+    budget = CallBudget(rate=10, burst=30, clock=clock)
+    assert budget.has_credit("a")
+    assert not budget.spend("a", 1_000), "a forged 20,000-message conversation"
+    assert not budget.has_credit("a") and not budget.spend("a", 1)
+    assert budget.has_credit("b")
+    clock.now = 0.1
+    assert budget.has_credit("a"), "credit comes back at the budget's rate"
+
+
 def test_a_rate_of_zero_is_no_budget():
     budget = CallBudget(rate=0, burst=0, clock=Clock())
     assert all(budget.spend("a", 100) for _ in range(1000))
