@@ -331,7 +331,7 @@ async def test_a_string_fn_index_counts_against_the_per_client_limit(public_url,
             client.http.post(
                 f"{public_url}/gradio_api/queue/join",
                 json={
-                    "data": [LONG_QUESTION, None, "", "", None],
+                    "data": [LONG_QUESTION, None, "", "", None, ""],
                     "fn_index": encoded,
                     "session_hash": f"s{n}",
                 },
