@@ -16,8 +16,12 @@ from ui.guard import GuardSettings
 
 # Tests that play many visitors from 127.0.0.1 lift the per-client limits; tests/test_public.py
 # keeps the defaults.
-MANY_VISITORS = GuardSettings(max_chats_per_client=1000, max_calls_per_s=0)
-MANY_VISITORS_ENV = {"AGENT_MAX_CHATS_PER_CLIENT": "100000", "AGENT_MAX_CALLS_PER_S": "0"}
+MANY_VISITORS = GuardSettings(max_chats_per_client=1000, max_calls_per_s=0, max_streams_per_client=10_000)
+MANY_VISITORS_ENV = {
+    "AGENT_MAX_CHATS_PER_CLIENT": "100000",
+    "AGENT_MAX_CALLS_PER_S": "0",
+    "AGENT_MAX_STREAMS_PER_CLIENT": "100000",
+}
 
 
 def free_port() -> int:

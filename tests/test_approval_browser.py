@@ -181,7 +181,7 @@ def test_parallel_calls_are_decided_one_by_one_differently(page, model, folder):
 
 
 def test_no_decision_in_time_denies_the_call_and_says_so(browser, model_server, folder):
-    demo, url = acting_app(model_server, folder, approval_timeout_s=2)
+    demo, url = acting_app(model_server, folder, approval_timeout_s=6)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(url)
@@ -190,7 +190,7 @@ def test_no_decision_in_time_denies_the_call_and_says_so(browser, model_server, 
         page.locator("#approval-panel").get_by_text(WAITING).wait_for(timeout=15_000)
         page.get_by_text("Nobody approved late.txt.").wait_for(timeout=15_000)
         page.get_by_text("🛠️ write_file → denied").click()
-        page.get_by_text("no decision within 2 s (AGENT_APPROVAL_TIMEOUT_S)").wait_for(timeout=5_000)
+        page.get_by_text("no decision within 6 s (AGENT_APPROVAL_TIMEOUT_S)").wait_for(timeout=5_000)
         assert not (folder / "late.txt").exists()
         assert not page.locator("#approval-panel").is_visible()
     finally:

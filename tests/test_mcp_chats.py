@@ -85,7 +85,9 @@ def test_an_error_result_is_shown_as_the_tool_s_error_and_fed_back_to_the_model(
     step = tool_step(reply)
     assert step["metadata"]["title"] == "🛠️ get_current_time → error"
     assert "**Error:** Error executing tool get_current_time: Invalid timezone" in step["content"]
-    assert reply[-2]["content"].startswith("The tool said: Error: Error executing tool get_current_time")
+    assert [m for m in reply if not m.get("metadata")][-1]["content"].startswith(
+        "The tool said: Error: Error executing tool get_current_time"
+    )
 
 
 def test_a_call_past_the_server_s_timeout_is_stopped_with_a_clear_error(served, site):
