@@ -5,7 +5,6 @@
 
 import os
 import re
-import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,23 +19,12 @@ from pydantic import SecretStr
 import app
 from agent import Settings
 from agent.executor import running_turns
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.fakes import ScriptedChatModel, answer, call, calls
 from support.servers import MANY_VISITORS, free_port, launch
 from ui.guard import GuardSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
