@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,10 +26,44 @@ MANY_VISITORS_ENV = {
 }
 
 
+def _ports_outside_the_ephemeral_range() -> range:
+    """Ports the kernel never hands to an outgoing connection, so none is taken between our check
+    and the server's bind (a port the kernel picks for us is in that range, and so is the one after it)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12_000), low)
+
+
+_handed_out: set[int] = set()
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports of 127.0.0.1 that are free now and that this process
+    has not handed out before (`python -m deploy.workers --port P` serves on P and its workers on
+    the ports after it)."""
+    candidates = _ports_outside_the_ephemeral_range()
+    for _ in range(1000):
+        first = random.randrange(candidates.start, candidates.stop - count)
+        block = range(first, first + count)
+        if _handed_out.isdisjoint(block) and all(_bindable(port) for port in block):
+            _handed_out.update(block)
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports in {candidates}")
+
+
 def free_port() -> int:
+    return free_ports(1)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def launch(demo: gr.Blocks, guard: GuardSettings, **options: Any) -> str:

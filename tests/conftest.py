@@ -46,12 +46,27 @@ def _describe(process: psutil.Process) -> str:
 def served_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app, offline model at 10 ms a token, saving conversations in SQLite in a temporary
     directory, served in this process on a free port."""
+    yield from _served_offline_app(tmp_path_factory, token_delay_ms=10)
+
+
+@pytest.fixture(scope="session")
+def slow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`served_app` with the offline model at 60 ms a token: a test that presses Stop mid-step
+    still finds the step running on a loaded machine."""
+    yield from _served_offline_app(tmp_path_factory, token_delay_ms=60)
+
+
+def _served_offline_app(tmp_path_factory: pytest.TempPathFactory, token_delay_ms: float) -> Iterator[str]:
     import app
     from ui.pacing import UpdateBudget
 
     saved = app.saved_conversations(ServerSettings(data_dir=tmp_path_factory.mktemp("data")), MANY_VISITORS)
     demo = app.create_app(
-        Settings(offline_token_delay_ms=10), UpdateBudget(), concurrency=250, guard=MANY_VISITORS, saved=saved
+        Settings(offline_token_delay_ms=token_delay_ms),
+        UpdateBudget(),
+        concurrency=250,
+        guard=MANY_VISITORS,
+        saved=saved,
     )
     yield launch(demo, MANY_VISITORS, max_threads=250)
     demo.close()

@@ -56,6 +56,15 @@ def page(browser, served_app):
 
 
 @pytest.fixture
+def slow_page(browser, slow_app):
+    """A page of the app whose offline model streams at 60 ms a token, for pressing Stop mid-step."""
+    page = browser.new_page(viewport=DESKTOP)
+    page.goto(slow_app)
+    yield page
+    page.close()
+
+
+@pytest.fixture
 def phone(browser, served_app):
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     page.goto(served_app)
@@ -121,22 +130,22 @@ def test_the_backend_line_says_which_model_answers(page):
     page.get_by_text("Offline model (no API key): arithmetic only").wait_for()
 
 
-def test_stop_keeps_the_partial_answer_marks_it_and_cancels_the_work(page):
-    ask(page, "hello, who are you?")
-    page.get_by_text("I'm the").wait_for(timeout=10_000)
-    page.locator(".stop-button").click()
-    page.get_by_text("⏹️ Stopped").wait_for(timeout=5_000)
+def test_stop_keeps_the_partial_answer_marks_it_and_cancels_the_work(slow_page):
+    ask(slow_page, "hello, who are you?")
+    slow_page.get_by_text("I'm the").wait_for(timeout=10_000)
+    slow_page.locator(".stop-button").click()
+    slow_page.get_by_text("⏹️ Stopped").wait_for(timeout=5_000)
     deadline = time.monotonic() + 2
     while running_turns() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert running_turns() == 0
-    partial = page.get_by_text("I'm the").inner_text()
+    partial = slow_page.get_by_text("I'm the").inner_text()
     assert "OPENAI_API_KEY" not in partial, "the answer should have been cut short"
 
-    ask(page, "what is 2 + 2")
-    page.get_by_text("2 + 2 =").wait_for(timeout=10_000)
-    page.get_by_text("📊 2 steps").wait_for(timeout=5_000)
-    assert page.get_by_text("⏹️ Stopped").count() == 1, "the stop mark stays with the stopped turn"
+    ask(slow_page, "what is 2 + 2")
+    slow_page.get_by_text("2 + 2 =").wait_for(timeout=20_000)
+    slow_page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
+    assert slow_page.get_by_text("⏹️ Stopped").count() == 1, "the stop mark stays with the stopped turn"
 
 
 def test_an_example_runs_when_clicked(page):
@@ -193,17 +202,17 @@ def test_editing_a_question_reruns_the_conversation_from_there(page):
     assert page.get_by_text("2 + 3 =").count() == 0
 
 
-def test_stop_during_parallel_tool_calls_shows_a_stop_line_and_a_footer(page):
-    ask(page, LONG_SUM)
-    page.get_by_text(PARALLEL_STEP_1).wait_for(timeout=10_000)  # more calls to come
-    page.locator(".stop-button").click()
-    stopped = page.get_by_text("⏹️ Stopped in step 1")
+def test_stop_during_parallel_tool_calls_shows_a_stop_line_and_a_footer(slow_page):
+    ask(slow_page, LONG_SUM)
+    slow_page.get_by_text(PARALLEL_STEP_1).wait_for(timeout=10_000)  # more calls to come
+    slow_page.locator(".stop-button").click()
+    stopped = slow_page.get_by_text("⏹️ Stopped in step 1")
     stopped.wait_for(timeout=5_000)
     assert stopped.is_visible(), "not hidden inside the collapsed step"
-    page.get_by_text("📊 1 step · ").wait_for(timeout=5_000)
+    slow_page.get_by_text("📊 1 step · ").wait_for(timeout=5_000)
     assert running_turns() == 0
-    expect(page.locator("#chat-input textarea")).to_be_editable()  # ready for the next question
-    save_screenshot(page, "stopped.png")
+    expect(slow_page.locator("#chat-input textarea")).to_be_editable()  # ready for the next question
+    save_screenshot(slow_page, "stopped.png")
 
 
 def bubbles_before_the_last_question(page) -> int:
@@ -242,19 +251,19 @@ def test_a_blank_message_is_ignored(page):
     page.get_by_text("1 + 1 =").wait_for(timeout=10_000)
 
 
-def test_an_edited_question_reruns_stoppably_and_retitles_the_saved_chat(page):
-    ask(page, "what is 2 + 3")
-    page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
-    page.locator("[data-testid=user]").first.hover()
-    page.get_by_role("button", name="Edit").first.click()
-    page.locator("textarea").first.fill(LONG_SUM)
-    page.get_by_role("button", name="Submit").click()
-    page.get_by_text(PARALLEL_STEP_1).wait_for(timeout=10_000)
-    page.locator(".stop-button").click()
-    page.get_by_text("⏹️ Stopped in step 1").wait_for(timeout=5_000)
+def test_an_edited_question_reruns_stoppably_and_retitles_the_saved_chat(slow_page):
+    ask(slow_page, "what is 2 + 3")
+    slow_page.get_by_text("📊 2 steps").wait_for(timeout=20_000)
+    slow_page.locator("[data-testid=user]").first.hover()
+    slow_page.get_by_role("button", name="Edit").first.click()
+    slow_page.locator("textarea").first.fill(LONG_SUM)
+    slow_page.get_by_role("button", name="Submit").click()
+    slow_page.get_by_text(PARALLEL_STEP_1).wait_for(timeout=10_000)
+    slow_page.locator(".stop-button").click()
+    slow_page.get_by_text("⏹️ Stopped in step 1").wait_for(timeout=5_000)
     assert running_turns() == 0
-    page.locator(".chat-history").get_by_text("1 + 1 + 1").wait_for(timeout=5_000)
-    assert page.locator(".chat-history").get_by_text("what is 2 + 3").count() == 0
+    slow_page.locator(".chat-history").get_by_text("1 + 1 + 1").wait_for(timeout=5_000)
+    assert slow_page.locator(".chat-history").get_by_text("what is 2 + 3").count() == 0
 
 
 def test_a_failed_turn_is_one_plain_line_after_one_retry_line(browser, failing_app):

@@ -145,9 +145,9 @@ def test_delete_removes_the_open_conversation_and_delete_all_asks_first(visitor,
     assert saved_titles(page) == []
 
 
-def test_a_stopped_turn_is_saved_with_its_stop_mark(visitor, served_app):
+def test_a_stopped_turn_is_saved_with_its_stop_mark(visitor, slow_app):
     page = visitor.new_page()
-    page.goto(served_app)
+    page.goto(slow_app)
     ask(page, "hello, who are you?")
     page.get_by_text("I'm the").wait_for(timeout=10_000)
     page.locator(".stop-button").click()

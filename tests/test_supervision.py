@@ -13,7 +13,7 @@ import pytest
 
 from deploy.workers import Supervisor, WorkerLost, Workers
 from support.gradio_http import GradioChatClient
-from support.servers import app_environment, free_port
+from support.servers import app_environment, free_port, free_ports
 from ui.lifecycle import CUT_SHORT
 
 pytestmark = [
@@ -27,7 +27,7 @@ ANSWER = "= **21**"
 
 
 def start_launcher(start_app, grace_s: float, token_delay_ms: int = 40):
-    port = free_port()
+    port = free_ports(3)  # nginx's and its two workers'
     env = app_environment(
         AGENT_SHUTDOWN_GRACE_S=str(grace_s),
         AGENT_OFFLINE_TOKEN_DELAY_MS=str(token_delay_ms),
