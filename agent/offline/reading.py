@@ -3,8 +3,9 @@
 Number words become digits ("seven point five" → 7.5), phrases become operators
 ("to the power of" → `**`, "times" → `*`, "square root of" → `~`, which has the
 precedence a root needs), and "that" or "the result" stays the name `that` for
-the previous answer. Everything else in the message is left out, so
-"What's 2+2? Thanks!" reads as `2 + 2`.
+the previous answer. A comma or "then" before an operation applies it to
+everything before ("2 + 3, times 4" is `(2 + 3) * 4`, as people mean it).
+Everything else in the message is left out, so "What's 2+2? Thanks!" reads as `2 + 2`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ _TEMPLATES = [
 ]
 _PHRASES = {
     **dict.fromkeys(["raised to the power of", "to the power of", "raised to"], "**"),
-    **dict.fromkeys(["multiplied by", "times"], "*"),
-    **dict.fromkeys(["divided by", "over"], "/"),
+    **dict.fromkeys(["multiplied by", "multiply by", "times"], "*"),
+    **dict.fromkeys(["divided by", "divide by", "over"], "/"),
     **dict.fromkeys(["minus", "negative"], "-"),
     **dict.fromkeys(["square root of", "sqrt"], "~"),
     **dict.fromkeys(["the result", "the answer", "it", "previous"], REFERENCE),
@@ -73,6 +74,9 @@ _PHRASE = re.compile(rf"\b(?:{'|'.join(sorted(_PHRASES, key=len, reverse=True))}
 _SYMBOLS = str.maketrans(
     {"×": "*", "÷": "/", "−": "-", "–": "-", "^": "**", "√": "~", "²": "**2", "³": "**3"}
 )
+_THEN = re.compile(r"\s*(?:,\s*(?:and\s+)?(?:then\s+)?|\bthen\s+)(?=(?:\*\*|[-+*/])\s)")
+"""A comma or "then" right before an operation that the phrases above wrote (spaced)."""
+_HAS_OPERATION = re.compile(r"[-+*/~]")
 _TIMES_X = re.compile(r"(?<=[\d)])\s*x(?=\s*[\d(])")
 _UNSUPPORTED = re.compile(
     r"\b(?:logarithm|log|ln|sine|sin|cosine|cos|tangent|tan|factorial|modulo|mod|percent)\b|%"
@@ -117,7 +121,17 @@ def _symbolic(text: str) -> str:
     if unsupported := _UNSUPPORTED.search(text):
         raise NotArithmetic(f"The offline model has no tool for “{unsupported.group()}”.")
     text = _PHRASE.sub(lambda match: f" {_PHRASES[match.group()]} ", text)
-    return _TIMES_X.sub(" * ", text)
+    return _then_applies_to_all_before(_TIMES_X.sub(" * ", text))
+
+
+def _then_applies_to_all_before(text: str) -> str:
+    """'2 + 3, times 4' → '(2 + 3) times 4'; a clause with no operation of its own is left as it is
+    ('hello, times 4' still means the previous answer times 4)."""
+    clauses = _THEN.split(text)
+    grouped = clauses[0]
+    for clause in clauses[1:]:
+        grouped = f"({grouped}) {clause}" if _HAS_OPERATION.search(grouped) else f"{grouped} {clause}"
+    return grouped
 
 
 def _digits(words: str) -> str:

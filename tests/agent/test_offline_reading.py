@@ -19,10 +19,21 @@ from agent.offline.reading import Expression, NotArithmetic, read
         ("times 4", -3, "-3 * 4"),
         ("that squared", -3, "(-3) ^ 2"),
         ("times 3", 1 / 3, "0.333333333333 * 3"),
+        ("what is 2 + 3, times 4", None, "(2 + 3) * 4"),
+        ("2 + 3 then divided by 5, minus 1", None, "(2 + 3) / 5 - 1"),
+        ("add 2 and 3, then multiply by 4", None, "(2 + 3) * 4"),
+        ("what is 2 + 3 times 4", None, "2 + 3 * 4"),
+        ("1,000, plus 3", None, "1000 + 3"),
+        ("thanks, times 4", 5, "5 * 4"),
     ],
 )
 def test_the_expression_is_shown_as_written_with_the_previous_answer_as_it_was_shown(text, previous, shown):
     assert read(text, previous).text == shown
+
+
+def test_a_comma_before_an_operation_applies_it_to_everything_before():
+    assert evaluate(plan(read("what is 2 + 3, times 4"))) == 20
+    assert evaluate(plan(read("what is 2 + 3 times 4"))) == 14
 
 
 def test_the_previous_answer_is_computed_with_exactly():
