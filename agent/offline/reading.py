@@ -63,7 +63,7 @@ _PHRASES = {
     **dict.fromkeys(["raised to the power of", "to the power of", "raised to"], "**"),
     **dict.fromkeys(["multiplied by", "multiply by", "times"], "*"),
     **dict.fromkeys(["divided by", "divide by", "over"], "/"),
-    **dict.fromkeys(["minus", "negative"], "-"),
+    **dict.fromkeys(["minus", "negative", "subtract"], "-"),
     **dict.fromkeys(["square root of", "sqrt"], "~"),
     **dict.fromkeys(["the result", "the answer", "it", "previous"], REFERENCE),
     "plus": "+",
@@ -76,6 +76,8 @@ _SYMBOLS = str.maketrans(
 )
 _THEN = re.compile(r"\s*(?:,\s*(?:and\s+)?(?:then\s+)?|\bthen\s+)(?=(?:\*\*|[-+*/])\s)")
 """A comma or "then" right before an operation that the phrases above wrote (spaced)."""
+_SAYS_MINUS_FIRST = re.compile(r"^\W*(?:(?:and|now|then|ok|okay)\W+)*(?:minus|subtract)\b", re.IGNORECASE)
+"""A follow-up that starts with the word ("minus 3") subtracts from the previous answer; "-3" is a number."""
 _HAS_OPERATION = re.compile(r"[-+*/~]")
 _TIMES_X = re.compile(r"(?<=[\d)])\s*x(?=\s*[\d(])")
 _UNSUPPORTED = re.compile(
@@ -91,12 +93,12 @@ _OPERATORS = {"+", "-", "*", "/", "**", "~"}
 def read(text: str, previous: Number | None = None) -> Expression:
     """Read an arithmetic question; raise `NotArithmetic` if there is none.
 
-    `previous` is what "that", "it" or a leading operator ("times 4") refers to.
+    `previous` is what "that", "it" or a leading operator ("times 4", "minus 3") refers to.
     """
     tokens = _tokens(_symbolic(text))
     if not _OPERATORS.intersection(tokens):
         raise NotArithmetic("There is no arithmetic operation in the message.")
-    if tokens[0] in {"+", "*", "/", "**"}:
+    if tokens[0] in {"+", "*", "/", "**"} or (previous is not None and _SAYS_MINUS_FIRST.match(text)):
         tokens.insert(0, REFERENCE)
     if REFERENCE in tokens and previous is None:
         raise NotArithmetic("There is no earlier result to refer to.")

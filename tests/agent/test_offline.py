@@ -215,6 +215,8 @@ async def test_deep_nesting_is_refused_quickly(offline_settings):
         ("multiply that by 3", "15"),
         ("what is the result plus 1?", "6"),
         ("that squared", "25"),
+        ("minus 3", "2"),
+        ("what is 2 + 3, times 4", "20"),
     ],
 )
 async def test_follow_up_questions_use_the_previous_answer(follow_up, value, offline_settings):

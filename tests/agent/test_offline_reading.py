@@ -25,6 +25,11 @@ from agent.offline.reading import Expression, NotArithmetic, read
         ("what is 2 + 3 times 4", None, "2 + 3 * 4"),
         ("1,000, plus 3", None, "1000 + 3"),
         ("thanks, times 4", 5, "5 * 4"),
+        ("minus 3", 20, "20 - 3"),
+        ("and then minus 3 times 2", 20, "20 - 3 * 2"),
+        ("subtract 3", 20, "20 - 3"),
+        ("-3 + 1", 20, "-3 + 1"),
+        ("minus 3", None, "-3"),
     ],
 )
 def test_the_expression_is_shown_as_written_with_the_previous_answer_as_it_was_shown(text, previous, shown):
