@@ -65,6 +65,8 @@ SYSTEM_PROMPT = (
     "`final_answer` with a short answer for the user (Markdown is fine) and the names of "
     "the tools you used. If a tool returns an error, explain it to the user in your answer."
 )
+TURN_TASK_NAME = "agent-turn"
+"""The name of each turn's task (what a test or a debugger looks for among a loop's tasks)."""
 TOOL_TIMEOUT_S = 30.0
 FINISHED_GRACE_S = 0.1
 """After the finish reason and usage, how long a reply's stream may take to close."""
@@ -85,14 +87,6 @@ class PlannedCall:
     args: dict[str, Any]
     raw_args: str
     problem: str | None = None
-
-
-_running_turns: set[asyncio.Task[None]] = set()
-
-
-def running_turns() -> int:
-    """How many turns are running in this process right now (for health checks and tests)."""
-    return len(_running_turns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +136,7 @@ async def agent_turn(
         question, history, settings, chat_model, callbacks, conversation_id, approvals, toolbox
     )
     channel = RecordingChannel()
-    turn = asyncio.create_task(_run_turn(request, channel), name="agent-turn")
-    _running_turns.add(turn)
-    turn.add_done_callback(_running_turns.discard)
+    turn = asyncio.create_task(_run_turn(request, channel), name=TURN_TASK_NAME)
     turn.add_done_callback(lambda task: _end_channel(task, channel))
     try:
         yield channel

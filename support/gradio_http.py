@@ -82,7 +82,7 @@ class GradioChatClient:
         browsers would each send the cookie a proxy gave them."""
         self.base_url = base_url.rstrip("/")
         self.affinity_cookie = affinity_cookie
-        verify = ssl.create_default_context()  # one for all pools: each would take ~18 ms to make its own
+        verify = ssl.create_default_context()  # one for all pools: making one per pool costs start-up time
         self._pools = [
             httpx.AsyncClient(
                 timeout=httpx.Timeout(60, connect=10),

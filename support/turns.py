@@ -1,8 +1,10 @@
-"""Running one agent turn to its end and keeping its events, with a deadline."""
+"""Running one agent turn to its end and keeping its events, with a deadline; counting the
+turns still running."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Sequence
 
 from langchain_core.language_models import BaseChatModel
@@ -10,6 +12,7 @@ from langchain_core.messages import BaseMessage
 
 from agent import Settings, run_agent
 from agent.events import AgentEvent
+from agent.executor import TURN_TASK_NAME
 from agent.toolbox import ARITHMETIC, Toolbox
 
 TURN_TIMEOUT_S = 20.0
@@ -29,3 +32,13 @@ async def run_turn_events(
     toolbox: Toolbox = ARITHMETIC,
 ) -> list[AgentEvent]:
     return await collect(run_agent(question, history, settings, chat_model, toolbox=toolbox))
+
+
+def running_turns() -> int:
+    """Agent turns running in this process right now, on any event loop (an app served in
+    this process runs its own loop, in Gradio's server thread)."""
+    return sum(
+        1
+        for task in gc.get_objects()
+        if isinstance(task, asyncio.Task) and task.get_name() == TURN_TASK_NAME and not task.done()
+    )

@@ -8,9 +8,9 @@ import time
 import pytest
 from gradio_client import Client
 
-from agent.executor import running_turns
 from agent.offline.model import pieces
 from deploy.processes import PROJECT_ROOT
+from support.turns import running_turns
 from ui.view import FOOTER_ID
 
 pytestmark = pytest.mark.slow

@@ -20,10 +20,10 @@ from pydantic import SecretStr
 
 import app
 from agent import Settings, Toolbox
-from agent.executor import running_turns
 from agent.tools import TOOLS
 from support.acting_tools import file_writer
 from support.servers import MANY_VISITORS, launch
+from support.turns import running_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -18,10 +18,10 @@ from pydantic import SecretStr
 
 import app
 from agent import Settings
-from agent.executor import running_turns
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.fakes import ScriptedChatModel, answer, call, calls
 from support.servers import MANY_VISITORS, free_port, launch
+from support.turns import running_turns
 from ui.guard import GuardSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

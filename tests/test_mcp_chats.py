@@ -20,10 +20,10 @@ from gradio_client import Client
 from pydantic import SecretStr
 
 from agent import McpServers, Settings
-from agent.executor import running_turns
 from support.mcp_servers import fetch_server, reference_server, server_processes, slow_site, write_config
 from support.scripted_openai import ScriptedReply, answer_reply, tool_calls_reply
 from support.servers import MANY_VISITORS, launch
+from support.turns import running_turns
 
 pytestmark = pytest.mark.slow
 FETCH_TIMEOUT_S = 10

@@ -18,10 +18,10 @@ from pydantic import SecretStr
 
 import app
 from agent import Settings
-from agent.executor import running_turns
 from support.gradio_http import GradioChatClient
 from support.recording import recording_llmock
 from support.servers import launch
+from support.turns import running_turns
 from ui.guard import GuardSettings
 from ui.history import content_text
 from ui.safety import TRIMMED_TITLE

@@ -21,10 +21,10 @@ from pydantic import SecretStr
 import app
 from agent import Settings
 from agent.callbacks import QueueCallbackHandler
-from agent.executor import running_turns
 from support.gradio_http import GradioChatClient
 from support.recording import keys_and_models, recording_llmock
 from support.servers import MANY_VISITORS, free_port, launch
+from support.turns import running_turns
 from ui.view import FAILURE_ID, FOOTER_ID, RETRY_ID, TurnView
 
 pytestmark = pytest.mark.slow

@@ -26,7 +26,7 @@ from ui.pacing import UpdateBudget, paced
 from ui.safety import PRODUCED, answer_text, trim_history
 from ui.saved import SavedConversations, SessionConversation, conversation_note
 from ui.stopping import StopSignals, until_set
-from ui.view import FOOTER_ID, TurnView, mark_stopped
+from ui.view import FOOTER_ID, TurnView
 
 Messages = list[dict[str, Any]]
 
@@ -78,7 +78,6 @@ def chat_function(
                 return
         page = list(history)  # what the page holds, saved before the trims below
         question = {"role": "user", "content": message}
-        mark_stopped(history)
         notes = trim_history(history, guard.max_chat_messages, guard.max_chat_chars)
         try:
             request_settings = settings.for_request(api_key=api_key, model=model)
@@ -172,8 +171,8 @@ def _as_dicts(view: TurnView) -> Messages:
     """The turn's messages as plain dicts: Gradio diffs dicts field by field, so on the API path
     too a growing answer travels as appended text instead of the whole message each time.
 
-    Shallow (not `dataclasses.asdict`, whose deep copy was a tenth of the server's CPU under
-    load): `render` builds new messages, metadata included, on every call."""
+    Shallow (not `dataclasses.asdict`, whose deep copy of every message on every update
+    showed in the server's CPU profile): `render` builds new messages, metadata included, on every call."""
     return [
         {"role": m.role, "content": m.content, "metadata": m.metadata, "options": m.options}
         for m in view.render()

@@ -2,8 +2,8 @@
 
 Whenever a Chatbot is an output, Gradio post-processes its whole value: a pydantic
 model per message, a dump of them all, then two walks over every node of the result
-looking for files to move into its cache (~60 ms for 1,400 messages on a 2-core
-machine). For a long conversation that happens on each turn, several times.
+looking for files to move into its cache: a cost that grows with the conversation,
+paid on each turn, several times.
 
 `PreparedChatbot` keeps each message's processed form, keyed by the message's JSON,
 and returns the messages whose content is only text as `orjson.Fragment`s: JSON
@@ -15,8 +15,7 @@ or components take Gradio's usual path.
 `UNCHANGED` is a value for a streaming output that leaves the Chatbot as it is, at
 the cost of any small value: it reaches the page as `{"__type__": "update"}`, an
 update with no property, which the page ignores. (`gr.skip()` does the same for
-the page, but the server then builds a new Chatbot and its config, ~2 ms, on every
-update.)
+the page, but the server then builds a new Chatbot and its config on every update.)
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 
 Gradio's `ChatInterface` streams a turn by handing its Chatbot the whole
 conversation on every update: each update post-processes every earlier message
-again, and the first update of a turn carries the whole history to the browser
-(~1.4 kB per prior turn). Here the turn streams into a second, small Chatbot
+again, and the first update of a turn carries the whole history to the browser. Here the turn streams into a second, small Chatbot
 under the conversation (the live turn); the conversation's Chatbot (a
 `PreparedChatbot`) is left as it is (`UNCHANGED`) until the turn ends, and then
 receives the finished turn once. The turn's last update leaves both Chatbots
@@ -32,10 +31,10 @@ from ui import gradio_seams as seams
 from ui.chatbot import UNCHANGED, PreparedChatbot
 
 Messages = list[dict[str, Any]]
-MAX_MESSAGES = 1_000  # ~140 of this app's tool-using turns
+MAX_MESSAGES = 1_000
 LIVE_TURN_CSS = "#live-turn:has(.placeholder-content) { display: none; }"
 """The live turn shows only while it has messages. Hidden by the page, not by a `visible`
-update: Gradio answers each such update by building a new Chatbot and its whole config (~2 ms)."""
+update: Gradio answers each such update by building a new Chatbot and its whole config."""
 
 
 class TurnPanel(Protocol):
@@ -60,7 +59,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
     `refuse(request)` gives a reason to refuse a new question (or None), checked as the
     textbox sends it: the question stays in the textbox and the reason is shown. Unlike
     ChatInterface's `validator`, it does not put the textbox's event in the queue (a join,
-    an event stream and a round trip per question: ~8 ms of server CPU, seconds under a burst).
+    an event stream and a round trip per question, which add up under a burst).
 
     `panel` sits under the live turn and follows it (page only: the `/chat` API keeps its shape).
     """
@@ -134,8 +133,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
     def _prepare_outputs_here(self) -> None:
         """The page's turns post-process their outputs here, on the event loop.
 
-        Gradio post-processes every output of every update in a worker thread, ~0.17 ms
-        a hop, `UNCHANGED` included. What a turn yields is small (the turn, or the
+        Gradio post-processes every output of every update in a worker thread (a thread
+        hop per update), `UNCHANGED` included. What a turn yields is small (the turn, or the
         conversation once, which `PreparedChatbot` makes cheap), so it is prepared right
         here and Gradio is told not to post-process it.
         """

@@ -57,7 +57,6 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from ui.history import content_text
 from ui.safety import fenced, safe_markdown
 
 TITLE_RESULT_CHARS = 40
@@ -563,34 +562,3 @@ def _division_note(call: ToolCallView) -> str:
         return ""
     base = arguments.get("base")
     return f" (1 ÷ {display_number(base)})" if isinstance(base, int | float) else ""
-
-
-def mark_stopped(history: list[dict]) -> bool:
-    """Close the last turn, in place, if it never finished (an API job cancelled mid-turn).
-
-    In the browser, Stop ends the turn through the chat function itself (`TurnView.stop`).
-    A cancelled API job cannot yield again, so the next turn closes it here: Gradio
-    passes the chat function a shallow copy of the history, so a message changed in
-    place is what the conversation keeps from then on. True if it changed.
-    """
-    turn_start = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=len(history)) + 1
-    turn = history[turn_start:]
-    if not turn or any(_closes_turn(m) for m in turn):
-        return False
-    for message in turn:
-        if (message.get("metadata") or {}).get("status") == "pending":
-            message["metadata"]["status"] = "done"
-    last = turn[-1]
-    if (last.get("metadata") or {}).get("title"):
-        last["metadata"]["title"] = f"{last['metadata']['title']} · {STOPPED_MARK}"
-    else:
-        last["content"] = [{"type": "text", "text": f"{content_text(last.get('content'))}\n\n{STOPPED_MARK}"}]
-    return True
-
-
-def _closes_turn(message: dict) -> bool:
-    """A footer, a failure or a stop note, or a stop mark already made."""
-    metadata = message.get("metadata") or {}
-    if metadata.get("id") in (FOOTER_ID, STOPPED_ID, FAILURE_ID):
-        return True
-    return STOPPED_MARK in str(metadata.get("title", "")) + content_text(message.get("content"))

@@ -14,11 +14,11 @@ from langchain_core.tracers.schemas import Run
 
 from agent import Approvals, Decision, Settings, agent_turn, needs_approval
 from agent.events import ApprovalDecided, ApprovalRequested, Finished, ToolResult
-from agent.executor import running_turns
 from agent.toolbox import Toolbox
 from agent.tools import TOOLS, requires_approval
 from support.acting_tools import file_writer
 from support.fakes import ScriptedChatModel, answer, call, calls
+from support.turns import running_turns
 
 SETTINGS = Settings(offline_token_delay_ms=0, max_steps=4)
 Decide = Callable[[ApprovalRequested], tuple[bool, str] | None]

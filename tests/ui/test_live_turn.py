@@ -1,4 +1,9 @@
-from ui.live_turn import newest_turns
+from contextlib import aclosing
+
+import gradio as gr
+
+from ui.chatbot import UNCHANGED, PreparedChatbot
+from ui.live_turn import LiveTurnChatInterface, newest_turns
 
 
 def turn(n: int) -> list[dict]:
@@ -11,3 +16,34 @@ def test_newest_turns_keeps_whole_turns_within_the_limit():
     assert newest_turns(history, 5) == turn(2) + turn(3)
     assert newest_turns(history, 3) == turn(3)
     assert newest_turns(history, 1) == []
+
+
+async def test_a_turn_cut_off_mid_stream_leaves_the_conversation_as_it_was():
+    """The conversation only ever receives whole turns: while a turn streams, the conversation's
+    output is `UNCHANGED`, so a turn whose stream is closed early (a cancelled API job, a closed
+    tab) never reaches it half done, and the next question never finds an unfinished turn."""
+
+    async def answer(message, history):
+        for words in ("Thinking", "Thinking about it", "Thinking about it more"):
+            yield [{"role": "assistant", "content": words, "metadata": None}]
+
+    with gr.Blocks():
+        chat = LiveTurnChatInterface(answer, chatbot=PreparedChatbot(), save_history=False)
+    earlier = turn(1)
+    updates = []
+    async with aclosing(chat._stream_fn("q2", list(earlier))) as stream:
+        async for update in stream:
+            updates.append(update)
+            if len(updates) == 2:
+                break
+    assert [conversation for _response, conversation, *_live in updates] == [UNCHANGED, UNCHANGED]
+    assert [live for _response, _conversation, live in updates][-1][0]["content"] == "Thinking about it"
+
+    finished = [update async for update in chat._stream_fn("q2", list(earlier))]
+    conversations = [conversation for _response, conversation, *_live in finished]
+    whole = [
+        *earlier,
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "Thinking about it more", "metadata": None},
+    ]
+    assert [c for c in conversations if c is not UNCHANGED] == [whole], "the turn joins once, whole"

@@ -27,7 +27,6 @@ from ui.view import (
     RETRY_ID,
     STOPPED_ID,
     TurnView,
-    mark_stopped,
     seconds,
 )
 
@@ -320,43 +319,6 @@ def test_any_order_of_events_renders_without_error():
     ]
     for order in itertools.permutations(events, 4):
         view_after(*order).render()
-
-
-def stopped_turn(*assistant):
-    return [{"role": "user", "content": [{"type": "text", "text": "q"}], "metadata": None}, *assistant]
-
-
-def test_mark_stopped_closes_pending_steps_and_marks_the_partial_answer():
-    history = stopped_turn(
-        {
-            "role": "assistant",
-            "content": [{"type": "text", "text": "args"}],
-            "metadata": {"title": "🛠️ add", "status": "pending"},
-        },
-        {"role": "assistant", "content": [{"type": "text", "text": "The answ"}], "metadata": None},
-    )
-    assert mark_stopped(history) is True
-    assert history[1]["metadata"]["status"] == "done"
-    assert history[2]["content"] == [{"type": "text", "text": "The answ\n\n⏹️ Stopped"}]
-    assert mark_stopped(history) is False, "marking twice changes nothing"
-
-
-def test_mark_stopped_marks_a_pending_tool_step_when_it_is_the_last_message():
-    history = stopped_turn(
-        {"role": "assistant", "content": "x", "metadata": {"title": "🛠️ add", "status": "pending"}}
-    )
-    mark_stopped(history)
-    assert history[1]["metadata"] == {"title": "🛠️ add · ⏹️ Stopped", "status": "done"}
-
-
-def test_mark_stopped_leaves_finished_turns_and_empty_chats_alone():
-    finished = stopped_turn(
-        {"role": "assistant", "content": "4", "metadata": None},
-        {"role": "assistant", "content": "<details>📊 1 step</details>", "metadata": {"id": FOOTER_ID}},
-    )
-    assert mark_stopped(finished) is False and finished[1]["content"] == "4"
-    assert mark_stopped([]) is False
-    assert mark_stopped(stopped_turn()) is False
 
 
 def test_text_written_alongside_tool_calls_becomes_a_thought_not_a_second_answer():
