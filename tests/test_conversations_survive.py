@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from gradio_client import Client
 
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from deploy.workers import serve
@@ -81,11 +82,24 @@ def test_after_a_restart_the_panel_and_every_conversation_are_there(visitor, tmp
         page.goto(f"http://127.0.0.1:{port}/")
         chat_three_conversations(page)
         wait_for_titles(page, ALL_THREE)
+        api_client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        api_messages = api_client.predict("what is 6 * 7", api_name="/chat")
+        api_conversation = next(
+            m["content"] for m in api_messages if m["metadata"].get("id") == "turn-conversation"
+        )
+        owner = api_client.cookies["agent_owner"]
     finally:
         served.stop()
 
     served = start_app(port, env)
     try:
+        later = Client(
+            f"http://127.0.0.1:{port}/", verbose=False, httpx_kwargs={"cookies": {"agent_owner": owner}}
+        )
+        follow_up = later.predict("minus 2", saved_conversation=api_conversation, api_name="/chat")
+        assert "42 - 2 = **40**" in [m["content"] for m in follow_up], (
+            "the API client goes on where it stopped"
+        )
         page.reload()
         wait_for_titles(page, ALL_THREE)
         page.locator("#saved-list").get_by_text("what is 9 - 1").click()

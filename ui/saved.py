@@ -36,6 +36,7 @@ from store import (
 )
 from ui.history import content_text
 from ui.live_turn import newest_turns
+from ui.safety import PRODUCED, answer_text
 
 Messages = list[dict[str, Any]]
 T = TypeVar("T")
@@ -137,11 +138,15 @@ class SavedConversations:
 
     async def reopen(self, session: SessionConversation, owner: str | None, conversation_id: str) -> Messages:
         """The page's part of the owner's saved conversation `conversation_id`, which the session
-        now continues (an API client coming back to it); `ConversationNotFound` if it is not theirs."""
+        now continues (opened in the panel, or an API client coming back to it);
+        `ConversationNotFound` if it is not theirs. Its answers come from this server's own store,
+        so the model may see them, also in a process started after they were written."""
         if owner is None:
             raise ConversationNotFound(conversation_id)
         conversation = await self.call(lambda store: store.load(owner, conversation_id))
         shown = newest_turns(conversation.messages, self.max_page_messages)
+        for answer in filter(None, map(answer_text, shown)):
+            PRODUCED.record(answer)
         session.show(conversation.summary.id, len(conversation.messages), len(shown))
         return shown
 

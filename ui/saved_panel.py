@@ -15,9 +15,8 @@ from typing import Any
 import gradio as gr
 
 from store import ConversationNotFound, Page, StoreError
-from ui.live_turn import LiveTurnChatInterface, newest_turns
+from ui.live_turn import LiveTurnChatInterface
 from ui.owner import owner_of
-from ui.safety import PRODUCED, answer_text
 from ui.saved import SavedConversations, SessionConversation
 
 PAGE_SIZE = 25
@@ -125,15 +124,11 @@ class SavedPanel:
         if owner is None or not isinstance(index, int) or not 0 <= index < len(state.ids):
             return *_SKIP_SHOWN, gr.skip(), gr.skip()
         try:
-            conversation = await self.saved.call(lambda store: store.load(owner, state.ids[index]))
+            shown = await self.saved.reopen(session, owner, state.ids[index])
         except ConversationNotFound:
             return *_SKIP_SHOWN, "That conversation was deleted.", gr.skip()
         except StoreError:
             return *_SKIP_SHOWN, UNAVAILABLE, gr.skip()
-        shown = newest_turns(conversation.messages, self.saved.max_page_messages)
-        for answer in filter(None, map(answer_text, shown)):
-            PRODUCED.record(answer)  # this server's own answers, from its store: the model may see them
-        session.show(conversation.summary.id, len(conversation.messages), len(shown))
         return shown, shown, shown, "", gr.Button(interactive=True)
 
     def _start_new(self, session: SessionConversation) -> tuple:
