@@ -3,6 +3,8 @@ exists and still flips when a server exits. If an SDK upgrade renamed it, `conne
 would answer False for ever and a crashed server would never be restarted."""
 
 import asyncio
+import os
+import signal
 import sys
 import textwrap
 
@@ -13,16 +15,14 @@ from agent.mcp.seams import connection_closed
 SERVER = textwrap.dedent(
     """
     import os
-    import threading
 
     from mcp.server.mcpserver import MCPServer
 
     server = MCPServer("seam")
 
     @server.tool()
-    def leave() -> str:
-        threading.Timer(0.1, os._exit, args=(0,)).start()
-        return "bye"
+    def pid() -> str:
+        return str(os.getpid())
 
     server.run()
     """
@@ -35,8 +35,9 @@ async def test_the_private_flag_exists_and_flips_when_the_server_exits(tmp_path)
     async with Client(StdioServerParameters(command=sys.executable, args=[str(script)])) as client:
         assert hasattr(client.session._dispatcher, "_closed"), "the SDK renamed what seams.py reads"
         assert not connection_closed(client)
-        await client.call_tool("leave", {})
-        for _ in range(100):
+        result = await client.call_tool("pid", {})
+        os.kill(int(result.content[0].text), signal.SIGKILL)  # the server dies after it answered
+        for _ in range(200):
             if connection_closed(client):
                 break
             await asyncio.sleep(0.05)
