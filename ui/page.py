@@ -1,4 +1,5 @@
-"""The page around the chat: its texts, and the CSS (`page.css`) and script (`page.js`) it loads.
+"""The page around the chat: its texts, and the CSS (`page.css`) and scripts (`page.js`, and
+`connection.js`, which keeps an unanswered question across a lost connection) it loads.
 
 Gradio 6 takes the CSS and the head at launch, so `serve_options` hands them over
 with the guard's options. The script goes in a `<script>` in the head: it runs
@@ -35,7 +36,7 @@ KEY_PANEL = "🔑 Model and API key"
 
 HERE = Path(__file__).parent
 CSS = (HERE / "page.css").read_text()
-HEAD = f"<script>{(HERE / 'page.js').read_text()}</script>"
+HEAD = "".join(f"<script>{(HERE / name).read_text()}</script>" for name in ("page.js", "connection.js"))
 
 
 def serve_options(demo: gr.Blocks, guard: GuardSettings) -> dict[str, Any]:

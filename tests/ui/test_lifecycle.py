@@ -1,7 +1,12 @@
 """The drain of one process, in the event loop: grace, cut, closers."""
 
 import asyncio
+import re
+from pathlib import Path
 
+import gradio
+
+import ui
 from ui.lifecycle import Lifecycle
 
 
@@ -64,3 +69,12 @@ async def test_a_failing_closer_does_not_keep_the_others_from_running():
     lifecycle.on_shutdown(fine)
     await lifecycle.drain()
     assert closed == ["fine"]
+
+
+def test_the_page_script_watches_for_the_text_gradio_shows_when_the_connection_is_lost():
+    """ui/connection.js keys on Gradio's own words; a Gradio that changes them breaks it here first."""
+    script = (Path(ui.__file__).parent / "connection.js").read_text()
+    watched = re.search(r'const LOST_TEXT = "([^"]+)"', script)[1]
+    assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
+    shown = [path.name for path in assets.glob("Blocks-*.js") if watched in path.read_text()]
+    assert shown, f"no Gradio Blocks script shows {watched!r}"
