@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from typing import TYPE_CHECKING, Any
 
 from agent.events import Failed
+from agent.redaction import redact as redact_secrets
 
 if TYPE_CHECKING:
     from openai import APIError, APIStatusError
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 MAX_RETRY_WAIT_S = 10.0
 """Longest wait between retries; a longer Retry-After fails the turn at once instead."""
 
-_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk|key)[-_][A-Za-z0-9_\-*]{6,}")
-
 
 class IncompleteReply(Exception):
     """The model's stream ended without a finish reason (cut off) or without content."""
@@ -41,9 +39,8 @@ class ProviderError(Exception):
 
 
 def redact(text: str, settings: Settings) -> str:
-    if settings.api_key is not None:
-        text = text.replace(settings.api_key.get_secret_value(), "[key]")
-    return _KEY_LIKE.sub("[key]", text)
+    """`text` without the key `settings` use, nor anything shaped like a key (`agent.redaction`)."""
+    return redact_secrets(text, [settings.api_key])
 
 
 def failure_for(error: BaseException, settings: Settings) -> Failed:

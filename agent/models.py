@@ -7,13 +7,16 @@ configurable `callbacks` field, so each request passes its own handler:
 
 Servers differ in what they accept. When one refuses `tool_choice="required"`
 or `stream_options`, the executor retries without it and `remember_fallback`
-keeps that for the server and model, for the life of the process;
+keeps that for the key, server and model, for the life of the process;
 `AGENT_TOOL_CHOICE` and `AGENT_STREAM_USAGE` let an operator skip the probe.
+Per key, because a gateway may route keys differently, and what a visitor's own
+key taught must not change the requests sent with the server's key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,15 +29,15 @@ from agent.offline import OfflineArithmeticModel
 from agent.settings import OPENAI_HOST, Settings
 from agent.tools import TOOLS
 
-_fallbacks: dict[tuple[str | None, str], dict[str, Any]] = {}
-"""Settings a server refused, by (base URL, model): learned once, kept for the process."""
+_fallbacks: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+"""Settings a server refused, by (key digest, base URL, model): learned once, kept for the process."""
 MAX_REMEMBERED_FALLBACKS = 256
-"""Visitors with their own key choose model names, so the memory is bounded (oldest forgotten)."""
+"""Visitors with their own key choose model names, so the memory is bounded (least recently used forgotten)."""
 
 
 def remember_fallback(settings: Settings, change: dict[str, Any]) -> Settings:
     """Note that this server and model need `change`; the settings to use from now on."""
-    key = (settings.base_url, settings.model)
+    key = _fallback_key(settings)
     _fallbacks[key] = {**_fallbacks.pop(key, {}), **change}
     while len(_fallbacks) > MAX_REMEMBERED_FALLBACKS:
         del _fallbacks[next(iter(_fallbacks))]
@@ -43,8 +46,17 @@ def remember_fallback(settings: Settings, change: dict[str, Any]) -> Settings:
 
 def with_known_fallbacks(settings: Settings) -> Settings:
     """`settings` with what this server and model are known to refuse already left out."""
-    change = _fallbacks.get((settings.base_url, settings.model))
-    return dataclasses.replace(settings, **change) if change else settings
+    key = _fallback_key(settings)
+    if (change := _fallbacks.pop(key, None)) is None:
+        return settings
+    _fallbacks[key] = change  # the most recently used are forgotten last
+    return dataclasses.replace(settings, **change)
+
+
+def _fallback_key(settings: Settings) -> tuple[str, str | None, str]:
+    """Whose requests, to which server and model; the key only as a digest (never kept itself)."""
+    key = settings.api_key.get_secret_value() if settings.api_key else ""
+    return (hashlib.sha256(key.encode()).hexdigest(), settings.base_url, settings.model)
 
 
 def backend_label(settings: Settings) -> str:

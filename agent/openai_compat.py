@@ -14,6 +14,9 @@ it does not know. Two small overrides, both on raw dicts, fix what our agent nee
 - **Writing** (`_get_request_payload`): send those fields back on the assistant
   messages of the turn, as DeepSeek (reasoning with tool calls) and Gemini 3
   (thought signatures) require.
+- **Failing** (`_astream`): an error from the server (which may quote the key it
+  was sent) has the key and anything key-shaped taken out before LangChain hands it
+  to a tracer or the engine reads it (`agent.redaction.redact_error`).
 
 Everything else, chunk merging included, is `agent.reply.ReplyAssembler`'s job.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import AsyncIterator
 from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
@@ -31,6 +35,7 @@ from langchain_openai import ChatOpenAI
 from typing_extensions import override
 
 from agent.errors import ProviderError
+from agent.redaction import redact_error
 from agent.reply import REASONING, TOOL_CALL_EXTRAS
 
 _CALL_FIELDS = {"index", "id", "type", "function"}
@@ -48,6 +53,15 @@ class CompatibleChatOpenAI(ChatOpenAI):
     def get_lc_namespace(cls) -> list[str]:
         """Serialized under its own module, so that `load` builds this class, not a `ChatOpenAI`."""
         return ["agent", "openai_compat"]
+
+    @override
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        try:
+            async for chunk in super()._astream(*args, **kwargs):
+                yield chunk
+        except Exception as error:
+            redact_error(error, [self.openai_api_key])
+            raise
 
     @override
     def _convert_chunk_to_generation_chunk(

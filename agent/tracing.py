@@ -29,7 +29,11 @@ Whatever the tracer, every turn also writes one INFO line (JSON) on the
 `agent.turns` logger: outcome, steps, tool calls, tokens, first-token and total
 time, backend and model, and each approval decision with the time spent waiting for
 it (`waiting_s`, which `total_s` includes); the question and the reasons given for
-denials only when `AGENT_LOG_QUESTIONS=1`.
+denials only when `AGENT_LOG_QUESTIONS=1`. Visitors choose some of these (a model
+name with their own key, a question, a denial's reason), so each text is cut to
+`LOG_TEXT_CHARS` (the question to `LOG_QUESTION_CHARS`) with a marker saying how
+much was left out, and at most `LOG_APPROVALS` decisions are listed: a turn's line
+stays a few kilobytes whatever a visitor sends.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ from agent.settings import Settings
 TURN_RUN_NAME = "agent turn"
 OFFLINE_TAG = "offline-model"
 CANCELLED = "the turn was stopped before it finished (Stop, a closed tab or a dropped client)"
+LOG_TEXT_CHARS = 200
+LOG_QUESTION_CHARS = 1000
+LOG_APPROVALS = 10
 
 log = logging.getLogger("agent.turns")
 _OUTCOMES = {Finished: "finished", Failed: "failed", type(None): "cancelled"}
@@ -180,7 +187,10 @@ class ObservedTurn:
     ) -> ObservedTurn:
         """Open the root run if the caller or the environment configured a tracer."""
         question = question[: settings.max_input_chars]
-        metadata: dict[str, Any] = {"model": model_name(settings), "backend": backend_name(settings)}
+        metadata: dict[str, Any] = {
+            "model": cut(model_name(settings)),
+            "backend": cut(backend_name(settings)),
+        }
         if conversation_id:
             metadata["thread_id"] = conversation_id
         manager = AsyncCallbackManager.configure(
@@ -237,7 +247,7 @@ class ObservedTurn:
         if isinstance(outcome, Failed):
             fields["failure"] = outcome.kind
         if reason is not None:
-            fields["reason"] = reason
+            fields["reason"] = cut(reason)
         fields |= {
             "steps": figures.steps,
             "tool_calls": figures.tool_calls,
@@ -246,23 +256,31 @@ class ObservedTurn:
             "first_token_s": None if figures.first_token_s is None else round(figures.first_token_s, 3),
             "total_s": round(figures.end().total_s or 0.0, 3),
             "waiting_s": round(figures.waiting_s, 3),
-            "backend": backend_name(self._settings),
-            "model": model_name(self._settings),
-            "conversation": self._conversation_id,
+            "backend": cut(backend_name(self._settings)),
+            "model": cut(model_name(self._settings)),
+            "conversation": None if self._conversation_id is None else cut(self._conversation_id),
         }
         if figures.approvals:
-            fields["approvals"] = [self._approval_fields(decision) for decision in figures.approvals]
+            listed = figures.approvals[:LOG_APPROVALS]
+            fields["approvals"] = [self._approval_fields(decision) for decision in listed]
+            if len(figures.approvals) > len(listed):
+                fields["approvals_not_listed"] = len(figures.approvals) - len(listed)
         if self._settings.log_questions:
-            fields["question"] = self._question
+            fields["question"] = cut(self._question, LOG_QUESTION_CHARS)
         log.info("%s", json.dumps(fields, ensure_ascii=False), extra={"turn": fields})
 
     def _approval_fields(self, decision: ApprovalDecided) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "tool": decision.name,
+            "tool": cut(decision.name),
             "approved": decision.approved,
             "by": decision.by,
             "waited_s": round(decision.waited_s, 3),
         }
         if self._settings.log_questions and decision.reason:
-            fields["reason"] = decision.reason
+            fields["reason"] = cut(decision.reason)
         return fields
+
+
+def cut(text: str, limit: int = LOG_TEXT_CHARS) -> str:
+    """`text`, or its first `limit` characters and a marker saying how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}…[{len(text) - limit:,} more characters]"

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import langsmith
+import langsmith.utils
+
 
 def _info(multipart: bool) -> dict[str, Any]:
     return {
@@ -118,6 +121,13 @@ class LangSmithStandIn:
 
     def _merge(self, run_id: str, fields: dict[str, Any]) -> None:
         self.runs.setdefault(run_id, {"id": run_id}).update(fields)
+
+
+def reread_langsmith_environment() -> None:
+    """langsmith caches its environment variables and its client: make it read them again."""
+    langsmith.utils.get_env_var.cache_clear()
+    langsmith.utils.get_tracer_project.cache_clear()
+    langsmith.configure(client=None)
 
 
 def _handler_for(server: LangSmithStandIn) -> type[BaseHTTPRequestHandler]:

@@ -10,8 +10,6 @@ import logging
 from contextlib import aclosing
 from dataclasses import replace
 
-import langsmith
-import langsmith.utils
 import pytest
 from langchain_core.tracers.base import BaseTracer
 from langchain_core.tracers.langchain import wait_for_all_tracers
@@ -25,7 +23,7 @@ from agent.events import Failed, Finished, StepStarted, ToolResult
 from agent.tracing import CANCELLED, OFFLINE_TAG, TURN_RUN_NAME
 from support.fakes import Hang, ScriptedChatModel, answer, call, calls
 from support.gradio_http import GradioChatClient
-from support.langsmith_standin import LangSmithStandIn
+from support.langsmith_standin import LangSmithStandIn, reread_langsmith_environment
 from support.servers import free_port
 from support.turns import collect, run_turn_events
 
@@ -56,13 +54,6 @@ def standin(request):
         yield server
 
 
-def _reread_langsmith_environment() -> None:
-    """langsmith caches its environment variables and its client: make it read them again."""
-    langsmith.utils.get_env_var.cache_clear()
-    langsmith.utils.get_tracer_project.cache_clear()
-    langsmith.configure(client=None)
-
-
 @pytest.fixture
 def traces(standin, monkeypatch):
     """LangSmith tracing on, sending to the stand-in; what it received, once flushed."""
@@ -71,7 +62,7 @@ def traces(standin, monkeypatch):
     monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2_standin_fake_key")
     monkeypatch.setenv("LANGSMITH_PROJECT", "agent-tests")
     monkeypatch.setenv("LANGSMITH_DISABLE_RUN_COMPRESSION", "true")  # readable bytes to search
-    _reread_langsmith_environment()
+    reread_langsmith_environment()
     standin.clear()
 
     def received() -> LangSmithStandIn:
@@ -81,7 +72,7 @@ def traces(standin, monkeypatch):
     yield received
     wait_for_all_tracers()
     monkeypatch.undo()
-    _reread_langsmith_environment()
+    reread_langsmith_environment()
 
 
 class RecordingTracer(BaseTracer):
