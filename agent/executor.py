@@ -1,8 +1,8 @@
 """The agent loop and its one entry, `agent_turn` (`run_agent` is the same turn as an iterator).
 
-One turn: stream the model's reply (its chunks reach the request's handler, which
-assembles them and emits events as they arrive), run every tool call of the
-assembled reply concurrently, feed one `ToolMessage` per call back, and repeat
+One turn: stream the model's reply (each chunk the stream yields goes to the step's
+`ReplyAssembler`, whose events go out as they arrive; the assembled reply is what
+the stream's reading returns), run every tool call of the assembled reply concurrently, feed one `ToolMessage` per call back, and repeat
 until `final_answer`, a reply without tool calls, or the step limit. A call whose
 tool needs a person's approval waits for it (`agent.approval`) before it runs; a
 denied call is fed back as declined. The executor keeps no state between turns:
@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -44,13 +46,21 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
 from agent.approval import Approvals, CallToApprove, declined_output, needs_approval
-from agent.callbacks import QueueCallbackHandler
 from agent.channel import EventChannel
 from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay, retry_reason
-from agent.events import AgentEvent, ApprovalDecided, Failed, Finished, Retrying, StepEnded, ToolResult
+from agent.events import (
+    AgentEvent,
+    ApprovalDecided,
+    Failed,
+    Finished,
+    Retrying,
+    StepEnded,
+    StepStarted,
+    ToolResult,
+)
 from agent.figures import RecordingChannel
 from agent.models import TurnModel
-from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply
+from agent.reply import REASONING, TOOL_CALL_EXTRAS, Reply, ReplyAssembler
 from agent.settings import Settings
 from agent.toolbox import ARITHMETIC, Toolbox
 from agent.tools import FINAL_ANSWER
@@ -206,7 +216,7 @@ async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
         if problem := input_problem(request.question, request.settings):
             outcome: Finished | Failed = Failed("input", problem)
         else:
-            outcome = await _run_steps(request, QueueCallbackHandler(channel), observed)
+            outcome = await _run_steps(request, channel, observed)
     except asyncio.CancelledError:
         channel.figures.end()
         await observed.cancelled(channel.stop_reason)
@@ -229,9 +239,7 @@ def input_problem(question: str, settings: Settings) -> str | None:
     return None
 
 
-async def _run_steps(
-    request: TurnRequest, handler: QueueCallbackHandler, turn: ObservedTurn
-) -> Finished | Failed:
+async def _run_steps(request: TurnRequest, channel: EventChannel, turn: ObservedTurn) -> Finished | Failed:
     model = TurnModel(request.settings, request.chat_model, request.toolbox.tools)
     settings = model.settings
     approvals = request.approvals or Approvals(settings.approval_timeout_s)
@@ -241,18 +249,20 @@ async def _run_steps(
         HumanMessage(request.question),
     ]
     tools_used: list[str] = []
+    call_ids: set[str] = set()  # every call id of the turn: a step never reuses one
     for step in range(1, settings.max_steps + 1):
         async with turn.step(step) as traced:
-            handler.start_step(step)
-            reply = await stream_reply(model, messages, handler, step, traced.model_config(handler))
+            channel.emit(StepStarted(step))
+            replies = (ReplyAssembler(step, call_ids) for _attempt in itertools.count())
+            reply = await stream_reply(model, messages, channel, replies, traced.model_config())
             calls = planned_calls(reply)
             messages.append(history_message(reply, calls))
             if not calls:
-                handler.channel.emit(_step_ended(step, reply))
+                channel.emit(_step_ended(step, reply))
                 return Finished(reply.text, tuple(tools_used))
-            results = await _run_tool_calls(calls, request.toolbox, handler.channel, traced, approvals)
+            results = await _run_tool_calls(calls, request.toolbox, channel, traced, approvals)
         messages.extend(results)
-        handler.channel.emit(_step_ended(step, reply))
+        channel.emit(_step_ended(step, reply))
         for result in results:
             if result.status == "success" and result.name not in (FINAL_ANSWER, *tools_used):
                 tools_used.append(result.name)
@@ -267,32 +277,32 @@ async def _run_steps(
 async def stream_reply(
     model: TurnModel,
     messages: list[BaseMessage],
-    handler: QueueCallbackHandler,
-    step: int,
+    channel: EventChannel,
+    assemblers: Iterator[ReplyAssembler],
     config: RunnableConfig | None = None,
 ) -> Reply:
-    """Stream one model reply through the handler, which assembles it; return it.
+    """Stream one model reply, its events going out on `channel` as its chunks arrive; return it.
 
-    `config` is the step's (the handler, and the tracer's parent run if any);
-    by default just the handler.
+    Each request (a retry is a new one) assembles its reply in the next of `assemblers`.
+    `config` is the step's (the tracer's parent run, if any).
 
     A request that fails before any chunk arrived is retried: at once without a
     parameter the server refused (remembered for next time), or after a backoff
     for a rate limit, a server error or a dropped connection, within
     `max_retries`.
     """
-    config = config or {"configurable": {"callbacks": [handler]}}
     attempt = 1
     while True:
+        assembler = next(assemblers)
         try:
-            await _read_reply(model.runnable.astream(messages, config=config), handler)
+            reply = await _read_reply(model.runnable.astream(messages, config=config), assembler, channel)
             break
         except ValueError as error:
-            if handler.reply.chunks or str(error) != _NO_CHUNKS:
+            if assembler.reply.chunks or str(error) != _NO_CHUNKS:
                 raise
             raise IncompleteReply("The model sent an empty reply.") from error
         except Exception as error:
-            if handler.reply.chunks:
+            if assembler.reply.chunks:
                 raise
             if change := request_fallback(error, model.settings):
                 model.fall_back(change)
@@ -301,9 +311,8 @@ async def stream_reply(
             if wait_s is None:
                 raise
             attempt += 1
-            handler.channel.emit(Retrying(step, attempt, wait_s, retry_reason(error, model.settings)))
+            channel.emit(Retrying(assembler.step, attempt, wait_s, retry_reason(error, model.settings)))
             await asyncio.sleep(wait_s)
-    reply = handler.reply
     if not reply.finish_reason:
         raise IncompleteReply("The model's reply was cut off before it finished.")
     if not reply.calls and not reply.text:
@@ -311,8 +320,11 @@ async def stream_reply(
     return reply
 
 
-async def _read_reply(stream: AsyncIterator[Any], handler: QueueCallbackHandler) -> None:
-    """Read the stream until it ends, or until a short grace after the reply is complete.
+async def _read_reply(
+    stream: AsyncIterator[BaseMessage], assembler: ReplyAssembler, channel: EventChannel
+) -> Reply:
+    """The reply the stream's chunks assemble, read until the stream ends, or until a short
+    grace after the reply is complete; each chunk's events go out on `channel` at once.
 
     Some servers keep the connection open after the finish chunk, sending only
     keep-alive comments; waiting for them to close would time out an answer that
@@ -322,14 +334,18 @@ async def _read_reply(stream: AsyncIterator[Any], handler: QueueCallbackHandler)
     loop = asyncio.get_running_loop()
     try:
         async with aclosing(stream), asyncio.timeout(None) as deadline:
-            async for _ in stream:
-                if handler.reply.finish_reason and not deadline.expired():
+            async for chunk in stream:
+                if isinstance(chunk, AIMessageChunk):
+                    for event in assembler.add(chunk):
+                        channel.emit(event)
+                if assembler.reply.finish_reason and not deadline.expired():
                     # Once expiring, the deadline can no longer move: the stream is about to close.
-                    grace_s = FINISHED_GRACE_S if handler.reply.usage_reported else USAGE_GRACE_S
+                    grace_s = FINISHED_GRACE_S if assembler.reply.usage_reported else USAGE_GRACE_S
                     deadline.reschedule(loop.time() + grace_s)
     except TimeoutError:
         if not deadline.expired():
             raise
+    return assembler.reply
 
 
 def planned_calls(reply: Reply) -> list[PlannedCall]:

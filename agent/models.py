@@ -2,8 +2,9 @@
 
 `build_model` returns the model with the tools bound (by default
 `tool_choice="required"`: the model must call a tool every step) and a
-configurable `callbacks` field, so each request passes its own handler:
+configurable `callbacks` field, so a caller can pass one request its own handlers:
 `model.astream(messages, config={"configurable": {"callbacks": [handler]}})`.
+(The executor needs none: it reads the chunks the stream yields.)
 
 Servers differ in what they accept. When one refuses `tool_choice="required"`
 or `stream_options`, the executor retries without it and `remember_fallback`

@@ -1,8 +1,9 @@
 """`ReplyAssembler`: one streamed model reply, put together chunk by chunk.
 
-This is the only place that reads `AIMessageChunk.tool_call_chunks`. The live
-display (through the callback handler) and the executor both use what it
-assembles, so what the user sees being called is what runs.
+This is the only place that reads `AIMessageChunk.tool_call_chunks`. The executor
+feeds it each chunk of the stream it reads: the events it returns go to the live
+display at once, and the reply it assembles is what runs, so what the user sees
+being called is what runs.
 
 OpenAI-compatible servers stream tool calls in many shapes, and LangChain's
 `AIMessageChunk.__add__` only handles OpenAI's own. The rules here cover the

@@ -49,7 +49,6 @@ from typing import Any
 from langchain_core.callbacks import (
     AsyncCallbackManager,
     AsyncCallbackManagerForChainRun,
-    BaseCallbackHandler,
     Callbacks,
 )
 from langchain_core.language_models import BaseChatModel
@@ -112,12 +111,11 @@ class StepTrace:
     children: AsyncCallbackManager | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
 
-    def model_config(self, handler: BaseCallbackHandler) -> RunnableConfig:
-        """The request's handler (the model's configurable `callbacks` field), and the tracer."""
-        config: RunnableConfig = {"configurable": {"callbacks": [handler]}}
-        if self.children is not None:
-            config |= {"callbacks": self.children, "run_name": self.model_run_name}
-        return config
+    def model_config(self) -> RunnableConfig | None:
+        """The model call's run, nested under the step's (None when nobody traces)."""
+        if self.children is None:
+            return None
+        return {"callbacks": self.children, "run_name": self.model_run_name}
 
     def tool_config(self) -> RunnableConfig | None:
         return None if self.children is None else {"callbacks": self.children}

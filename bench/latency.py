@@ -5,7 +5,7 @@
 A scripted model streams numbered tokens at a steady pace and notes when it
 emits each one; each design notes when its consumer receives it:
 
-- ours: `agent_turn` → `QueueCallbackHandler` → `channel.events()` (the queue, awaited);
+- ours: `agent_turn` → `ReplyAssembler` → `channel.events()` (the queue, awaited);
 - ours, paced: the same through `ui.pacing.paced()` with the UI's 40 ms frame (what the
   Gradio generator gets: the first event of a burst at once, the rest within a frame);
 - polling: the classic design, a callback handler feeding a queue that the consumer

@@ -75,7 +75,6 @@ AGENT_LAYERS = [
     "figures",
     "approval",
     "reply",
-    "callbacks",
     "errors",
     "openai_compat",
     "offline.reading",

@@ -20,7 +20,8 @@ from pydantic import SecretStr
 
 import app
 from agent import Settings
-from agent.callbacks import QueueCallbackHandler
+from agent.channel import EventChannel
+from agent.reply import ReplyAssembler
 from support.gradio_http import GradioChatClient
 from support.recording import keys_and_models, recording_llmock
 from support.servers import MANY_VISITORS, free_port, launch
@@ -284,9 +285,10 @@ def rss_mb() -> float:
 
 
 def engine_objects() -> int:
-    """Per-turn engine objects still alive: handlers (with their queues) and turn views."""
+    """Per-turn engine objects still alive: event channels (with their queues), reply assemblers
+    and turn views."""
     gc.collect()
-    return sum(isinstance(o, QueueCallbackHandler | TurnView) for o in gc.get_objects())
+    return sum(isinstance(o, EventChannel | ReplyAssembler | TurnView) for o in gc.get_objects())
 
 
 async def test_200_cancelled_chats_leave_no_task_and_no_memory_behind(served_app):

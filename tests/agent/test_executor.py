@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage,
 from langchain_core.tools import tool
 
 from agent import Settings, run_agent
+from agent.channel import EventChannel
 from agent.events import (
     AnswerDelta,
     Failed,
@@ -20,6 +21,7 @@ from agent.events import (
     ToolResult,
 )
 from agent.executor import trim_history
+from agent.reply import ReplyAssembler
 from agent.toolbox import Toolbox
 from agent.tools import TOOLS
 from support.fakes import Chunks, Hang, Raise, ScriptedChatModel, answer, call, calls
@@ -268,15 +270,17 @@ def test_history_is_trimmed_to_the_newest_messages_that_fit():
 async def test_a_stream_that_swallows_the_grace_deadline_still_ends_the_reply():
     """Under load a library inside the stream can swallow the grace deadline's cancellation
     and yield once more; the deadline is then expiring and cannot be moved."""
-    from types import SimpleNamespace
-
     from agent.executor import FINISHED_GRACE_S, _read_reply
 
     async def stream():
-        yield "finish chunk"
+        yield AIMessageChunk(
+            content="4",
+            response_metadata={"finish_reason": "stop"},
+            usage_metadata={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4},
+        )
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(FINISHED_GRACE_S * 20)
-        yield "a keep-alive after the deadline fired"
+        yield AIMessageChunk(content="")  # a keep-alive after the deadline fired
 
-    handler = SimpleNamespace(reply=SimpleNamespace(finish_reason="stop", usage_reported=True))
-    await asyncio.wait_for(_read_reply(stream(), handler), timeout=5)
+    reply = await asyncio.wait_for(_read_reply(stream(), ReplyAssembler(1, set()), EventChannel()), timeout=5)
+    assert (reply.text, reply.finish_reason) == ("4", "stop")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessageChunk
 
-from agent.events import ReasoningDelta, TextDelta, ToolArgsDelta, ToolCallStarted
+from agent.events import AnswerDelta, ReasoningDelta, TextDelta, ToolArgsDelta, ToolCallStarted
+from agent.offline.model import pieces
 from agent.reply import REASONING, TOOL_CALL_EXTRAS, ReplyAssembler
 
 ADD = '{"a": 2, "b": 3}'
@@ -153,3 +154,51 @@ def test_provider_fields_of_a_call_are_kept_for_sending_back():
         chunk(piece("add", ADD, "g1", None), additional_kwargs={TOOL_CALL_EXTRAS: [signature]}),
     )
     assert assembler.reply.calls[0].extras == signature
+
+
+def test_parallel_tool_calls_stay_apart_by_index():
+    assembler, events = assemble(
+        chunk(piece("add", call_id="call_a")),
+        chunk(piece(args='{"a": 2, ')),
+        chunk(piece("add", call_id="call_b", index=1)),
+        chunk(piece(args='{"a": 4, "b": 5}', index=1)),
+        chunk(piece(args='"b": 3}')),
+    )
+    assert events == [
+        ToolCallStarted("call_a", "add", 1),
+        ToolArgsDelta("call_a", '{"a": 2, '),
+        ToolCallStarted("call_b", "add", 1),
+        ToolArgsDelta("call_b", '{"a": 4, "b": 5}'),
+        ToolArgsDelta("call_a", '"b": 3}'),
+    ]
+    assert [(c.call_id, c.arguments) for c in assembler.reply.calls] == [
+        ("call_a", '{"a": 2, "b": 3}'),
+        ("call_b", '{"a": 4, "b": 5}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "plain words",
+        'quotes " and \\ backslashes',
+        "lines\nand\ttabs",
+        "unicode é ü — ≠ and emoji 🎉👩‍🔬",
+        "**Markdown** with `code`",
+    ],
+)
+def test_final_answer_text_streams_decoded_as_it_grows(answer):
+    arguments = json.dumps({"answer": answer, "tools_used": ["add"]})  # ASCII escapes: \u00e9, \ud83c...
+    _, events = assemble(
+        chunk(piece("final_answer", call_id="f")), *(chunk(piece(args=part)) for part in split(arguments, 3))
+    )
+    deltas = [e.text for e in events if isinstance(e, AnswerDelta)]
+    assert "".join(deltas) == answer
+    assert len(deltas) > 1
+
+
+def test_plain_content_streams_as_text_of_its_step():
+    assembler = ReplyAssembler(3, set())
+    events = [e for part in pieces("It is 4.") for e in assembler.add(AIMessageChunk(content=part))]
+    assert "".join(e.text for e in events) == "It is 4." and {e.step for e in events} == {3}
+    assert assembler.reply.text == "It is 4."
