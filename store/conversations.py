@@ -158,6 +158,13 @@ class ConversationStore:
 
     async def create(self, owner: str, title: str, now: float | None = None) -> str:
         """A new, empty conversation; its id."""
+        return (await self.start(owner, title, [], now)).conversation_id
+
+    async def start(
+        self, owner: str, title: str, new_messages: Sequence[Mapping[str, Any]], now: float | None = None
+    ) -> Saved:
+        """A new conversation holding `new_messages`, created and filled in one transaction: one
+        that cannot be saved whole (too large, the database gone) leaves nothing behind."""
         conversation_id = secrets.token_urlsafe(16)
         now = time.time() if now is None else now
         async with self._transaction() as connection:
@@ -172,7 +179,10 @@ class ConversationStore:
                     bytes=0,
                 )
             )
-        return conversation_id
+            if not new_messages:
+                return Saved(conversation_id)
+            dropped = await self._append_in(connection, owner, conversation_id, new_messages, now, None)
+        return Saved(conversation_id, dropped)
 
     async def append(
         self,
@@ -187,50 +197,62 @@ class ConversationStore:
         `at`: put them at this position instead, dropping the messages from there on (a
         question edited, retried or undone in the page replaces what followed it).
         """
+        async with self._transaction() as connection:
+            dropped = await self._append_in(connection, owner, conversation_id, new_messages, now, at)
+        return Saved(conversation_id, dropped)
+
+    async def _append_in(
+        self,
+        connection: AsyncConnection,
+        owner: str,
+        conversation_id: str,
+        new_messages: Sequence[Mapping[str, Any]],
+        now: float | None,
+        at: int | None,
+    ) -> int:
+        """`append` inside the caller's transaction; how many old conversations made room."""
         bodies = [json.dumps(message, ensure_ascii=False, separators=(",", ":")) for message in new_messages]
         size = sum(len(body.encode()) for body in bodies)
         owner_key = _owner_key(owner)
-        async with self._transaction() as connection:
-            row = (
-                await connection.execute(
-                    select(conversations.c.message_count, conversations.c.bytes)
-                    .where(conversations.c.id == _checked_id(conversation_id))
-                    .where(conversations.c.owner == owner_key)
-                    .with_for_update()
-                )
-            ).first()
-            if row is None:
-                raise ConversationNotFound(conversation_id)
-            start, kept_bytes = row.message_count, row.bytes
-            if at is not None and 0 <= at < row.message_count:
-                start = at
-                kept_bytes -= await _cut(connection, conversation_id, at)
-            if kept_bytes + size > self.limits.bytes:
-                raise StoreFull(conversation_id)
-            if bodies:
-                await connection.execute(
-                    messages.insert(),
-                    [
-                        {
-                            "conversation_id": conversation_id,
-                            "position": start + i,
-                            "body": body,
-                            "bytes": len(body.encode()),
-                        }
-                        for i, body in enumerate(bodies)
-                    ],
-                )
+        row = (
             await connection.execute(
-                update(conversations)
-                .where(conversations.c.id == conversation_id)
-                .values(
-                    updated_at=time.time() if now is None else now,
-                    message_count=start + len(bodies),
-                    bytes=kept_bytes + size,
-                )
+                select(conversations.c.message_count, conversations.c.bytes)
+                .where(conversations.c.id == _checked_id(conversation_id))
+                .where(conversations.c.owner == owner_key)
+                .with_for_update()
             )
-            dropped = await self._make_room(connection, owner_key, keep=conversation_id)
-        return Saved(conversation_id, dropped)
+        ).first()
+        if row is None:
+            raise ConversationNotFound(conversation_id)
+        start, kept_bytes = row.message_count, row.bytes
+        if at is not None and 0 <= at < row.message_count:
+            start = at
+            kept_bytes -= await _cut(connection, conversation_id, at)
+        if kept_bytes + size > self.limits.bytes:
+            raise StoreFull(conversation_id)
+        if bodies:
+            await connection.execute(
+                messages.insert(),
+                [
+                    {
+                        "conversation_id": conversation_id,
+                        "position": start + i,
+                        "body": body,
+                        "bytes": len(body.encode()),
+                    }
+                    for i, body in enumerate(bodies)
+                ],
+            )
+        await connection.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(
+                updated_at=time.time() if now is None else now,
+                message_count=start + len(bodies),
+                bytes=kept_bytes + size,
+            )
+        )
+        return await self._make_room(connection, owner_key, keep=conversation_id)
 
     async def page(self, owner: str, cursor: str | None = None, limit: int = 50) -> Page:
         """The owner's conversations, most recently updated first, `limit` at a time."""

@@ -141,6 +141,20 @@ async def test_past_the_owners_limits_the_oldest_conversations_go_first_with_a_n
         await store.aclose()
 
 
+async def test_a_conversation_started_too_large_to_keep_leaves_nothing_behind(store_url):
+    store = await ConversationStore.open(store_url, Limits(bytes=1_000))
+    try:
+        owner = new_owner_id()
+        with pytest.raises(StoreFull):
+            await store.start(owner, "too long", turn("x" * 600, "y" * 600))
+        assert await store.count(owner) == 0
+        assert await _rows(store, "messages") == 0
+        saved = await store.start(owner, "short", turn("q", "a"))
+        assert (await store.load(owner, saved.conversation_id)).messages == turn("q", "a")
+    finally:
+        await store.aclose()
+
+
 async def test_purge_removes_conversations_untouched_for_the_retention_period(store_url):
     store = await ConversationStore.open(store_url, Limits(retention_days=30))
     try:

@@ -154,16 +154,17 @@ class SavedConversations:
         self, session: SessionConversation, owner: str, history: Messages, turn: Messages
     ) -> Saved:
         store = await self.store()
-        created = session.saved_id is None
-        if created:
-            session.saved_id = await store.create(owner, title_of([*history, *turn]))
-            session.shown, session.offset = 0, 0
+        if session.saved_id is None:
+            saved = await store.start(owner, title_of([*history, *turn]), [*history, *turn])
+            page = newest_turns([*history, *turn], self.max_page_messages)
+            session.show(saved.conversation_id, len(history) + len(turn), len(page))
+            return saved
         # What the page holds beyond what was saved (a turn that could not be saved) goes too;
         # a page that holds less (an edit, a retry, an undo) replaces what followed.
         start = min(len(history), session.shown)
         new, at = [*history[start:], *turn], session.offset + start
         saved = await store.append(owner, session.saved_id, new, at=at)
-        if at == 0 and not created:  # the first question was edited or retried: the title follows
+        if at == 0:  # the first question was edited or retried: the title follows
             await store.rename(owner, session.saved_id, title_of(turn))
         page = newest_turns([*history, *turn], self.max_page_messages)
         session.show(session.saved_id, at + len(new), len(page))
