@@ -191,7 +191,7 @@ class GradioChatClient:
 
     async def _send_question(self, question: str, session_hash: str) -> str | None:
         """The textbox's first step, an unqueued call; the server's reason if it refused the question."""
-        sent = await self._post_predict("_clear_and_save_textbox", [question], session_hash)
+        sent = await self.call_unqueued("_clear_and_save_textbox", [question], session_hash)
         if sent.status_code == 500 and (verdicts := sent.json().get("error")):
             return next(v["message"] for v in verdicts if not v["is_valid"])
         sent.raise_for_status()
@@ -244,14 +244,14 @@ class GradioChatClient:
     async def _predict(
         self, api_name: str, data: list[Any], session_hash: str, stream: ChatStream | None = None
     ) -> Any:
-        response = await self._post_predict(api_name, data, session_hash)
+        response = await self.call_unqueued(api_name, data, session_hash)
         response.raise_for_status()
         if stream is not None:
             stream.side_bytes += len(response.content)
         return response.json()
 
-    async def _post_predict(self, api_name: str, data: list[Any], session_hash: str) -> httpx.Response:
-        """An unqueued call, as a page makes it."""
+    async def call_unqueued(self, api_name: str, data: list[Any], session_hash: str) -> httpx.Response:
+        """An unqueued call, as a page makes it (the panel's refresh, a state copy)."""
         return await self._http(session_hash).post(
             f"{self.base_url}/gradio_api/run/predict",
             headers=self._headers(session_hash),
