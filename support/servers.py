@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -15,6 +16,7 @@ import psutil
 
 from deploy.processes import ServedProcess, group_members
 from ui.guard import GuardSettings
+from ui.lifecycle import Lifecycle, lifecycle_options
 
 # Tests that play many visitors from 127.0.0.1 lift the per-client limits; tests/test_public.py
 # keeps the defaults.
@@ -66,16 +68,26 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def launch(demo: gr.Blocks, guard: GuardSettings, **options: Any) -> str:
+def launch(demo: gr.Blocks, guard: GuardSettings, lifecycle: Lifecycle | None = None, **options: Any) -> str:
     """Serve `demo` in this process on a free port, protected as `python app.py` serves it
-    (`guard` is the one `demo` was created with)."""
+    (`guard` and `lifecycle` are the ones `demo` was created with; with `lifecycle`, stop it
+    with `shut_down`)."""
     import app
 
     port = free_port()
-    demo.launch(
-        **app.serve_options(demo, guard), server_port=port, prevent_thread_lock=True, quiet=True, **options
-    )
+    served = app.serve_options(demo, guard)
+    if lifecycle is not None:
+        served = lifecycle_options(served, lifecycle)
+    demo.launch(**served, server_port=port, prevent_thread_lock=True, quiet=True, **options)
     return f"http://127.0.0.1:{port}/"
+
+
+def shut_down(demo: gr.Blocks, lifecycle: Lifecycle, timeout_s: float = 60) -> None:
+    """Stop a `demo` that `launch` serves as `python app.py` stops on SIGTERM: drain `lifecycle`
+    on the server's loop (its `on_shutdown` closers run: the conversation store), then close it."""
+    if lifecycle.loop is not None and lifecycle.loop.is_running():
+        asyncio.run_coroutine_threadsafe(lifecycle.drain(), lifecycle.loop).result(timeout_s)
+    demo.close()
 
 
 def app_environment(**overrides: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from store import database_url
 from support.postgres import PostgresCluster, postgres_cluster
 from support.postgres import available as postgres_available
 from support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
-from support.servers import MANY_VISITORS, app_environment, launch, left_running
+from support.servers import MANY_VISITORS, app_environment, launch, left_running, shut_down
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -58,18 +58,22 @@ def slow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _served_offline_app(tmp_path_factory: pytest.TempPathFactory, token_delay_ms: float) -> Iterator[str]:
     import app
+    from ui.lifecycle import Lifecycle
     from ui.pacing import UpdateBudget
 
+    lifecycle = Lifecycle()
     saved = app.saved_conversations(ServerSettings(data_dir=tmp_path_factory.mktemp("data")), MANY_VISITORS)
+    lifecycle.on_shutdown(saved.aclose)
     demo = app.create_app(
         Settings(offline_token_delay_ms=token_delay_ms),
         UpdateBudget(),
         concurrency=250,
         guard=MANY_VISITORS,
         saved=saved,
+        lifecycle=lifecycle,
     )
-    yield launch(demo, MANY_VISITORS, max_threads=250)
-    demo.close()
+    yield launch(demo, MANY_VISITORS, lifecycle, max_threads=250)
+    shut_down(demo, lifecycle)  # as on SIGTERM: the store is closed on the server's loop
 
 
 @pytest.fixture(scope="session")
