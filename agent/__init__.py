@@ -3,21 +3,22 @@
 - `agent_turn(question, history, settings)` is the one entry: it runs the turn as a task and
   yields its `EventChannel`; `run_agent(...)` is the same turn as an async iterator of events.
 - `events`: every event a turn can produce, the only vocabulary shared with the UI; `channel`: the
-  turn's queue; `callbacks` and `reply`: model chunks → the assembled reply → events.
+  turn's queue; `reply`: the model's streamed chunks → the assembled reply and its events.
 - `executor`: the loop (stream the model, run the tool calls, feed results back, stop);
   `tools`: the arithmetic tools and `final_answer`; `toolbox`: the tools a turn may call (those plus
   MCP servers'), built once at start-up; `mcp/`: MCP servers from a config file, their tools in the toolbox;
   `approval`: which calls wait for a
   person's decision, and the turn's `Approvals` that receives it.
 - `settings`: the one reader of the environment; `models`: the model for a turn;
-  `openai_compat`: what other OpenAI-compatible servers send; `errors`: what can go wrong, in words
-  for a person; `figures`: a turn's figures, counted once for its footer and its log line;
+  `openai_compat`: what other OpenAI-compatible servers send; `errors`: the failure catalogue (what can go wrong, in words
+  for a person, and whether to retry); `figures`: a turn's figures, counted once for its footer and its log line;
   `tracing`: the turn as one traced run and one log line.
 - `offline/`: the offline model, a wing of its own.
 """
 
 from agent.approval import Approvals, Decision, needs_approval
 from agent.channel import EventChannel
+from agent.errors import refused_input
 from agent.executor import agent_turn, run_agent
 from agent.figures import TurnFigures
 from agent.mcp import McpServers, start_configured
@@ -43,6 +44,7 @@ __all__ = [
     "display_number",
     "needs_approval",
     "preload",
+    "refused_input",
     "run_agent",
     "start_configured",
 ]

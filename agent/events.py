@@ -149,11 +149,12 @@ FailureKind = Literal["auth", "rate_limit", "upstream", "network", "step_limit",
 @dataclass(frozen=True, slots=True)
 class Failed:
     """The turn ended without an answer; `message` is written for a person to read; `figures` as
-    for `Finished`."""
+    for `Finished`; `cause` is the log line's word for it (`agent.errors` builds every one)."""
 
     kind: FailureKind
     message: str
     figures: TurnFigures | None = field(default=None, compare=False)
+    cause: str = field(default="", compare=False)
 
 
 AgentEvent = (

@@ -47,7 +47,15 @@ from pydantic import ValidationError
 
 from agent.approval import Approvals, CallToApprove, declined_output, needs_approval
 from agent.channel import EventChannel
-from agent.errors import IncompleteReply, failure_for, request_fallback, retry_delay, retry_reason
+from agent.errors import (
+    IncompleteReply,
+    crashed,
+    failure_for,
+    out_of_steps,
+    refused_input,
+    request_fallback,
+    retry_delay,
+)
 from agent.events import (
     AgentEvent,
     ApprovalDecided,
@@ -190,13 +198,7 @@ def _end_channel(turn: asyncio.Task[None], channel: RecordingChannel) -> None:
     """Close the turn's channel; a turn that crashed (a bug, not a model failure) says so first."""
     if not turn.cancelled() and (error := turn.exception()) is not None:
         log.error("An agent turn crashed", exc_info=(type(error), error, error.__traceback__))
-        channel.emit(
-            Failed(
-                "internal",
-                f"Something went wrong inside the agent ({type(error).__name__}). Please try again.",
-                channel.figures.end(),
-            )
-        )
+        channel.emit(crashed(error).failed(channel.figures.end()))
     channel.close()
 
 
@@ -214,7 +216,7 @@ async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
     )
     try:
         if problem := input_problem(request.question, request.settings):
-            outcome: Finished | Failed = Failed("input", problem)
+            outcome: Finished | Failed = refused_input(problem).failed()
         else:
             outcome = await _run_steps(request, channel, observed)
     except asyncio.CancelledError:
@@ -222,7 +224,10 @@ async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
         await observed.cancelled(channel.stop_reason)
         raise
     except Exception as error:
-        outcome = failure_for(error, request.settings)
+        failure = failure_for(error, request.settings)
+        if failure.kind == "internal":
+            log.error("Unexpected error in an agent turn", exc_info=(type(error), error, error.__traceback__))
+        outcome = failure.failed()
     outcome = dataclasses.replace(outcome, figures=channel.figures.end())
     await observed.finish(outcome)
     channel.emit(outcome)
@@ -268,10 +273,7 @@ async def _run_steps(request: TurnRequest, channel: EventChannel, turn: Observed
                 tools_used.append(result.name)
         if final := next((r for r in results if r.name == FINAL_ANSWER and r.status == "success"), None):
             return Finished(final.text, tuple(tools_used))
-    return Failed(
-        "step_limit",
-        f"The agent used all {settings.max_steps} steps (AGENT_MAX_STEPS) without reaching an answer.",
-    )
+    return out_of_steps(settings.max_steps).failed()
 
 
 async def stream_reply(
@@ -307,11 +309,12 @@ async def stream_reply(
             if change := request_fallback(error, model.settings):
                 model.fall_back(change)
                 continue
-            wait_s = retry_delay(error, attempt, model.settings.max_retries)
+            failure = failure_for(error, model.settings)
+            wait_s = retry_delay(error, failure, attempt, model.settings.max_retries)
             if wait_s is None:
                 raise
             attempt += 1
-            channel.emit(Retrying(assembler.step, attempt, wait_s, retry_reason(error, model.settings)))
+            channel.emit(Retrying(assembler.step, attempt, wait_s, failure.reason))
             await asyncio.sleep(wait_s)
     if not reply.finish_reason:
         raise IncompleteReply("The model's reply was cut off before it finished.")

@@ -244,6 +244,7 @@ class ObservedTurn:
         fields: dict[str, Any] = {"outcome": _OUTCOMES[type(outcome)]}
         if isinstance(outcome, Failed):
             fields["failure"] = outcome.kind
+            fields["cause"] = outcome.cause
         if reason is not None:
             fields["reason"] = cut(reason)
         fields |= {

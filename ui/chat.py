@@ -14,8 +14,7 @@ from typing import Any
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label
-from agent.events import Failed
+from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label, refused_input
 from store import ConversationNotFound, StoreError
 from ui.approval import SessionApprovals, ticking
 from ui.guard import GuardSettings
@@ -163,7 +162,7 @@ def _not_reopened(error: StoreError) -> str:
 def _refused(backend: str, message: str) -> Messages:
     """A turn that ends before it starts, shown like any failed turn."""
     view = TurnView(backend)
-    view.apply(Failed("input", message))
+    view.apply(refused_input(message).failed())
     return _as_dicts(view)
 
 
