@@ -129,27 +129,54 @@ def test_the_model_setting_is_a_list_of_the_allowed_models(keyed_url):
 
 
 async def wait_for_running(count: int, timeout: float = 10) -> None:
+    """Wait until `count` turns run (`timeout`: only to fail rather than hang)."""
     deadline = time.monotonic() + timeout
     while running_turns() < count and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
     assert running_turns() >= count
 
 
-async def test_one_address_flooding_250_chats_gets_three_and_a_second_address_is_served(public_url):
+async def wait_for_no_turns(timeout: float = 60) -> None:
+    """Wait until no turn runs (`timeout`: only to fail rather than hang)."""
+    deadline = time.monotonic() + timeout
+    while running_turns() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert running_turns() == 0
+
+
+@pytest.fixture(scope="module")
+def slowly_answering_url():
+    """The public app answering at 60 ms a token: a long question holds its slot for about 12 s."""
+    demo = app.create_app(Settings(offline_token_delay_ms=60), concurrency=250, guard=GuardSettings())
+    yield launch(demo, GuardSettings(), max_threads=250).rstrip("/")
+    demo.close()
+
+
+async def all_but(tasks: list[asyncio.Task], left: int) -> list[asyncio.Task]:
+    """Wait until all but `left` of `tasks` are done; the ones done."""
+    pending = set(tasks)
+    while len(pending) > left:
+        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    return [task for task in tasks if task.done()]
+
+
+async def test_one_address_flooding_250_chats_gets_three_and_a_second_address_is_served(slowly_answering_url):
     async with (
-        GradioChatClient(public_url) as flooder,
-        GradioChatClient(public_url, local_address="127.0.0.2") as victim,
+        GradioChatClient(slowly_answering_url) as flooder,
+        GradioChatClient(slowly_answering_url, local_address="127.0.0.2") as victim,
     ):
-        flood = asyncio.gather(*(flooder.ask(LONG_QUESTION) for _ in range(250)))
-        await wait_for_running(3)
-        served = await victim.ask("what is 2 + 2")
-        flooded = await flood
+        flood = [asyncio.create_task(flooder.ask(LONG_QUESTION)) for _ in range(250)]
+        await wait_for_running(3, timeout=60)
+        victim_turn = asyncio.create_task(victim.ask("what is 2 + 2"))
+        async with asyncio.timeout(120):  # only to fail rather than hang if refusals waited in line
+            first_247 = [task.result() for task in await all_but(flood, left=3)]
+        served = await victim_turn
+        flooded = await asyncio.gather(*flood)
         after = await flooder.ask("what is 3 + 4")
+    assert all(s.refused for s in first_247), "every refusal ended before any served turn: at once"
+    assert {s.error for s in first_247} == {BUSY}
     assert answer_text(served.messages) == "2 + 2 = **4**"
     assert sum(s.completed for s in flooded) == 3
-    refused = [s for s in flooded if s.refused]
-    assert len(refused) == 247 and {s.error for s in refused} == {BUSY}
-    assert max(s.total_s for s in refused) < 5, "refused at once, not after waiting in line"
     assert answer_text(after.messages) == "3 + 4 = **7**", "finished turns give their slots back"
 
 
@@ -159,9 +186,7 @@ async def test_stopped_turns_give_their_slots_back(public_url):
             *(client.ask(LONG_QUESTION, cancel_after_updates=2, disconnect=n == 2) for n in range(3))
         )
         assert all(s.cancelled for s in stopped)
-        deadline = time.monotonic() + 5
-        while running_turns() and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await wait_for_no_turns()
         again = await asyncio.gather(*(client.ask("what is 1 + 1") for _ in range(3)))
     assert [answer_text(s.messages) for s in again] == ["1 + 1 = **2**"] * 3
 
@@ -342,9 +367,7 @@ async def test_a_string_fn_index_counts_against_the_per_client_limit(public_url,
         for n in range(10):
             await client.cancel(f"s{n}", client._fn["chat"], "")
     assert statuses == [200] * 3 + [429] * 7
-    deadline = time.monotonic() + 10
-    while running_turns() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_for_no_turns()
 
 
 @pytest.mark.parametrize(
@@ -494,8 +517,7 @@ def quickly_idle_url(monkeypatch):
 
 
 async def test_a_stream_nobody_uses_is_closed_once_idle(quickly_idle_url):
-    started = time.monotonic()
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10) as client, asyncio.timeout(120):  # only to fail, not hang
         idle = await client.get(f"{quickly_idle_url}/gradio_api/heartbeat/nobody-uses-this")
-    assert idle.status_code == 200 and idle.text.startswith("data: ALIVE")
-    assert time.monotonic() - started < 5, "closed after about a second of keep-alives"
+    assert idle.status_code == 200, "the server ended the stream itself (keep-alives would hold it forever)"
+    assert idle.text.count("data: ALIVE") >= 2, "after it stayed open for a while, sending only keep-alives"
