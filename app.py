@@ -1,7 +1,7 @@
 """The Gradio chat app: builds the page, wires its events, launches it. The engine is in `agent/`,
 the page's parts (the chat function, view, pacing, Stop, guard, CSS and script) in `ui/`.
 
-    python app.py [--host 0.0.0.0] [--port 7860] [--share] [--offline]
+    python app.py [--host 0.0.0.0] [--port 7860] [--share] [--offline] [--mcp-server]
 
 Importing this module does nothing but define functions: `main()` reads the settings, builds the
 demo and sets the module-level `demo` before it launches, which is where `gradio app.py` (reload
@@ -30,6 +30,7 @@ from ui.gradio_seams import default_address, watch_only_project_code
 from ui.guard import GuardSettings, is_busy
 from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
+from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
 from ui.pacing import UpdateBudget
 from ui.page import serve_options
 from ui.saved import SavedConversations, SessionConversation
@@ -154,6 +155,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--offline", action="store_true", help="use the offline arithmetic model even if a key is set"
     )
     parser.add_argument(
+        "--mcp-server",
+        action="store_true",
+        default=None,
+        help="also serve this app as an MCP server at /mcp (default: AGENT_MCP_SERVER)",
+    )
+    parser.add_argument(
         "--mcp-config",
         metavar="PATH",
         help="MCP servers whose tools the agent gets (default: AGENT_MCP_CONFIG)",
@@ -205,9 +212,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         lifecycle=lifecycle,
     )
     share = (server.share if args.share is None else args.share) and not server.on_spaces
+    serve_mcp = server.mcp_server if args.mcp_server is None else args.mcp_server
+    mcp = AgentMcpServer(app, settings, toolbox, guard, lifecycle) if serve_mcp else None
     try:
         app.launch(
-            **lifecycle_options(serve_options(app, guard), lifecycle),
+            **lifecycle_options(serve_options(app, guard, mcp), lifecycle),
             server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself
             server_port=args.port,
             share=share,  # never on Hugging Face Spaces, which serves the app itself
@@ -221,6 +230,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if app.local_url is None:  # reload mode's watcher runs this file again; the server already runs
         return
     print(f"* Running on local URL:  {app.protocol}://{app.server_name}:{app.server_port}", flush=True)
+    if mcp is not None:
+        print(
+            f"* MCP server (tool {TOOL_NAME!r}): {app.protocol}://{app.server_name}:{app.server_port}{MCP_PATH}",
+            flush=True,
+        )
     if not share:
         print("* For a public link, start it with --share (it needs internet access).", flush=True)
     elif not app.share_url:

@@ -16,7 +16,7 @@
 - `offline/`: the offline model, a wing of its own.
 """
 
-from agent.approval import Approvals, Decision, needs_approval
+from agent.approval import Approvals, Decision, NobodyToAsk, needs_approval
 from agent.channel import EventChannel
 from agent.errors import refused_input
 from agent.executor import agent_turn, run_agent
@@ -25,16 +25,18 @@ from agent.mcp import McpServers, start_configured
 from agent.models import backend_label, preload
 from agent.settings import ModelNotAllowed, ServerSettings, Settings
 from agent.toolbox import ARITHMETIC, BUILT_IN, Toolbox
-from agent.tools import display_number
+from agent.tools import FINAL_ANSWER, display_number
 
 __all__ = [
     "ARITHMETIC",
     "BUILT_IN",
+    "FINAL_ANSWER",
     "Approvals",
     "Decision",
     "EventChannel",
     "McpServers",
     "ModelNotAllowed",
+    "NobodyToAsk",
     "ServerSettings",
     "Settings",
     "Toolbox",

@@ -149,6 +149,21 @@ class Approvals:
         return decided
 
 
+class NobodyToAsk(Approvals):
+    """The approvals of a turn that no person watches (asked by another program, over MCP): a call
+    that needs approval is declined at once, and the model reads `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(timeout_s=0)
+        self.reason = reason
+
+    async def ask(self, call: CallToApprove, channel: EventChannel) -> ApprovalDecided:
+        decided = ApprovalDecided(call.call_id, call.name, False, self.reason, "closed", 0.0)
+        self._decided.add(call.call_id)
+        channel.emit(decided)
+        return decided
+
+
 def declined_output(decision: ApprovalDecided) -> str:
     """What the model reads for a denied call (it did not run)."""
     if decision.by == "person":

@@ -174,6 +174,8 @@ class ServerSettings:
     max_saved_bytes: int = 50_000_000
     mcp_config: Path | None = None
     """`AGENT_MCP_CONFIG`: the MCP servers whose tools the agent gets (`--mcp-config` wins)."""
+    mcp_server: bool = False
+    """`AGENT_MCP_SERVER=1`: serve this app as an MCP server at /mcp too (`--mcp-server` does it as well)."""
     shutdown_grace_s: float = 20.0
     """On SIGTERM or SIGINT, how long running turns may go on before they are cut short."""
 
@@ -216,6 +218,7 @@ class ServerSettings:
             ),
             max_saved_bytes=_read(values, "AGENT_MAX_SAVED_BYTES", int, cls.max_saved_bytes, minimum=1000),
             mcp_config=Path(values["AGENT_MCP_CONFIG"]) if "AGENT_MCP_CONFIG" in values else None,
+            mcp_server=_flag(values, "AGENT_MCP_SERVER"),
             shutdown_grace_s=_read(values, "AGENT_SHUTDOWN_GRACE_S", float, cls.shutdown_grace_s, minimum=0),
         )
 

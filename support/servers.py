@@ -17,6 +17,7 @@ import psutil
 from deploy.processes import ServedProcess, group_members
 from ui.guard import GuardSettings
 from ui.lifecycle import Lifecycle, lifecycle_options
+from ui.mcp_server import AgentMcpServer
 
 # Tests that play many visitors from 127.0.0.1 lift the per-client limits; tests/test_public.py
 # keeps the defaults.
@@ -68,14 +69,20 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def launch(demo: gr.Blocks, guard: GuardSettings, lifecycle: Lifecycle | None = None, **options: Any) -> str:
+def launch(
+    demo: gr.Blocks,
+    guard: GuardSettings,
+    lifecycle: Lifecycle | None = None,
+    mcp: AgentMcpServer | None = None,
+    **options: Any,
+) -> str:
     """Serve `demo` in this process on a free port, protected as `python app.py` serves it
     (`guard` and `lifecycle` are the ones `demo` was created with; with `lifecycle`, stop it
-    with `shut_down`)."""
+    with `shut_down`), with its MCP endpoint if `mcp` is given."""
     import app
 
     port = free_port()
-    served = app.serve_options(demo, guard)
+    served = app.serve_options(demo, guard, mcp)
     if lifecycle is not None:
         served = lifecycle_options(served, lifecycle)
     demo.launch(**served, server_port=port, prevent_thread_lock=True, quiet=True, **options)

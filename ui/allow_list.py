@@ -14,7 +14,9 @@ The list is built from the app's own config when the server starts:
 - **queued functions** (`/gradio_api/queue/join`) and **unqueued functions**
   (`/gradio_api/run/predict`), by id, each only on its own route; the public API
   names on `/gradio_api/call/<name>`;
-- the reload stream only in reload mode, the login routes only with `auth`.
+- the reload stream only in reload mode, the login routes only with `auth`;
+- routes the app adds when a feature is on (`extra_routes`: the MCP endpoint,
+  `ui.mcp_server`), which Gradio never sees.
 
 Bodies are read with Gradio's own request model (`PredictBody`), so the id the
 guard decides on is the id Gradio will run.
@@ -35,9 +37,10 @@ from pydantic import ValidationError
 
 from ui.gradio_seams import functions
 
-Kind = Literal["page", "join", "predict", "call", "cancel", "file", "stream"]
+Kind = Literal["page", "join", "predict", "call", "cancel", "file", "stream", "mcp"]
 """What a route does, as far as the guard cares: `join`, `predict` and `call` run functions;
-`stream` is a long-lived response (event stream, heartbeat, reload)."""
+`stream` is a long-lived response (event stream, heartbeat, reload); `mcp` is a message to the
+app's MCP server (`ui.mcp_server`), which pays the call budget like a function call."""
 
 READ = frozenset({"GET", "HEAD"})
 WRITE = frozenset({"POST"})

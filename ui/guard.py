@@ -4,7 +4,8 @@
   allow-list (`ui.allow_list`) reach Gradio; anything else answers 404.
 
 - **Fair share per client**: at most `max_chats_per_client` chat turns per client
-  address, queued or running. One more is answered at once with HTTP 429 and a
+  address, queued or running (the page's and the API's, and questions asked over
+  MCP: `other_turns`). One more is answered at once with HTTP 429 and a
   message the page shows; it never enters Gradio's queue, so it holds no queue
   or concurrency slot. Session hashes cost nothing to mint, so the limit is per
   address: the connection's, or the last `X-Forwarded-For` entry (the one the
@@ -44,7 +45,7 @@ from urllib.parse import parse_qsl, urlencode
 import gradio as gr
 
 from agent import ServerSettings
-from ui.allow_list import AllowList, Call
+from ui.allow_list import AllowList, Call, Route
 from ui.budgets import CallBudget, LastSeen, OpenStreams
 from ui.gradio_seams import functions, queued_requests
 from ui.safety import bounded_chat
@@ -77,6 +78,8 @@ _POLICY = (
 )
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 CALL_KINDS = frozenset({"join", "predict", "call"})
+PAID_KINDS = CALL_KINDS | {"mcp"}
+"""Requests that cost from the call budget: function calls, and messages to the MCP server."""
 MESSAGES_PER_CALL = 20
 """A call that sends a conversation costs one more call per this many messages (Gradio
 validates each message: the cost grows with them)."""
@@ -148,13 +151,23 @@ def turn_functions(blocks: gr.Blocks) -> dict[int, str | None]:
 class PublicGuard:
     """ASGI middleware for a Gradio app on a public link; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, blocks: gr.Blocks, settings: GuardSettings) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        blocks: gr.Blocks,
+        settings: GuardSettings,
+        extra_routes: Iterable[Route] = (),
+        other_turns: Callable[[str], int] | None = None,
+    ) -> None:
+        """`extra_routes` are the app's own routes beside Gradio's (the MCP endpoint); `other_turns`
+        counts a client's turns that do not run in Gradio's queue (asked over MCP)."""
         self.app, self.blocks, self.settings = app, blocks, settings
         functions = turn_functions(blocks)
         self.turn_ids = frozenset(functions)
         self.turn_api_names = frozenset(name for name in functions.values() if name)
         self.joining: Counter[str] = Counter()
-        self.allowed = AllowList.of(blocks)
+        self.allowed = AllowList.of(blocks, extra_routes)
+        self.other_turns = other_turns or (lambda client: 0)
         self.policy = content_security_policy(settings.frame_ancestors).encode()
         self.streams = OpenStreams(settings.max_streams_per_client)
         self.seen = LastSeen()
@@ -181,7 +194,7 @@ class PublicGuard:
             await self.app(scope, receive, send)
             return
         client = self._client(scope["headers"], scope.get("client"))
-        if route.kind in CALL_KINDS and not self.calls.has_credit(client):
+        if route.kind in PAID_KINDS and not self.calls.has_credit(client):
             await _respond(send, 429, self.settings.too_many_calls_message())  # before reading the body
             return
         body = await _read_body(scope, receive, self.settings.max_request_bytes)
@@ -190,6 +203,9 @@ class PublicGuard:
             await _respond(
                 send, 413, f"Request too large: the limit is {limit:,} bytes (AGENT_MAX_REQUEST_BYTES)."
             )
+            return
+        if route.kind == "mcp" and not self.calls.spend(client, 1):
+            await _respond(send, 429, self.settings.too_many_calls_message())
             return
         if route.kind not in CALL_KINDS:
             await self.app(scope, _replay(body, receive), send)
@@ -278,7 +294,8 @@ class PublicGuard:
         return call.fn_id in self.turn_ids or call.api_name in self.turn_api_names
 
     def _turns_of(self, client: str) -> int:
-        return turns_of(self.blocks, self.turn_ids, client, self.settings.trust_proxy_headers)
+        queued = turns_of(self.blocks, self.turn_ids, client, self.settings.trust_proxy_headers)
+        return queued + self.other_turns(client)
 
     def _client(self, headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | None) -> str:
         return _client_of(headers, peer, self.settings.trust_proxy_headers)
@@ -309,15 +326,25 @@ def _client_of(headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | N
     return client_address(forwarded, peer[0] if peer else None, trust)
 
 
-def guard_options(blocks: gr.Blocks, settings: GuardSettings) -> dict[str, Any]:
+def guard_options(
+    blocks: gr.Blocks,
+    settings: GuardSettings,
+    extra_routes: Iterable[Route] = (),
+    other_turns: Callable[[str], int] | None = None,
+) -> dict[str, Any]:
     """What `blocks.launch(...)` needs for the guard: the middleware, and no file uploads
-    (the app takes none; `/gradio_api/upload` would otherwise keep any file it is sent)."""
+    (the app takes none; `/gradio_api/upload` would otherwise keep any file it is sent).
+    `extra_routes` and `other_turns` are `PublicGuard`'s."""
     from starlette.middleware import Middleware
 
-    return {
-        "app_kwargs": {"middleware": [Middleware(PublicGuard, blocks=blocks, settings=settings)]},
-        "max_file_size": 0,
-    }
+    guard = Middleware(
+        PublicGuard,
+        blocks=blocks,
+        settings=settings,
+        extra_routes=tuple(extra_routes),
+        other_turns=other_turns,
+    )
+    return {"app_kwargs": {"middleware": [guard]}, "max_file_size": 0}
 
 
 def _with_data(scope: Scope, call: Call, conversations: dict[int, list[Any]]) -> bytes | None:

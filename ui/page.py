@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from ui.guard import GuardSettings, guard_options
 from ui.live_turn import LIVE_TURN_CSS
+from ui.mcp_server import AgentMcpServer
 from ui.owner import OwnerCookie
 
 TITLE = "🧮 Streaming tool-calling agent"
@@ -39,11 +40,15 @@ CSS = (HERE / "page.css").read_text()
 HEAD = "".join(f"<script>{(HERE / name).read_text()}</script>" for name in ("page.js", "connection.js"))
 
 
-def serve_options(demo: gr.Blocks, guard: GuardSettings) -> dict[str, Any]:
+def serve_options(demo: gr.Blocks, guard: GuardSettings, mcp: AgentMcpServer | None = None) -> dict[str, Any]:
     """What `demo.launch()` needs besides the address: the guard's protections, the owner cookie
-    of saved conversations, the page's CSS and script."""
-    options = guard_options(demo, guard)
+    of saved conversations, the page's CSS and script; with `mcp`, the app's MCP endpoint."""
+    if mcp is None:
+        options = guard_options(demo, guard)
+    else:
+        options = guard_options(demo, guard, mcp.routes, mcp.turns_of)
     options["app_kwargs"]["middleware"].append(
         Middleware(OwnerCookie, trust_proxy_headers=guard.trust_proxy_headers)
     )
-    return {**options, "css": CSS + LIVE_TURN_CSS, "head": HEAD}
+    options = {**options, "css": CSS + LIVE_TURN_CSS, "head": HEAD}
+    return options if mcp is None else mcp.launch_options(options)

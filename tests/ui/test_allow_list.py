@@ -5,9 +5,11 @@ import json
 import pytest
 
 import app
-from agent import Settings
+from agent import Settings, Toolbox
 from ui.allow_list import AllowList
 from ui.guard import GuardSettings
+from ui.lifecycle import Lifecycle
+from ui.mcp_server import AgentMcpServer
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,17 @@ def test_the_allow_list_of_the_app(allowed, capsys):
     ]
     assert allowed.api_names == {"chat", "approve"}
     assert allowed.queued and allowed.unqueued and not allowed.queued & allowed.unqueued
+
+
+def test_the_mcp_endpoint_is_on_the_list_only_when_the_app_serves_it(allowed):
+    settings, guard = Settings(), GuardSettings()
+    demo = app.create_app(settings, guard=guard)
+    served = AgentMcpServer(demo, settings, Toolbox(), guard, Lifecycle())
+    with_mcp = AllowList.of(demo, served.routes)
+    assert [route.describe() for route in with_mcp.routes][-1] == "POST /mcp"
+    assert with_mcp.route("POST", "/mcp").kind == "mcp"
+    assert with_mcp.route("GET", "/mcp") is None and with_mcp.route("POST", "/mcp/") is None
+    assert allowed.route("POST", "/mcp") is None
 
 
 @pytest.mark.parametrize(
