@@ -21,7 +21,7 @@ from support.acting_tools import file_writer
 from support.gradio_http import GradioChatClient
 from support.mcp_clients import mcp_client
 from support.scripted_openai import ScriptedOpenAI, answer_reply, tool_calls_reply
-from support.servers import app_environment, free_port, launch
+from support.servers import app_environment, free_port, launch, shut_down
 from ui.guard import GuardSettings
 from ui.lifecycle import CUT_SHORT, Lifecycle
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
@@ -42,9 +42,9 @@ def offline_app() -> Iterator[tuple[str, AgentMcpServer]]:
     settings, lifecycle = Settings(offline_token_delay_ms=20), Lifecycle()
     demo = app.create_app(settings, concurrency=20, guard=GUARD, lifecycle=lifecycle)
     server = AgentMcpServer(demo, settings, Toolbox(), GUARD, lifecycle)
-    url = launch(demo, GUARD, server, max_threads=40)
+    url = launch(demo, GUARD, lifecycle, mcp=server, max_threads=40)
     yield url.rstrip("/"), server
-    demo.close()
+    shut_down(demo, lifecycle)
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +187,9 @@ def keyed(scripted_openai_server: ScriptedOpenAI, tmp_path_factory):
     guard, lifecycle = GuardSettings(), Lifecycle()
     toolbox = Toolbox((*TOOLS, file_writer(folder)))
     demo = app.create_app(settings, concurrency=8, guard=guard, toolbox=toolbox, lifecycle=lifecycle)
-    url = launch(demo, guard, AgentMcpServer(demo, settings, toolbox, guard, lifecycle))
+    url = launch(demo, guard, lifecycle, mcp=AgentMcpServer(demo, settings, toolbox, guard, lifecycle))
     yield url.rstrip("/") + MCP_PATH, script, folder
-    demo.close()
+    shut_down(demo, lifecycle)
     scripted_openai_server.drop(script)
 
 
