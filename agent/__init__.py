@@ -9,6 +9,7 @@
   MCP servers'), built once at start-up; `mcp/`: MCP servers from a config file, their tools in the toolbox;
   `approval`: which calls wait for a
   person's decision, and the turn's `Approvals` that receives it.
+- `bounds`: what part of a conversation is kept (one rule; each caller brings its limits).
 - `settings`: the one reader of the environment; `models`: the model for a turn;
   `openai_compat`: what other OpenAI-compatible servers send; `errors`: the failure catalogue (what can go wrong, in words
   for a person, and whether to retry); `figures`: a turn's figures, counted once for its footer and its log line;
@@ -17,6 +18,7 @@
 """
 
 from agent.approval import Approvals, Decision, NobodyToAsk, needs_approval
+from agent.bounds import newest_within
 from agent.channel import EventChannel
 from agent.errors import refused_input
 from agent.executor import agent_turn, run_agent
@@ -45,6 +47,7 @@ __all__ = [
     "backend_label",
     "display_number",
     "needs_approval",
+    "newest_within",
     "preload",
     "refused_input",
     "run_agent",

@@ -46,6 +46,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
 from agent.approval import Approvals, CallToApprove, declined_output, needs_approval
+from agent.bounds import newest_within
 from agent.channel import EventChannel
 from agent.errors import (
     IncompleteReply,
@@ -472,14 +473,9 @@ async def _tool_output(
 
 def trim_history(history: Sequence[BaseMessage], settings: Settings) -> list[BaseMessage]:
     """The newest messages that fit in `settings.max_history_chars`."""
-    kept: list[BaseMessage] = []
-    budget = settings.max_history_chars
-    for message in reversed(history):
-        budget -= len(message.text)
-        if budget < 0:
-            break
-        kept.append(message)
-    return kept[::-1]
+    return newest_within(
+        reversed(history), lambda message: len(message.text), max_chars=settings.max_history_chars
+    )
 
 
 def _step_ended(step: int, reply: Reply) -> StepEnded:

@@ -96,8 +96,8 @@ def nginx_config(template: str, worker_ports: Sequence[int], host: str, port: in
 
 
 def worker_environment(base: dict[str, str], workers: int) -> dict[str, str]:
-    """`base` with the machine's update budget divided among `workers`."""
-    total = float(base.get("AGENT_UI_UPDATES_PER_S") or ServerSettings.ui_updates_per_s)
+    """`base` with the machine's update budget, as the app's settings read it, divided among `workers`."""
+    total = ServerSettings.from_env(base).ui_updates_per_s
     return {**base, "AGENT_UI_UPDATES_PER_S": str(total / workers)}
 
 

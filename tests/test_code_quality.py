@@ -60,6 +60,7 @@ def test_one_module_reads_the_environment():
 
 AGENT_LAYERS = [
     "events",
+    "bounds",
     "redaction",
     "settings",
     "tools",

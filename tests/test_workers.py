@@ -26,6 +26,8 @@ def test_the_config_lists_the_workers_and_the_address():
 def test_a_fixed_update_budget_is_divided_among_the_workers_and_none_stays_none():
     assert worker_environment({}, 2)["AGENT_UI_UPDATES_PER_S"] == "0.0"
     assert worker_environment({"AGENT_UI_UPDATES_PER_S": "900"}, 3)["AGENT_UI_UPDATES_PER_S"] == "300.0"
+    with pytest.raises(ValueError, match="AGENT_UI_UPDATES_PER_S must be a number of at least 0"):
+        worker_environment({"AGENT_UI_UPDATES_PER_S": "-5"}, 2)
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")

@@ -27,11 +27,11 @@ from typing import Any, Protocol
 import gradio as gr
 from gradio.data_classes import GradioRootModel
 
+from agent import newest_within
 from ui import gradio_seams as seams
 from ui.chatbot import UNCHANGED, PreparedChatbot
 
 Messages = list[dict[str, Any]]
-MAX_MESSAGES = 1_000
 LIVE_TURN_CSS = "#live-turn:has(.placeholder-content) { display: none; }"
 """The live turn shows only while it has messages. Hidden by the page, not by a `visible`
 update: Gradio answers each such update by building a new Chatbot and its whole config."""
@@ -69,7 +69,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         fn: Callable[..., AsyncIterator[Messages]],
         *,
         chatbot: PreparedChatbot,
-        max_messages: int = MAX_MESSAGES,
+        max_messages: int,
         refuse: Callable[[gr.Request], str | None] | None = None,
         panel: TurnPanel | None = None,
         **kwargs: Any,
@@ -215,13 +215,13 @@ class LiveTurnChatInterface(gr.ChatInterface):
 
 
 def newest_turns(history: Messages, limit: int) -> Messages:
-    """The newest messages of `history`, at most `limit`, starting with a question."""
+    """The newest messages of `history`, at most `limit` (the engine's rule, `newest_within`),
+    starting with a question."""
     if len(history) <= limit:
         return history
-    start = len(history) - limit
-    while start < len(history) and history[start].get("role") != "user":
-        start += 1
-    return history[start:]
+    kept = newest_within(reversed(history), lambda _message: 0, max_messages=limit)
+    start = next((i for i, message in enumerate(kept) if message.get("role") == "user"), len(kept))
+    return kept[start:]
 
 
 def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:

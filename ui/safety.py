@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
 from typing import Any
 
+from agent import newest_within
 from ui.history import content_text
 
 TRIMMED_TITLE = "✂️ Trimmed to keep the conversation within this server's limits"
@@ -84,32 +85,31 @@ def trim_history(
 ) -> list[dict[str, Any]]:
     """Blank the oldest messages, in place, until the rest fit the limits; a note saying so if any was.
 
-    Gradio keeps what the chat function returns as the session's state, and that
-    always includes the history it was given, so the only way to bound a
+    What is kept is decided by `newest_within`, the engine's one rule, over the messages
+    not trimmed yet. Gradio keeps what the chat function returns as the session's state,
+    and that always includes the history it was given, so the only way to bound a
     session's memory is to shrink the messages themselves. A trimmed message
     keeps its place (the list is Gradio's copy) with a short title instead of
     its content; the model never sees titled messages.
     """
-    kept_chars, kept = 0, 0
-    trimmed = False
-    for message in reversed(history):
-        if _is_trimmed(message):
-            continue
-        size = len(content_text(message.get("content"))) + len(str(message.get("metadata") or ""))
-        kept_chars += size
-        kept += 1
-        if kept > max_messages or kept_chars > max_chars:
-            message["content"] = ""
-            message["metadata"] = {"title": TRIMMED_TITLE, "status": "done"}
-            trimmed = True
-    if not trimmed:
+    untrimmed = [message for message in history if not _is_trimmed(message)]
+    kept = newest_within(reversed(untrimmed), message_size, max_messages, max_chars)
+    if len(kept) == len(untrimmed):
         return []
+    for message in untrimmed[: len(untrimmed) - len(kept)]:
+        message["content"] = ""
+        message["metadata"] = {"title": TRIMMED_TITLE, "status": "done"}
     limits = f"{max_messages:,} messages and {max_chars:,} characters"
     note = (
         f"Older messages were trimmed: a conversation here keeps at most {limits} "
         "(AGENT_MAX_CHAT_MESSAGES, AGENT_MAX_CHAT_CHARS)."
     )
     return [{"role": "assistant", "content": note, "metadata": {"title": TRIMMED_TITLE, "status": "done"}}]
+
+
+def message_size(message: Mapping[str, Any]) -> int:
+    """What a chat message counts toward `AGENT_MAX_CHAT_CHARS`: its text and its metadata."""
+    return len(content_text(message.get("content"))) + len(str(message.get("metadata") or ""))
 
 
 MAX_BLOCKS_PER_MESSAGE = 16
@@ -119,7 +119,8 @@ per message; Gradio refuses any other shape)."""
 
 def bounded_chat(value: Any, max_messages: int, max_chars: int) -> list[Any] | None:
     """A conversation a client sent, cut to what this server keeps: its newest messages within
-    `max_messages` and `max_chars` (older ones dropped whole). None if it is not a conversation.
+    `max_messages` and `max_chars` (older ones dropped whole, by `newest_within`). None if it is
+    not a conversation.
 
     Runs before Gradio validates the value (a pydantic model per message and part: that
     validation, not the bytes, is what a long forged conversation costs).
@@ -128,17 +129,21 @@ def bounded_chat(value: Any, max_messages: int, max_chars: int) -> list[Any] | N
         return []
     if not isinstance(value, list):
         return None
-    kept: list[Any] = []
-    chars = 0
-    for message in reversed(value):
+    try:
+        return newest_within(_checked(reversed(value)), message_size, max_messages, max_chars)
+    except _NotAConversation:
+        return None
+
+
+class _NotAConversation(ValueError):
+    """A sent value holds something other than chat messages."""
+
+
+def _checked(messages: Iterable[Any]) -> Iterator[Any]:
+    for message in messages:
         if not _is_message(message):
-            return None
-        chars += len(content_text(message.get("content"))) + len(str(message.get("metadata") or ""))
-        if len(kept) >= max_messages or chars > max_chars:
-            break
-        kept.append(message)
-    kept.reverse()
-    return kept
+            raise _NotAConversation
+        yield message
 
 
 def _is_message(message: Any) -> bool:

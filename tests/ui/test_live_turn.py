@@ -28,7 +28,7 @@ async def test_a_turn_cut_off_mid_stream_leaves_the_conversation_as_it_was():
             yield [{"role": "assistant", "content": words, "metadata": None}]
 
     with gr.Blocks():
-        chat = LiveTurnChatInterface(answer, chatbot=PreparedChatbot(), save_history=False)
+        chat = LiveTurnChatInterface(answer, chatbot=PreparedChatbot(), max_messages=10, save_history=False)
     earlier = turn(1)
     updates = []
     async with aclosing(chat._stream_fn("q2", list(earlier))) as stream:
