@@ -44,11 +44,17 @@ def saved_titles(page) -> list[str]:
     return [row.strip() for row in page.locator("#saved-list tbody tr").all_inner_texts()]
 
 
-def wait_for_titles(page, expected: list[str], timeout_s: float = 20) -> None:
+def wait_for_titles(page, expected: list[str], timeout_s: float = 20, prefix: bool = False) -> None:
+    """Until the panel lists `expected` (with `prefix`: first), newest first."""
+
+    def listed() -> list[str]:
+        titles = saved_titles(page)
+        return titles[: len(expected)] if prefix else titles
+
     deadline = time.monotonic() + timeout_s
-    while saved_titles(page) != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert saved_titles(page) == expected
+    while listed() != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert listed() == expected
 
 
 def chat_three_conversations(page) -> None:
@@ -173,12 +179,28 @@ def test_two_thousand_conversations_page_through_and_open(visitor, app_with_a_st
     wait_for_titles(page, [f"question number {i}" for i in range(1999, 1974, -1)])
     first_page_s = time.perf_counter() - started
     newer, older = page.get_by_role("button", name="‹ Newer"), page.get_by_role("button", name="Older ›")
-    for _ in range(3):
+    turned_s = []
+    for first in (1974, 1949, 1924):  # each page listed before the next click
+        started = time.perf_counter()
         older.click()
-        page.wait_for_timeout(50)
-    wait_for_titles(page, [f"question number {i}" for i in range(1924, 1899, -1)])
+        wait_for_titles(page, [f"question number {i}" for i in range(first, first - 25, -1)])
+        turned_s.append(time.perf_counter() - started)
     newer.click()
     wait_for_titles(page, [f"question number {i}" for i in range(1949, 1924, -1)])
+    started = time.perf_counter()
     page.locator("#saved-list").get_by_text("question number 1930", exact=True).click()
     page.get_by_text("answer 1930", exact=True).wait_for(timeout=10_000)
-    print(f"2,000 saved conversations: first page listed {first_page_s:.2f} s after a reload")
+    opened_s = time.perf_counter() - started
+
+    started = ask(page, "what is 2 + 2")  # the page still answers, and the reopened one goes on
+    page.get_by_text("2 + 2 =").first.wait_for(timeout=30_000)
+    answered_s = time.perf_counter() - started
+    saved = [i for i in range(1949, 1923, -1) if i != 1930]  # the turn saved: it left this page
+    wait_for_titles(page, [f"question number {i}" for i in saved])
+    page.reload()  # it is the newest now
+    wait_for_titles(page, [f"question number {i}" for i in (1930, 1999, 1998, 1997, 1996)], prefix=True)
+    print(
+        f"2,000 saved conversations: first page listed {first_page_s:.2f} s after a reload, "
+        f"Older pages {', '.join(f'{s:.2f}' for s in turned_s)} s, one opened {opened_s:.2f} s, "
+        f"a question answered {answered_s:.2f} s after Enter"
+    )

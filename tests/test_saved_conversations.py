@@ -158,6 +158,22 @@ def test_a_stopped_turn_is_saved_with_its_stop_mark(visitor, slow_app):
     page.get_by_text("⏹️ Stopped").wait_for(timeout=5_000)
 
 
+def test_a_turn_cut_off_by_a_closed_tab_is_saved_as_far_as_it_went(visitor, slow_app):
+    question = "what is (1 + 2) * (3 + 4) * (5 + 6) - (7 + 8)"
+    page = visitor.new_page()
+    page.goto(slow_app)
+    ask(page, question)
+    page.get_by_text("🛠️ add").first.wait_for(timeout=10_000)
+    page.close()  # mid-answer (60 ms a token): the server notices the page is gone and ends the turn
+
+    again = visitor.new_page()
+    again.goto(slow_app)
+    wait_for_titles(again, [question], timeout_s=60)
+    again.locator("#saved-list").get_by_text(question).click()
+    again.get_by_text("🛠️ add").first.wait_for(timeout=10_000)  # the turn, as far as it went
+    again.get_by_text("⏹️ Stopped").wait_for(timeout=10_000)  # and that it was cut short
+
+
 def test_the_owner_cookie_is_http_only_and_not_in_the_page(visitor, served_app):
     page = visitor.new_page()
     page.goto(served_app)
