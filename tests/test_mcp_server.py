@@ -6,6 +6,7 @@ loopback address, as a visitor of its own).
 import asyncio
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -17,11 +18,12 @@ from pydantic import SecretStr
 import app
 from agent import Settings, Toolbox
 from agent.tools import TOOLS
+from deploy.workers import serve
 from support.acting_tools import file_writer
 from support.gradio_http import GradioChatClient
 from support.mcp_clients import mcp_client
 from support.scripted_openai import ScriptedOpenAI, answer_reply, tool_calls_reply
-from support.servers import app_environment, free_port, launch, shut_down
+from support.servers import MANY_VISITORS_ENV, app_environment, free_port, launch, shut_down
 from ui.guard import GuardSettings
 from ui.lifecycle import CUT_SHORT, Lifecycle
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
@@ -74,6 +76,20 @@ async def test_a_question_gets_the_agents_answer_and_its_tool_steps(offline_url)
         "tools_used": ["add"],
         "steps": [{"tool": "add", "arguments": '{"a": 2, "b": 3}', "output": "5", "is_error": False}],
     }
+
+
+async def test_a_caller_that_asks_for_progress_hears_of_each_tool_step_as_it_ends(offline_url):
+    heard: list[tuple[float, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        heard.append((done, message))
+
+    async with mcp_client(offline_url, "127.0.0.2") as client:
+        result = await client.call_tool(
+            TOOL_NAME, {"question": "what is (2 + 3) * 4"}, progress_callback=progress
+        )
+    assert text_of(result) == "(2 + 3) * 4 = **20**"
+    assert heard == [(1, 'add {"a": 2, "b": 3} → 5'), (2, 'multiply {"a": 5, "b": 4} → 20')]
 
 
 @pytest.mark.parametrize(
@@ -282,3 +298,19 @@ async def test_past_the_grace_a_running_question_ends_with_an_error_result(start
     assert answer.is_error and text_of(answer) == CUT_SHORT
     assert served.process.wait(timeout=60) == 0
     assert "1 turns cut short" in served.output
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+async def test_behind_nginx_any_worker_answers_each_request_without_affinity():
+    """Stateless: each request of a client (no affinity cookie) goes to whichever worker nginx picks."""
+    env = app_environment(AGENT_MCP_SERVER="1", **MANY_VISITORS_ENV)
+    with serve(2, free_port(), env=env, worker_ports=[free_port(), free_port()]) as running:
+
+        async def ask(n: int) -> str:
+            async with mcp_client(running.url + MCP_PATH) as client:
+                return text_of(await client.call_tool(TOOL_NAME, {"question": f"what is {n} + 1"}))
+
+        answers = await asyncio.gather(*(ask(n) for n in range(16)))
+        assert answers == [f"{n} + 1 = **{n + 1}**" for n in range(16)]
+        for worker in running.processes:  # 16 questions spread at random: each worker answered some
+            worker.wait_for('"outcome": "finished"', timeout=5)

@@ -34,7 +34,7 @@ from typing import Annotated, Any
 
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
@@ -161,8 +161,10 @@ class AgentMcpServer:
         model: Annotated[
             str | None, Field(description="The model to answer with (default: the server's own).")
         ] = None,
+        ctx: Context | None = None,
     ) -> Annotated[CallToolResult, AgentAnswer]:
-        """One turn of the agent for `question`; an error result says why there is no answer."""
+        """One turn of the agent for `question`; an error result says why there is no answer.
+        A caller that asked for progress gets one notification per tool step as it ends."""
         client = _client.get()
         if self.lifecycle.draining:
             return error_result(RESTARTING)
@@ -174,13 +176,13 @@ class AgentMcpServer:
             return error_result(self.guard.busy_message())
         self._running[client] += 1
         try:
-            return await self._answer(question, settings)
+            return await self._answer(question, settings, ctx)
         finally:
             self._running[client] -= 1
             if not self._running[client]:
                 del self._running[client]
 
-    async def _answer(self, question: str, settings: Settings) -> CallToolResult:
+    async def _answer(self, question: str, settings: Settings, ctx: Context | None) -> CallToolResult:
         steps = StepRecorder()
         outcome: Finished | Failed | None = None
         with self.lifecycle.turn(stop := asyncio.Event()):
@@ -193,7 +195,8 @@ class AgentMcpServer:
                 approvals=NobodyToAsk(NO_APPROVER),
             ) as turn:
                 async for event in until_set(turn.events(), stop):
-                    steps.note(event)
+                    if (step := steps.note(event)) and ctx is not None:
+                        await ctx.report_progress(len(steps.steps), message=progress_line(step))
                     if isinstance(event, Finished | Failed):
                         outcome = event
                 if outcome is None:  # cut by a shutdown past its grace
@@ -223,7 +226,8 @@ class StepRecorder:
         self._calls: dict[str, tuple[str, list[str]]] = {}
         self.steps: list[ToolStep] = []
 
-    def note(self, event: object) -> None:
+    def note(self, event: object) -> ToolStep | None:
+        """Note `event`; the step it ends, if it ends one."""
         if isinstance(event, ToolCallStarted) and not event.gives_answer:
             self._calls[event.call_id] = (event.name, [])
         elif isinstance(event, ToolArgsDelta) and event.call_id in self._calls:
@@ -231,9 +235,12 @@ class StepRecorder:
         elif isinstance(event, ToolResult) and event.call_id in self._calls:
             _, pieces = self._calls.pop(event.call_id)
             output = event.output[:MAX_STEP_OUTPUT_CHARS]
-            self.steps.append(
-                ToolStep(tool=event.name, arguments="".join(pieces), output=output, is_error=event.is_error)
+            step = ToolStep(
+                tool=event.name, arguments="".join(pieces), output=output, is_error=event.is_error
             )
+            self.steps.append(step)
+            return step
+        return None
 
 
 class McpEndpoint:
@@ -281,6 +288,13 @@ def _client_of(scope: Scope, trust_proxy_headers: bool) -> str:
     forwarded = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
     peer = scope.get("client")
     return client_address(forwarded, peer[0] if peer else None, trust_proxy_headers)
+
+
+def progress_line(step: ToolStep) -> str:
+    """A tool step as one short progress message: `add {"a": 2, "b": 3} → 5`."""
+    output = " ".join(step.output.split())
+    output = output if len(output) <= 200 else output[:199] + "…"
+    return f"{step.tool} {step.arguments} → {'error: ' if step.is_error else ''}{output}"
 
 
 def error_result(message: str) -> CallToolResult:
