@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from dotenv import dotenv_values, find_dotenv
 from pydantic import SecretStr
@@ -236,7 +236,13 @@ def _database_url(values: Mapping[str, str]) -> SecretStr | None:
         raise ValueError(
             "AGENT_DATABASE_URL must start with postgresql:// (or sqlite:///); its value is not shown"
         )
+    if any(mode not in SSL_MODES for mode in parse_qs(urlparse(url).query).get("sslmode", [])):
+        raise ValueError(f"AGENT_DATABASE_URL's sslmode must be one of {', '.join(SSL_MODES)}")
     return SecretStr(url)
+
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+"""PostgreSQL's (libpq's) `sslmode` values, which the store hands to its driver."""
 
 
 SPACES_FRAME_ANCESTORS = "'self' https://huggingface.co"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, func, select, update
+from sqlalchemy import Connection, delete, event, func, make_url, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -111,12 +111,23 @@ def database_url(data_dir: Path, configured: str | None = None) -> str:
         return f"sqlite+aiosqlite:///{(data_dir / SQLITE_FILE).resolve()}"
     for prefix in ("postgresql://", "postgres://"):
         if configured.startswith(prefix):
-            return "postgresql+asyncpg://" + configured.removeprefix(prefix)
+            return _with_asyncpg_ssl("postgresql+asyncpg://" + configured.removeprefix(prefix))
     if configured.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + configured.removeprefix("sqlite:///")
     if configured.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
         return configured
     raise ValueError("must start with postgresql:// or sqlite:///")
+
+
+def _with_asyncpg_ssl(url: str) -> str:
+    """`url` with libpq's `sslmode=` (what a provider's connection string carries) as asyncpg's
+    `ssl=`, which takes the same modes; asyncpg refuses `sslmode` as an argument."""
+    parsed = make_url(url)
+    if "sslmode" not in parsed.query:
+        return url
+    mode = parsed.query["sslmode"]
+    ssl = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+    return ssl.render_as_string(hide_password=False)
 
 
 def new_owner_id() -> str:

@@ -229,9 +229,23 @@ async def test_a_database_that_is_down_raises_store_unavailable(postgres, tmp_pa
     assert "postgres@" not in str(raised.value)
 
 
+async def test_a_url_with_a_providers_sslmode_reaches_the_driver(postgres, tmp_path):
+    """Providers hand out libpq URLs (`?sslmode=require`); asyncpg takes the mode as `ssl`."""
+    plain = postgres.new_database()
+    store = await ConversationStore.open(database_url(tmp_path, plain + "?sslmode=disable"))
+    await store.create(new_owner_id(), "over a plain connection")
+    await store.aclose()
+    with pytest.raises(StoreUnavailable) as raised:  # this test server has no TLS: asked for, refused
+        await ConversationStore.open(database_url(tmp_path, plain + "?sslmode=require"))
+    assert "SSL" in str(raised.value)
+
+
 def test_urls_name_the_backend(tmp_path):
     assert database_url(tmp_path) == f"sqlite+aiosqlite:///{tmp_path.resolve()}/conversations.sqlite3"
     assert database_url(tmp_path, "postgresql://u:p@db:5432/chat") == "postgresql+asyncpg://u:p@db:5432/chat"
+    assert database_url(tmp_path, "postgres://u:p%40s@db/chat?sslmode=require") == (
+        "postgresql+asyncpg://u:p%40s@db/chat?ssl=require"
+    )
     with pytest.raises(ValueError):
         database_url(tmp_path, "mysql://db/chat")
 

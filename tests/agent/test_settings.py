@@ -150,3 +150,10 @@ def test_a_database_url_of_another_kind_is_refused_without_showing_it():
     with pytest.raises(ValueError, match="AGENT_DATABASE_URL") as refused:
         ServerSettings.from_env({"AGENT_DATABASE_URL": "mysql://app:hunter2@db/chat"})
     assert "hunter2" not in str(refused.value)
+
+
+def test_a_database_url_with_an_unknown_sslmode_is_refused_without_showing_it():
+    ServerSettings.from_env({"AGENT_DATABASE_URL": "postgresql://app:hunter2@db/chat?sslmode=verify-full"})
+    with pytest.raises(ValueError, match="sslmode must be one of disable, allow") as refused:
+        ServerSettings.from_env({"AGENT_DATABASE_URL": "postgresql://app:hunter2@db/chat?sslmode=on"})
+    assert "hunter2" not in str(refused.value)
