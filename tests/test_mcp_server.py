@@ -65,8 +65,9 @@ async def test_another_agent_finds_one_tool_that_says_what_it_does(offline_url):
     assert tool.annotations.read_only_hint is True
 
 
-async def test_a_question_gets_the_agents_answer_and_its_tool_steps(offline_url):
-    async with mcp_client(offline_url, "127.0.0.2") as client:
+@pytest.mark.parametrize("mode", ["auto", "legacy"], ids=["2026-protocol", "handshake-protocol"])
+async def test_a_question_gets_the_agents_answer_and_its_tool_steps(offline_url, mode):
+    async with mcp_client(offline_url, "127.0.0.2", mode) as client:
         result = await client.call_tool(TOOL_NAME, {"question": "what is 2 + 3"})
     assert not result.is_error
     assert text_of(result) == "2 + 3 = **5**"
@@ -232,6 +233,7 @@ async def test_a_model_outside_the_allow_list_is_refused_and_never_asked(keyed):
     assert "'o1-pro' is not available on this server's key; choose one of: m-small, m-large" in text_of(
         result
     )
+    assert "key box" not in text_of(result) and "🔑" not in text_of(result), "no key can be sent over MCP"
     assert script.requests == []
 
 
@@ -288,6 +290,7 @@ async def test_the_flag_serves_it_and_sigterm_lets_a_running_question_finish(sta
     assert text_of(answer).endswith("**40**")
     assert late.is_error and "restarting" in text_of(late)
     assert served.process.wait(timeout=60) == 0
+    assert "Traceback" not in served.output and "Task was destroyed" not in served.output
     lines = [json.loads(line) for line in re.findall(r"agent\.turns (\{.*\})", served.output)]
     assert [line["outcome"] for line in lines] == ["finished"]
 
@@ -298,6 +301,7 @@ async def test_past_the_grace_a_running_question_ends_with_an_error_result(start
     assert answer.is_error and text_of(answer) == CUT_SHORT
     assert served.process.wait(timeout=60) == 0
     assert "1 turns cut short" in served.output
+    assert "Traceback" not in served.output and "Task was destroyed" not in served.output
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")

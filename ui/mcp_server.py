@@ -170,8 +170,12 @@ class AgentMcpServer:
             return error_result(RESTARTING)
         try:
             settings = self.settings.for_request(model=model)
-        except ModelNotAllowed as refusal:
-            return error_result(str(refusal))
+        except ModelNotAllowed:  # its words point to the page's key box, which a caller here does not have
+            shown = model if model is None or len(model) <= 40 else model[:40] + "…"
+            allowed = ", ".join(self.settings.models)
+            return error_result(
+                f"The model {shown!r} is not available on this server's key; choose one of: {allowed}."
+            )
         if self._page_turns_of(client) + self._running[client] >= self.guard.max_chats_per_client:
             return error_result(self.guard.busy_message())
         self._running[client] += 1
