@@ -40,8 +40,9 @@ from agent import ServerSettings
 from deploy.processes import PROJECT_ROOT, ServedProcess, terminate_with_parent
 
 TEMPLATE = Path(__file__).with_name("nginx.conf")
-PASSIVE_CHECK = "max_fails=1 fail_timeout=2s"
-"""A worker that refused a connection gets no requests for 2 s: they go to the next one."""
+WORKER_OPTIONS = "max_fails=0"
+"""nginx never marks a worker down: a draining one answers the sessions it serves while its 503s
+send the others on, and a stopped one refuses connections, which costs nginx one try per request."""
 
 
 MAX_FAILURES = 5
@@ -83,7 +84,7 @@ class Workers:
 
 def nginx_config(template: str, worker_ports: Sequence[int], host: str, port: int) -> str:
     """`template` with its worker list and listen address replaced."""
-    servers = "".join(f"        server 127.0.0.1:{p} {PASSIVE_CHECK};\n" for p in worker_ports)
+    servers = "".join(f"        server 127.0.0.1:{p} {WORKER_OPTIONS};\n" for p in worker_ports)
     config = re.sub(
         r"(# workers: begin\n).*?(\s*# workers: end)", rf"\g<1>{servers}\g<2>", template, flags=re.S
     )

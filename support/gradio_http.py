@@ -59,8 +59,9 @@ class ChatStream:
 
 
 def _refusal(joined: httpx.Response) -> str | None:
-    """The server's reason for not queueing a turn (its per-client limit), or None if it was queued."""
-    if joined.status_code == 429:
+    """The server's reason for not queueing a turn (its per-client limit, or a restart: a process
+    that is shutting down sends new sessions away), or None if it was queued."""
+    if joined.status_code in (429, 503):
         return joined.json()["detail"]
     joined.raise_for_status()
     return None
@@ -192,6 +193,8 @@ class GradioChatClient:
     async def _send_question(self, question: str, session_hash: str) -> str | None:
         """The textbox's first step, an unqueued call; the server's reason if it refused the question."""
         sent = await self.call_unqueued("_clear_and_save_textbox", [question], session_hash)
+        if sent.status_code == 503:  # a process shutting down sends new sessions away
+            return sent.json()["detail"]
         if sent.status_code == 500 and (verdicts := sent.json().get("error")):
             return next(v["message"] for v in verdicts if not v["is_valid"])
         sent.raise_for_status()

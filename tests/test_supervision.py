@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -51,10 +52,10 @@ def answered(stream) -> bool:
     return stream.completed and ANSWER in str(stream.messages)
 
 
-async def chats(url: str, n: int):
+async def chats(url: str, n: int, question: str = QUESTION):
     client = GradioChatClient(url, affinity_cookie="agent_route")
     await client.__aenter__()
-    tasks = [asyncio.ensure_future(client.ask(QUESTION, mode="browser")) for _ in range(n)]
+    tasks = [asyncio.ensure_future(client.ask(question, mode="browser")) for _ in range(n)]
     return client, tasks
 
 
@@ -104,6 +105,50 @@ async def test_sighup_restarts_the_workers_one_at_a_time_without_cutting_a_chat(
     assert all(answered(s) for s in later)
     new = {port: worker.pid for port, worker in workers_of(launcher).items()}
     assert new.keys() == old.keys() and not set(new.values()) & set(old.values())
+
+
+async def test_new_visitors_go_to_the_other_worker_while_one_drains(start_app):
+    launcher, url = start_launcher(start_app, grace_s=60, token_delay_ms=150)
+    client, long_chats = await chats(url, 6, "what is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8")
+    draining_port, draining = await _a_worker_with_turns(launcher, all_turns=6)
+    draining.terminate()
+    await _until_health(draining_port, 503)
+
+    _, arriving = await chats(url, 8)  # half of them hash to the draining worker
+    arrived = await asyncio.gather(*arriving)
+    still = await _until_health(draining_port, 503)
+    finished = await asyncio.gather(*long_chats)
+    await client.__aexit__()
+
+    assert still.json()["turns"] > 0, "the worker stopped draining before the new chats were sent"
+    assert all(answered(s) for s in arrived), [s.error or str(s.messages)[-200:] for s in arrived]
+    assert all(s.completed and "= **36**" in str(s.messages) for s in finished), [
+        str(s.messages)[-300:] for s in finished
+    ]
+
+
+async def _a_worker_with_turns(launcher, all_turns: int) -> tuple[int, psutil.Process]:
+    """A worker running turns, once `all_turns` run (none is still on its way to a worker)."""
+    workers = workers_of(launcher)
+    async with httpx.AsyncClient() as http:
+        for _ in range(1200):
+            turns = {
+                port: (await http.get(f"http://127.0.0.1:{port}/healthz")).json()["turns"] for port in workers
+            }
+            if sum(turns.values()) == all_turns:
+                port = max(turns, key=turns.get)
+                return port, workers[port]
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{all_turns} turns never ran at once")
+
+
+async def _until_health(port: int, status: int) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        for _ in range(600):
+            if (health := await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == status:
+                return health
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the worker on :{port} never answered {status}")
 
 
 async def test_workers_die_with_a_killed_launcher(start_app):

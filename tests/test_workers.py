@@ -14,11 +14,9 @@ pytestmark = pytest.mark.slow
 
 def test_the_config_lists_the_workers_and_the_address():
     config = nginx_config(TEMPLATE.read_text(), [9001, 9002, 9003], "0.0.0.0", 9000)
-    assert (
-        "server 127.0.0.1:9001 max_fails=1 fail_timeout=2s;\n        server 127.0.0.1:9002 max_fails"
-        in config
-    )
+    assert "server 127.0.0.1:9001 max_fails=0;\n        server 127.0.0.1:9002 max_fails=0;" in config
     assert "proxy_set_header Host $http_host;" in config
+    assert "proxy_next_upstream error timeout http_503 non_idempotent;" in config
     assert "listen 0.0.0.0:9000;" in config and "7861" not in config
     assert "hash $agent_route consistent;" in config
 

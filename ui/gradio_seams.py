@@ -150,3 +150,11 @@ def queued_requests(blocks: gr.Blocks) -> Iterator[tuple[int, Any]]:
     for event in list(blocks._queue.event_ids_to_events.values()):
         if event.request is not None:
             yield event.fn._id, event.request
+
+
+def serves_session(app: Any, session_hash: str) -> bool:
+    """Whether the Gradio app (`scope["app"]` of a request) serves this page session: it keeps state
+    for it (every page runs the saved panel's load event), or events of it are queued or running.
+    A draining process keeps serving these and sends every other session elsewhere."""
+    pending = app.get_blocks()._queue.pending_event_ids_session
+    return session_hash in pending or session_hash in app.state_holder

@@ -2,7 +2,10 @@
 
 On the signal the process stops taking new turns (a new question is answered at
 once with `RESTARTING`, and `/healthz` says `draining` with a 503 so a proxy or
-launcher sends nobody new), lets the running turns finish for up to the grace
+launcher sends nobody new). A page load, and a call of Gradio's API from a page
+session this process does not serve (a new page, a new API client), get a 503
+with `RESTARTING`: nginx (`proxy_next_upstream http_503`) sends them on to a
+worker that is not draining. The sessions it serves keep their streams. It lets the running turns finish for up to the grace
 period (`AGENT_SHUTDOWN_GRACE_S`), then ends the rest through the Stop path: each
 cut turn shows `CUT_SHORT` and its footer, and its log line says
 `"reason": "shutdown"`. Then the closers registered with `on_shutdown` run (the
@@ -15,18 +18,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 import gradio as gr
+
+from ui.gradio_seams import serves_session
 
 RESTARTING = "🔄 The server is restarting; try again in a moment."
 CUT_SHORT = "⏹️ The server is restarting; this answer was cut short."
 SHUTDOWN_REASON = "shutdown"
 HEALTH_PATH = "/healthz"
+GRADIO_API = "/gradio_api/"
+HEARTBEAT = re.compile(r"/gradio_api/heartbeat/([^/]+)$")
+"""Gradio's per-page stream that stays open as long as the page: not a response that carries updates."""
+MAX_SESSION_BODY = 10 * 2**20
+"""A longer body is not read for its session while draining: it is sent elsewhere (nginx's cap)."""
 ENDING_S = 10.0
 """How long cut turns get to write their last update, log line and saved turn."""
 
@@ -134,7 +146,9 @@ class Lifecycle:
 
 class HealthCheck:
     """ASGI middleware, outermost: `GET /healthz` answers 200 `ready` or 503 `draining`, with the
-    number of running turns; everything else goes on to the app. It also notes the server's loop."""
+    number of running turns; everything else goes on to the app, except, while draining, requests
+    of page sessions this process does not serve (503 `RESTARTING`). It also notes the server's
+    loop, and counts the requests being answered (not the heartbeats, which last as long as a page)."""
 
     def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
         self.app = app
@@ -146,6 +160,14 @@ class HealthCheck:
             await self.app(scope, receive, send)
             return
         if scope["path"] != HEALTH_PATH:
+            if self.lifecycle.draining:
+                served, receive = await _served_here(scope, receive)
+                if not served:
+                    await _respond(send, 503, {"detail": RESTARTING}, head=scope["method"] == "HEAD")
+                    return
+            if HEARTBEAT.match(scope["path"]):
+                await self.app(scope, receive, send)
+                return
             with self.lifecycle.request():
                 await self.app(scope, receive, send)
             return
@@ -155,6 +177,48 @@ class HealthCheck:
         lifecycle = self.lifecycle
         status = {"status": "draining" if lifecycle.draining else "ready", "turns": lifecycle.running}
         await _respond(send, 503 if lifecycle.draining else 200, status, head=scope["method"] == "HEAD")
+
+
+async def _served_here(scope: Scope, receive: Receive) -> tuple[bool, Receive]:
+    """Whether a draining process still answers the request, and a `receive` that gives its body
+    again: not a page load, and a call of Gradio's API only from a page session this process
+    serves (named in the query, the heartbeat's path or a JSON body). The rest (a page's assets
+    and config, the MCP endpoint) is the same on every process and is answered."""
+    if scope["path"] == "/":
+        return False, receive
+    if not scope["path"].startswith(GRADIO_API):
+        return True, receive
+    if session := _session_in_url(scope):
+        return serves_session(scope["app"], session), receive
+    if scope["method"] != "POST":
+        return False, receive
+    chunks, size, more = [], 0, True
+    while more and size <= MAX_SESSION_BODY:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False, receive
+        chunks.append(message)
+        size += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    if more:
+        return False, receive
+    try:
+        session = json.loads(b"".join(m.get("body", b"") for m in chunks)).get("session_hash")
+    except (ValueError, AttributeError):
+        session = None
+    replayed = iter(chunks)
+
+    async def receive_again() -> Message:
+        return next(replayed, None) or await receive()
+
+    return isinstance(session, str) and serves_session(scope["app"], session), receive_again
+
+
+def _session_in_url(scope: Scope) -> str | None:
+    if match := HEARTBEAT.match(scope["path"]):
+        return match[1]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("session_hash", [None])[0]
 
 
 def lifecycle_options(options: dict[str, Any], lifecycle: Lifecycle) -> dict[str, Any]:

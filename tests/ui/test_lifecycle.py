@@ -5,9 +5,13 @@ import re
 from pathlib import Path
 
 import gradio
+import gradio as gr
+import httpx
+import pytest
+from gradio.routes import App
 
 import ui
-from ui.lifecycle import Lifecycle
+from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options
 
 
 async def a_turn(lifecycle: Lifecycle, seconds: float) -> str:
@@ -78,3 +82,34 @@ def test_the_page_script_watches_for_the_text_gradio_shows_when_the_connection_i
     assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
     shown = [path.name for path in assets.glob("Blocks-*.js") if watched in path.read_text()]
     assert shown, f"no Gradio Blocks script shows {watched!r}"
+
+
+@pytest.fixture
+def draining_app():
+    """A small Gradio app behind the health check, its lifecycle draining; a client of it."""
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(str.upper, box, box)
+    demo.queue()
+    lifecycle = Lifecycle()
+    app = App.create_app(demo, app_kwargs=lifecycle_options({}, lifecycle)["app_kwargs"])
+    app.state_holder["served-page"]  # a page session this process keeps state for
+    lifecycle.draining = True
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app")
+
+
+async def test_a_draining_process_sends_new_sessions_away_with_a_503_and_keeps_serving_its_own(draining_app):
+    async with draining_app as client:
+        assert (await client.get("/healthz")).status_code == 503
+        page_load = await client.get("/")
+        assert page_load.status_code == 503 and page_load.json() == {"detail": RESTARTING}
+        new_session = {"data": [""], "fn_index": 0, "session_hash": "new-page", "trigger_id": None}
+        assert (await client.post("/gradio_api/queue/join", json=new_session)).status_code == 503
+        assert (await client.post("/gradio_api/queue/join", content=b"not json")).status_code == 503
+
+        own_session = {**new_session, "session_hash": "served-page"}
+        joined = await client.post("/gradio_api/queue/join", json=own_session)  # read, then given to Gradio
+        assert joined.status_code != 503 and "event_id" in joined.json(), joined.text
+        stream = await client.get("/gradio_api/queue/data", params={"session_hash": "new-page"})
+        assert stream.status_code == 503
+        assert (await client.get("/config")).status_code == 200  # the same on every process
