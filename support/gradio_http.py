@@ -135,7 +135,7 @@ class GradioChatClient:
 
         With `chatbot` (the conversation the page shows), the browser path makes every
         call a page's submit makes: the user message is appended to the chatbot before
-        the turn, and the chat state is synchronised and saved after it; the bytes those
+        the turn, and the chat state is synchronised after it; the bytes those
         calls receive are counted in `side_bytes`."""
         stream = ChatStream(session_hash or uuid.uuid4().hex)
         started = time.perf_counter()
@@ -181,9 +181,6 @@ class GradioChatClient:
         stream.total_s = time.perf_counter() - started
         if chatbot is not None and mode == "browser" and stream.completed:
             await self._predict("lambda", [stream.value], stream.session_hash, stream)
-            await self._predict(
-                "_save_conversation", [None, None, [stream.value]], stream.session_hash, stream
-            )
         return stream
 
     async def show(self, session_hash: str, chatbot: list[dict]) -> None:

@@ -30,6 +30,8 @@ PRIVATE_HOOKS: dict[type, tuple[str, ...]] = {
         "_api_wrapper",  # the edit chain runs the same wrapped turn as a submit
         "_append_message_to_history",
         "_edit_message",
+        "_save_conversation",  # its browser-storage saving steps are dropped: the server saves
+        "_delete_conversation",
     ),
     gr.Chatbot: ("_check_format",),  # PreparedChatbot checks a value as Gradio does, then goes its own way
 }
@@ -111,6 +113,17 @@ def run_followups_only_on_success(first: BlockFunction) -> None:
 def without_output(dependency: BlockFunction, block: gr.blocks.Block) -> None:
     """`block` is no longer one of `dependency`'s outputs (its function must stop yielding it)."""
     dependency.outputs = [output for output in dependency.outputs if output is not block]
+
+
+def drop_steps(function: Callable[..., Any]) -> None:
+    """Remove the dependencies (in the Blocks being built) that run `function`: the last steps
+    of their chains (one that another step follows is refused)."""
+    fns = get_blocks_context().fns
+    dropped = [fn_id for fn_id, dependency in fns.items() if dependency.fn == function]
+    if any(dependency.trigger_after in dropped for dependency in fns.values()):
+        raise ValueError(f"a step follows {function!r}: dropping it would break its chain")
+    for fn_id in dropped:
+        del fns[fn_id]
 
 
 def chat_interface_turns(output: gr.blocks.Block) -> list[BlockFunction]:

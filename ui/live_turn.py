@@ -108,11 +108,19 @@ class LiveTurnChatInterface(gr.ChatInterface):
 
     def _setup_events(self) -> None:
         super()._setup_events()
+        self._drop_browser_saving()
         self._keep_api_shape()
         self._prepare_outputs_here()
         self._stop_when_refused()
         if self.chatbot.editable:
             self._rerun_edits_stoppably()
+
+    def _drop_browser_saving(self) -> None:
+        """The server saves each turn (`ui.saved`): ChatInterface's own step after each turn, which
+        would save the conversation in the browser (a no-op with `save_history` off, still one call
+        a turn), goes, and so does its delete after the chat's clear."""
+        seams.drop_steps(self._save_conversation)
+        seams.drop_steps(self._delete_conversation)
 
     def _clear_and_save_textbox(self, message: str, request: gr.Request) -> tuple[gr.Textbox, str]:
         """ChatInterface's first step of a question, after `refuse` had its say."""

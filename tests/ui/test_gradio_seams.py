@@ -88,6 +88,32 @@ async def test_a_turn_the_page_runs_yields_values_already_post_processed(built):
     assert _content(history[0]) == "2 + 2"
 
 
+def test_chat_interfaces_browser_saving_steps_are_gone_and_their_chains_still_end(built):
+    demo, chat = built
+    names = [d.get("api_name") or "" for d in dependencies(demo)]
+    assert not [n for n in names if n.startswith(("_save_conversation", "_delete_conversation"))]
+    submitted = started_by(demo, chat.textbox, "submit")[0]["id"]
+    chain, last = [submitted], submitted
+    while follower := [d["id"] for d in dependencies(demo) if d.get("trigger_after") == last]:
+        chain.append(last := follower[0])
+    assert [seams.functions(demo)[i].name for i in chain] == [
+        "_clear_and_save_textbox",
+        "_append_message_to_history",
+        "_submit_fn",
+        "<lambda>",
+        "<lambda>",
+    ]  # fmt: skip: the question, shown, answered, the chat state synchronised, the textbox back
+
+
+def test_a_step_that_another_follows_is_not_dropped():
+    def first() -> None: ...
+
+    with gr.Blocks(), pytest.raises(ValueError, match="a step follows"):
+        button = gr.Button()
+        button.click(first).then(lambda: None)
+        seams.drop_steps(first)
+
+
 def test_the_chat_api_streams_the_answer_and_the_conversation_only(built):
     demo, chat = built
     [api] = [d for d in dependencies(demo) if d["api_name"] == "chat"]
