@@ -11,7 +11,7 @@ length, one chat alone and `--chats` at once take a turn:
 
 - browser: the textbox submit and its streamed turn (what the issue measured);
 - page: every call a page's submit makes: also appending the user message to the
-  chatbot before the turn, and synchronising and saving the chat after it;
+  chatbot before the turn, and synchronising the chat after it;
 - api: `/chat`, which streams only the new turn.
 
 `--app-dir` serves the `app.py` of another checkout (e.g. the code before a change).
