@@ -24,7 +24,7 @@ from support.gradio_http import GradioChatClient
 from support.mcp_clients import mcp_client
 from support.scripted_openai import ScriptedOpenAI, answer_reply, tool_calls_reply
 from support.servers import MANY_VISITORS_ENV, app_environment, free_port, launch, shut_down
-from ui.guard import GuardSettings
+from ui.guard import GuardSettings, turn_functions, turns_of
 from ui.lifecycle import CUT_SHORT, Lifecycle
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
 
@@ -145,6 +145,23 @@ async def test_a_third_question_from_one_address_is_refused_while_two_run_and_th
     assert text_of(other_address) == "1 + 1 = **2**"
     assert [text_of(answer).endswith("**40**") for answer in answers] == [True, True]
     assert text_of(after) == "1 + 1 = **2**", "finished questions give their slots back"
+
+
+async def test_a_question_over_mcp_is_refused_while_the_page_has_two_answers_running(offline_app):
+    base, server = offline_app
+    blocks = server.blocks
+
+    def page_turns() -> int:
+        return turns_of(blocks, turn_functions(blocks), "127.0.0.8", trust_proxy_headers=False)
+
+    async with GradioChatClient(base, local_address="127.0.0.8") as page:
+        running = [asyncio.ensure_future(page.ask(LONG_QUESTION)) for _ in "ab"]
+        await wait_until(lambda: page_turns() == 2)
+        async with mcp_client(base + MCP_PATH, "127.0.0.8") as client:
+            refused = await client.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
+        streams = await asyncio.gather(*running)
+    assert refused.is_error and text_of(refused) == GUARD.busy_message()
+    assert all(stream.completed for stream in streams), [stream.error for stream in streams]
 
 
 async def test_a_body_over_the_cap_is_refused_before_it_is_read(offline_url):
