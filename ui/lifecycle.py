@@ -16,6 +16,7 @@ signal ends the grace at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -236,7 +237,10 @@ def lifecycle_options(options: dict[str, Any], lifecycle: Lifecycle) -> dict[str
 def serve_until_signal(blocks: gr.Blocks, lifecycle: Lifecycle) -> int:
     """Block until SIGTERM or SIGINT, drain `lifecycle`, close the server; the exit code.
 
-    Replaces `blocks.block_thread()`, which ends on Ctrl-C only and cuts every stream.
+    Replaces `blocks.block_thread()`, which ends on Ctrl-C only and cuts every stream. The process
+    is to exit next: the objects it holds are frozen out of the garbage collector, whose full
+    collections while the interpreter tears its modules down took seconds (the whole heap of
+    Gradio, LangChain and their dependencies, scanned several times) after `* Stopped`.
     """
     signalled = threading.Event()
 
@@ -254,6 +258,7 @@ def serve_until_signal(blocks: gr.Blocks, lifecycle: Lifecycle) -> int:
         cut = asyncio.run_coroutine_threadsafe(lifecycle.drain(), lifecycle.loop).result()
         print(f"* Stopped: {cut} turns cut short after the grace of {lifecycle.grace_s:g} s.", flush=True)
     blocks.close(verbose=False)
+    gc.freeze()
     return 0
 
 
