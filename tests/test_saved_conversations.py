@@ -169,8 +169,12 @@ def test_a_turn_cut_off_by_a_closed_tab_is_saved_as_far_as_it_went(visitor, slow
     again = visitor.new_page()
     again.goto(slow_app)
     wait_for_titles(again, [question], timeout_s=60)
-    again.locator("#saved-list").get_by_text(question).click()
-    again.get_by_text("🛠️ add").first.wait_for(timeout=10_000)  # the turn, as far as it went
+    step = again.locator("#agent-chat").get_by_text("🛠️ add").first
+    deadline = time.monotonic() + 30
+    while not step.is_visible() and time.monotonic() < deadline:  # a click while the list redraws is lost
+        again.locator("#saved-list").get_by_text(question).click()
+        again.wait_for_timeout(1000)
+    step.wait_for(timeout=1_000)  # the turn, as far as it went
     again.get_by_text("⏹️ Stopped").wait_for(timeout=10_000)  # and that it was cut short
 
 
