@@ -27,7 +27,7 @@ from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
 from ui.gradio_seams import default_address, watch_only_project_code
-from ui.guard import GuardSettings, is_busy
+from ui.guard import busy_message, is_busy
 from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
@@ -44,19 +44,21 @@ def create_app(
     budget: UpdateBudget | None = None,
     concurrency: int = 200,
     chat_model: BaseChatModel | None = None,
-    guard: GuardSettings | None = None,
+    guard: ServerSettings | None = None,
     toolbox: Toolbox = ARITHMETIC,
     saved: SavedConversations | None = None,
     lifecycle: Lifecycle | None = None,
 ) -> gr.Blocks:
     """The chat UI for these server settings; each request may bring its own key and model.
 
+    `guard` is the server's settings whose limits the guard, the chat and the page enforce
+    (the same `ServerSettings` that `main` read; default: the defaults).
     `chat_model` replaces the model the settings name (benchmarks serve scripted ones);
     `toolbox` is what the agent may call (built at start-up); `saved` is where conversations
     are saved (None: nowhere, and no panel of saved conversations); `lifecycle` is the
     process's, which drains it on SIGTERM.
     """
-    guard = guard or GuardSettings()
+    guard = guard or ServerSettings()
     lifecycle = lifecycle or Lifecycle()
     stop_signals = StopSignals()
     approvals = SessionApprovals()
@@ -80,7 +82,7 @@ def create_app(
         while the server shuts down."""
         if lifecycle.draining:
             return RESTARTING
-        return guard.busy_message() if is_busy(demo, request, guard) else None
+        return busy_message(guard) if is_busy(demo, request, guard) else None
 
     with gr.Blocks(title=page.TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"<h1 style='text-align: center'>{page.TITLE}</h1>", elem_id="app-title")
@@ -180,11 +182,11 @@ demo: gr.Blocks
 """The demo `main()` serves; set by `main()`, for reload mode."""
 
 
-def saved_conversations(server: ServerSettings, guard: GuardSettings) -> SavedConversations:
+def saved_conversations(server: ServerSettings) -> SavedConversations:
     """Where conversations are saved: AGENT_DATABASE_URL, or SQLite under AGENT_DATA_DIR (opened on first use)."""
     configured = server.database_url.get_secret_value() if server.database_url else None
     limits = Limits(server.max_saved_conversations, server.max_saved_bytes, server.retention_days)
-    return SavedConversations(database_url(server.data_dir, configured), limits, guard.max_chat_messages)
+    return SavedConversations(database_url(server.data_dir, configured), limits, server.max_chat_messages)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -192,31 +194,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     global demo
     args = parse_args(argv)
     settings, server = read_settings(offline=args.offline)
-    guard = GuardSettings.from_server(server)
     lifecycle = Lifecycle(server.shutdown_grace_s)
     watch_only_project_code(Path(__file__))
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("agent").setLevel(logging.INFO)  # one line per turn, for operators
     logging.getLogger("ui.pacing").setLevel(logging.INFO)  # the frame, when load changes it
     mcp_servers, toolbox = start_configured(args.mcp_config or server.mcp_config)  # closed at exit
-    saved = saved_conversations(server, guard)
+    saved = saved_conversations(server)
     lifecycle.on_shutdown(saved.aclose)  # after the last turn (and its save) ended
     # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
     demo = app = create_app(
         settings,
         UpdateBudget.from_server(server),
         server.concurrency,
-        guard=guard,
+        guard=server,
         toolbox=toolbox,
         saved=saved,
         lifecycle=lifecycle,
     )
     share = (server.share if args.share is None else args.share) and not server.on_spaces
     serve_mcp = server.mcp_server if args.mcp_server is None else args.mcp_server
-    mcp = AgentMcpServer(app, settings, toolbox, guard, lifecycle) if serve_mcp else None
+    mcp = AgentMcpServer(app, settings, toolbox, server, lifecycle) if serve_mcp else None
     try:
         app.launch(
-            **lifecycle_options(serve_options(app, guard, mcp), lifecycle),
+            **lifecycle_options(serve_options(app, server, mcp), lifecycle),
             server_name=args.host,  # None: Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT itself
             server_port=args.port,
             share=share,  # never on Hugging Face Spaces, which serves the app itself

@@ -14,14 +14,14 @@ from typing import Any
 import gradio as gr
 import psutil
 
+from agent import ServerSettings
 from deploy.processes import ServedProcess, group_members
-from ui.guard import GuardSettings
 from ui.lifecycle import Lifecycle, lifecycle_options
 from ui.mcp_server import AgentMcpServer
 
 # Tests that play many visitors from 127.0.0.1 lift the per-client limits; tests/test_public.py
 # keeps the defaults.
-MANY_VISITORS = GuardSettings(max_chats_per_client=1000, max_calls_per_s=0, max_streams_per_client=10_000)
+MANY_VISITORS = ServerSettings(max_chats_per_client=1000, max_calls_per_s=0, max_streams_per_client=10_000)
 MANY_VISITORS_ENV = {
     "AGENT_MAX_CHATS_PER_CLIENT": "100000",
     "AGENT_MAX_CALLS_PER_S": "0",
@@ -71,7 +71,7 @@ def _bindable(port: int) -> bool:
 
 def launch(
     demo: gr.Blocks,
-    guard: GuardSettings,
+    guard: ServerSettings,
     lifecycle: Lifecycle | None = None,
     mcp: AgentMcpServer | None = None,
     **options: Any,

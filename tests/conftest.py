@@ -62,7 +62,7 @@ def _served_offline_app(tmp_path_factory: pytest.TempPathFactory, token_delay_ms
     from ui.pacing import UpdateBudget
 
     lifecycle = Lifecycle()
-    saved = app.saved_conversations(ServerSettings(data_dir=tmp_path_factory.mktemp("data")), MANY_VISITORS)
+    saved = app.saved_conversations(ServerSettings(data_dir=tmp_path_factory.mktemp("data")))
     lifecycle.on_shutdown(saved.aclose)
     demo = app.create_app(
         Settings(offline_token_delay_ms=token_delay_ms),

@@ -17,12 +17,11 @@ from playwright.sync_api import expect
 from pydantic import SecretStr
 
 import app
-from agent import Settings
+from agent import ServerSettings, Settings
 from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.fakes import ScriptedChatModel, answer, call, calls
 from support.servers import MANY_VISITORS, free_port, launch
 from support.turns import running_turns
-from ui.guard import GuardSettings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -406,7 +405,7 @@ def test_html_that_slips_into_the_page_still_cannot_reach_another_host(page, lis
 
 
 def test_a_client_with_its_share_running_is_told_so_and_keeps_its_text(browser):
-    guard = GuardSettings(max_chats_per_client=1)
+    guard = ServerSettings(max_chats_per_client=1)
     demo = app.create_app(Settings(offline_token_delay_ms=30), guard=guard)
     url = launch(demo, guard)
     first, second = browser.new_page(), browser.new_page()

@@ -148,7 +148,7 @@ def app_with_a_store(tmp_path_factory) -> Iterator[tuple[str, str]]:
     from agent import ServerSettings, Settings
 
     data = tmp_path_factory.mktemp("data")
-    saved = app.saved_conversations(ServerSettings(data_dir=data), MANY_VISITORS)
+    saved = app.saved_conversations(ServerSettings(data_dir=data))
     demo = app.create_app(Settings(offline_token_delay_ms=1), guard=MANY_VISITORS, saved=saved)
     yield launch(demo, MANY_VISITORS), database_url(data)
     demo.close()

@@ -5,8 +5,8 @@ import uuid
 import gradio as gr
 import pytest
 
+from agent import ServerSettings
 from support.gradio_http import GradioChatClient
-from ui.guard import GuardSettings
 from ui.history import content_text
 
 pytestmark = pytest.mark.slow
@@ -31,6 +31,6 @@ async def test_a_1000_turn_conversation_still_answers_and_the_page_keeps_its_new
     assert stream.completed, stream.error
     assert stream.first_update_bytes < 5_000, "the first update carries the new turn only"
     shown = stream.messages
-    assert len(shown) <= GuardSettings().max_chat_messages and shown[0]["role"] == "user"
+    assert len(shown) <= ServerSettings().max_chat_messages and shown[0]["role"] == "user"
     assert shown[-4]["role"] == "user" and content_text(shown[-4]["content"]) == "what is 2 + 3"
     assert "2 + 3 = **5**" in [content_text(m["content"]) for m in shown[-3:]]

@@ -16,7 +16,7 @@ from mcp import MCPError
 from pydantic import SecretStr
 
 import app
-from agent import Settings, Toolbox
+from agent import ServerSettings, Settings, Toolbox
 from agent.tools import TOOLS
 from deploy.workers import serve
 from support.acting_tools import file_writer
@@ -24,14 +24,14 @@ from support.gradio_http import GradioChatClient
 from support.mcp_clients import mcp_client
 from support.scripted_openai import ScriptedOpenAI, answer_reply, tool_calls_reply
 from support.servers import MANY_VISITORS_ENV, app_environment, free_port, launch, shut_down
-from ui.guard import GuardSettings, turn_functions, turns_of
+from ui.guard import busy_message, turn_functions, turns_of
 from ui.lifecycle import CUT_SHORT, Lifecycle
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
 
 pytestmark = pytest.mark.slow
 
 LONG_QUESTION = " + ".join(["1"] * 40)  # about 4 s at 20 ms a token
-GUARD = GuardSettings(max_chats_per_client=2, max_request_bytes=50_000, max_calls_per_s=10)
+GUARD = ServerSettings(max_chats_per_client=2, max_request_bytes=50_000, max_calls_per_s=10)
 
 
 def text_of(result) -> str:
@@ -140,8 +140,8 @@ async def test_a_third_question_from_one_address_is_refused_while_two_run_and_th
             other_address = await elsewhere.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
         answers = await asyncio.gather(*running)
         after = await client.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
-    assert third.is_error and text_of(third) == GUARD.busy_message()
-    assert on_the_page.refused and on_the_page.error == GUARD.busy_message()
+    assert third.is_error and text_of(third) == busy_message(GUARD)
+    assert on_the_page.refused and on_the_page.error == busy_message(GUARD)
     assert text_of(other_address) == "1 + 1 = **2**"
     assert [text_of(answer).endswith("**40**") for answer in answers] == [True, True]
     assert text_of(after) == "1 + 1 = **2**", "finished questions give their slots back"
@@ -160,7 +160,7 @@ async def test_a_question_over_mcp_is_refused_while_the_page_has_two_answers_run
         async with mcp_client(base + MCP_PATH, "127.0.0.8") as client:
             refused = await client.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
         streams = await asyncio.gather(*running)
-    assert refused.is_error and text_of(refused) == GUARD.busy_message()
+    assert refused.is_error and text_of(refused) == busy_message(GUARD)
     assert all(stream.completed for stream in streams), [stream.error for stream in streams]
 
 
@@ -218,7 +218,7 @@ def keyed(scripted_openai_server: ScriptedOpenAI, tmp_path_factory):
         model="m-small",
         models=("m-small", "m-large"),
     )
-    guard, lifecycle = GuardSettings(), Lifecycle()
+    guard, lifecycle = ServerSettings(), Lifecycle()
     toolbox = Toolbox((*TOOLS, file_writer(folder)))
     demo = app.create_app(settings, concurrency=8, guard=guard, toolbox=toolbox, lifecycle=lifecycle)
     url = launch(demo, guard, lifecycle, mcp=AgentMcpServer(demo, settings, toolbox, guard, lifecycle))

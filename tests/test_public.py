@@ -17,12 +17,12 @@ from llmock.pytest_plugin import LLMock
 from pydantic import SecretStr
 
 import app
-from agent import Settings
+from agent import ServerSettings, Settings
 from support.gradio_http import GradioChatClient
 from support.recording import recording_llmock
 from support.servers import launch
 from support.turns import running_turns
-from ui.guard import GuardSettings
+from ui.guard import busy_message
 from ui.history import content_text
 from ui.safety import TRIMMED_TITLE
 from ui.view import FAILURE_ID
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 SERVER_KEY = "sk-server-public-0123456789"
 LONG_QUESTION = " + ".join(["1"] * 40)  # about 4 s at 20 ms a token
-BUSY = GuardSettings().busy_message()
+BUSY = busy_message(ServerSettings())
 
 
 def answer_text(messages: list[dict]) -> str:
@@ -47,8 +47,8 @@ def failure(messages: list[dict]) -> str:
 @pytest.fixture(scope="module")
 def public_app():
     """The offline app with the default guard, as `python app.py` serves it, and its URL."""
-    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=250, guard=GuardSettings())
-    yield demo, launch(demo, GuardSettings(), max_threads=250).rstrip("/")
+    demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=250, guard=ServerSettings())
+    yield demo, launch(demo, ServerSettings(), max_threads=250).rstrip("/")
     demo.close()
 
 
@@ -86,8 +86,8 @@ def keyed_url(recorded):
         models=("cheap-model", "other-cheap-model"),
         max_retries=0,
     )
-    demo = app.create_app(settings, concurrency=20, guard=GuardSettings())
-    yield launch(demo, GuardSettings(), max_threads=40).rstrip("/")
+    demo = app.create_app(settings, concurrency=20, guard=ServerSettings())
+    yield launch(demo, ServerSettings(), max_threads=40).rstrip("/")
     demo.close()
 
 
@@ -147,8 +147,8 @@ async def wait_for_no_turns(timeout: float = 60) -> None:
 @pytest.fixture(scope="module")
 def slowly_answering_url():
     """The public app answering at 60 ms a token: a long question holds its slot for about 12 s."""
-    demo = app.create_app(Settings(offline_token_delay_ms=60), concurrency=250, guard=GuardSettings())
-    yield launch(demo, GuardSettings(), max_threads=250).rstrip("/")
+    demo = app.create_app(Settings(offline_token_delay_ms=60), concurrency=250, guard=ServerSettings())
+    yield launch(demo, ServerSettings(), max_threads=250).rstrip("/")
     demo.close()
 
 
@@ -194,7 +194,7 @@ async def test_stopped_turns_give_their_slots_back(public_url):
 @pytest.fixture(scope="module")
 def proxied_url():
     """The app behind a trusted proxy: the client is the last X-Forwarded-For entry."""
-    guard = GuardSettings(trust_proxy_headers=True)
+    guard = ServerSettings(trust_proxy_headers=True)
     demo = app.create_app(Settings(offline_token_delay_ms=20), concurrency=50, guard=guard)
     yield launch(demo, guard, max_threads=60).rstrip("/")
     demo.close()
@@ -342,7 +342,7 @@ async def test_the_conversation_a_session_keeps_is_trimmed_to_the_limits(public_
     assert "AGENT_MAX_CHAT_CHARS" in stream.messages[0]["content"]
     [history_state] = [fn.inputs[1] for fn in demo.fns.values() if fn.api_name == "chat"]
     kept = demo.server_app.state_holder[session][history_state._id]
-    assert sum(len(str(m["content"])) for m in kept) < GuardSettings().max_chat_chars
+    assert sum(len(str(m["content"])) for m in kept) < ServerSettings().max_chat_chars
 
 
 # -- issue 18: default deny -------------------------------------------------------------------
@@ -435,7 +435,7 @@ async def test_a_forged_million_byte_conversation_is_cut_to_the_limits_before_gr
     async with GradioChatClient(url, local_address="127.0.0.5") as client:
         await client.show("forged-million", forged)
     kept = chat_state_of(demo, "forged-million")
-    assert len(kept) == GuardSettings().max_chat_messages
+    assert len(kept) == ServerSettings().max_chat_messages
 
 
 async def test_a_malformed_conversation_is_refused(public_url):
@@ -485,7 +485,7 @@ async def test_a_client_cannot_put_words_in_the_assistants_mouth(upstream, keyed
 
 
 async def test_one_address_holds_at_most_its_share_of_open_streams_and_another_is_served(public_url):
-    limit = GuardSettings().max_streams_per_client
+    limit = ServerSettings().max_streams_per_client
     async with httpx.AsyncClient(
         transport=httpx.AsyncHTTPTransport(local_address="127.0.0.9"),
         limits=httpx.Limits(max_connections=None),
@@ -510,7 +510,7 @@ async def test_one_address_holds_at_most_its_share_of_open_streams_and_another_i
 @pytest.fixture
 def quickly_idle_url(monkeypatch):
     monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "0.2")
-    guard = GuardSettings(stream_idle_s=1)
+    guard = ServerSettings(stream_idle_s=1)
     demo = app.create_app(Settings(offline_token_delay_ms=5), concurrency=5, guard=guard)
     yield launch(demo, guard).rstrip("/")
     demo.close()

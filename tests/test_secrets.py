@@ -23,7 +23,6 @@ from support.gradio_http import ChatStream, GradioChatClient
 from support.langsmith_standin import LangSmithStandIn, reread_langsmith_environment
 from support.scripted_openai import DONE, Script, answer_reply, events
 from support.servers import launch
-from ui.guard import GuardSettings
 
 pytestmark = pytest.mark.slow
 
@@ -63,8 +62,8 @@ def serve(scripted_openai, tmp_path) -> Iterator:
             max_retries=1,
             **changes,
         )
-        guard = GuardSettings()
-        saved = app.saved_conversations(ServerSettings(data_dir=tmp_path), guard)
+        guard = ServerSettings()
+        saved = app.saved_conversations(ServerSettings(data_dir=tmp_path))
         demo = app.create_app(settings, concurrency=10, guard=guard, saved=saved)
         demos.append(demo)
         return Served(launch(demo, guard).rstrip("/"), scripted_openai, tmp_path)

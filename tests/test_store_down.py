@@ -59,7 +59,7 @@ def serve(server: ServerSettings) -> Iterator[str]:
     from ui.lifecycle import Lifecycle
 
     lifecycle = Lifecycle(grace_s=5)
-    saved = app.saved_conversations(server, MANY_VISITORS)
+    saved = app.saved_conversations(server)
     lifecycle.on_shutdown(saved.aclose)
     demo = app.create_app(
         Settings(offline_token_delay_ms=5), guard=MANY_VISITORS, saved=saved, lifecycle=lifecycle

@@ -14,10 +14,18 @@ from typing import Any
 import gradio as gr
 from langchain_core.language_models import BaseChatModel
 
-from agent import ARITHMETIC, ModelNotAllowed, Settings, Toolbox, agent_turn, backend_label, refused_input
+from agent import (
+    ARITHMETIC,
+    ModelNotAllowed,
+    ServerSettings,
+    Settings,
+    Toolbox,
+    agent_turn,
+    backend_label,
+    refused_input,
+)
 from store import ConversationNotFound, StoreError
 from ui.approval import SessionApprovals, ticking
-from ui.guard import GuardSettings
 from ui.history import to_langchain
 from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.owner import owner_of
@@ -33,7 +41,7 @@ Messages = list[dict[str, Any]]
 def chat_function(
     settings: Settings,
     budget: UpdateBudget,
-    guard: GuardSettings,
+    guard: ServerSettings,
     stop_signals: StopSignals,
     chat_model: BaseChatModel | None = None,
     toolbox: Toolbox = ARITHMETIC,

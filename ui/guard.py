@@ -38,7 +38,6 @@ import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -87,42 +86,26 @@ CALL_BURST_S = 6
 """Seconds of calls a client may save up: a page's turn with a long conversation makes a burst."""
 
 
-@dataclass(frozen=True)
-class GuardSettings:
-    """The limits in front of Gradio: the guard's share of the `ServerSettings`, with their defaults."""
+def busy_message(settings: ServerSettings) -> str:
+    n = settings.max_chats_per_client
+    return (
+        f"You already have {n} question{'s' * (n != 1)} running from your address "
+        f"(AGENT_MAX_CHATS_PER_CLIENT). Wait for one to finish, or stop it, then ask again."
+    )
 
-    max_chats_per_client: int = ServerSettings.max_chats_per_client
-    trust_proxy_headers: bool = ServerSettings.trust_proxy_headers
-    max_request_bytes: int = ServerSettings.max_request_bytes
-    max_chat_messages: int = ServerSettings.max_chat_messages
-    max_chat_chars: int = ServerSettings.max_chat_chars
-    max_calls_per_s: float = ServerSettings.max_calls_per_s
-    max_streams_per_client: int = ServerSettings.max_streams_per_client
-    stream_idle_s: float = ServerSettings.stream_idle_s
-    frame_ancestors: str = ServerSettings.frame_ancestors
 
-    @classmethod
-    def from_server(cls, server: ServerSettings) -> GuardSettings:
-        return cls(**{field.name: getattr(server, field.name) for field in fields(cls)})
+def too_many_streams_message(settings: ServerSettings) -> str:
+    return (
+        f"Too many open connections from your address (AGENT_MAX_STREAMS_PER_CLIENT: "
+        f"{settings.max_streams_per_client}). Close a few tabs of this app, then reload."
+    )
 
-    def busy_message(self) -> str:
-        n = self.max_chats_per_client
-        return (
-            f"You already have {n} question{'s' * (n != 1)} running from your address "
-            f"(AGENT_MAX_CHATS_PER_CLIENT). Wait for one to finish, or stop it, then ask again."
-        )
 
-    def too_many_streams_message(self) -> str:
-        return (
-            f"Too many open connections from your address (AGENT_MAX_STREAMS_PER_CLIENT: "
-            f"{self.max_streams_per_client}). Close a few tabs of this app, then reload."
-        )
-
-    def too_many_calls_message(self) -> str:
-        return (
-            f"Too many requests from your address (AGENT_MAX_CALLS_PER_S: {self.max_calls_per_s:g} a second). "
-            "Wait a few seconds, then try again."
-        )
+def too_many_calls_message(settings: ServerSettings) -> str:
+    return (
+        f"Too many requests from your address (AGENT_MAX_CALLS_PER_S: {settings.max_calls_per_s:g} a second). "
+        "Wait a few seconds, then try again."
+    )
 
 
 def client_address(forwarded_for: Iterable[str], peer: str | None, trust_proxy_headers: bool) -> str:
@@ -155,7 +138,7 @@ class PublicGuard:
         self,
         app: ASGIApp,
         blocks: gr.Blocks,
-        settings: GuardSettings,
+        settings: ServerSettings,
         extra_routes: Iterable[Route] = (),
         other_turns: Callable[[str], int] | None = None,
     ) -> None:
@@ -195,7 +178,7 @@ class PublicGuard:
             return
         client = self._client(scope["headers"], scope.get("client"))
         if route.kind in PAID_KINDS and not self.calls.has_credit(client):
-            await _respond(send, 429, self.settings.too_many_calls_message())  # before reading the body
+            await _respond(send, 429, too_many_calls_message(self.settings))  # before reading the body
             return
         body = await _read_body(scope, receive, self.settings.max_request_bytes)
         if body is None:
@@ -205,7 +188,7 @@ class PublicGuard:
             )
             return
         if route.kind == "mcp" and not self.calls.spend(client, 1):
-            await _respond(send, 429, self.settings.too_many_calls_message())
+            await _respond(send, 429, too_many_calls_message(self.settings))
             return
         if route.kind not in CALL_KINDS:
             await self.app(scope, _replay(body, receive), send)
@@ -225,10 +208,10 @@ class PublicGuard:
             starts_turn
             and self.joining[client] + self._turns_of(client) >= self.settings.max_chats_per_client
         ):
-            await _respond(send, 429, self.settings.busy_message())
+            await _respond(send, 429, busy_message(self.settings))
             return
         if not self.calls.spend(client, 1 + sum(map(len, conversations.values())) / MESSAGES_PER_CALL):
-            await _respond(send, 429, self.settings.too_many_calls_message())
+            await _respond(send, 429, too_many_calls_message(self.settings))
             return
         receive = _replay(_with_data(scope, call, conversations) or body, receive)
         if not starts_turn:
@@ -247,7 +230,7 @@ class PublicGuard:
         as if the client had left (Gradio cleans up as it does for a closed tab)."""
         client = self._client(scope["headers"], scope.get("client"))
         if not self.streams.open(client):
-            await _respond(send, 429, self.settings.too_many_streams_message())
+            await _respond(send, 429, too_many_streams_message(self.settings))
             return
         started, idle_s = time.monotonic(), self.settings.stream_idle_s
         last_data, closed = started, False
@@ -312,7 +295,7 @@ def turns_of(blocks: gr.Blocks, turn_ids: Iterable[int], client: str, trust_prox
     )
 
 
-def is_busy(blocks: gr.Blocks, request: gr.Request, settings: GuardSettings) -> bool:
+def is_busy(blocks: gr.Blocks, request: gr.Request, settings: ServerSettings) -> bool:
     """Whether the client behind `request` already has its share of turns queued or running."""
     raw = request.request  # the underlying Starlette request
     client = _client_of(raw.headers.raw, raw.scope.get("client"), settings.trust_proxy_headers)
@@ -328,7 +311,7 @@ def _client_of(headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | N
 
 def guard_options(
     blocks: gr.Blocks,
-    settings: GuardSettings,
+    settings: ServerSettings,
     extra_routes: Iterable[Route] = (),
     other_turns: Callable[[str], int] | None = None,
 ) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from agent import (
     FINAL_ANSWER,
     ModelNotAllowed,
     NobodyToAsk,
+    ServerSettings,
     Settings,
     Toolbox,
     agent_turn,
@@ -54,7 +55,7 @@ from agent import (
 )
 from agent.events import Failed, Finished, ToolArgsDelta, ToolCallStarted, ToolResult
 from ui.allow_list import WRITE, Route
-from ui.guard import ASGIApp, GuardSettings, Receive, Scope, Send, client_address, turn_functions, turns_of
+from ui.guard import ASGIApp, Receive, Scope, Send, busy_message, client_address, turn_functions, turns_of
 from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.stopping import until_set
 
@@ -94,7 +95,7 @@ class AgentMcpServer:
         blocks: gr.Blocks,
         settings: Settings,
         toolbox: Toolbox,
-        guard: GuardSettings,
+        guard: ServerSettings,
         lifecycle: Lifecycle,
         chat_model: BaseChatModel | None = None,
     ) -> None:
@@ -177,7 +178,7 @@ class AgentMcpServer:
                 f"The model {shown!r} is not available on this server's key; choose one of: {allowed}."
             )
         if self._page_turns_of(client) + self._running[client] >= self.guard.max_chats_per_client:
-            return error_result(self.guard.busy_message())
+            return error_result(busy_message(self.guard))
         self._running[client] += 1
         try:
             return await self._answer(question, settings, ctx)

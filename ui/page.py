@@ -15,7 +15,8 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
-from ui.guard import GuardSettings, guard_options
+from agent import ServerSettings
+from ui.guard import guard_options
 from ui.live_turn import LIVE_TURN_CSS
 from ui.mcp_server import AgentMcpServer
 from ui.owner import OwnerCookie
@@ -40,7 +41,9 @@ CSS = (HERE / "page.css").read_text()
 HEAD = "".join(f"<script>{(HERE / name).read_text()}</script>" for name in ("page.js", "connection.js"))
 
 
-def serve_options(demo: gr.Blocks, guard: GuardSettings, mcp: AgentMcpServer | None = None) -> dict[str, Any]:
+def serve_options(
+    demo: gr.Blocks, guard: ServerSettings, mcp: AgentMcpServer | None = None
+) -> dict[str, Any]:
     """What `demo.launch()` needs besides the address: the guard's protections, the owner cookie
     of saved conversations, the page's CSS and script; with `mcp`, the app's MCP endpoint."""
     if mcp is None:

@@ -5,16 +5,15 @@ import json
 import pytest
 
 import app
-from agent import Settings, Toolbox
+from agent import ServerSettings, Settings, Toolbox
 from ui.allow_list import AllowList
-from ui.guard import GuardSettings
 from ui.lifecycle import Lifecycle
 from ui.mcp_server import AgentMcpServer
 
 
 @pytest.fixture(scope="module")
 def allowed() -> AllowList:
-    return AllowList.of(app.create_app(Settings(), guard=GuardSettings()))
+    return AllowList.of(app.create_app(Settings(), guard=ServerSettings()))
 
 
 def test_the_allow_list_of_the_app(allowed, capsys):
@@ -49,7 +48,7 @@ def test_the_allow_list_of_the_app(allowed, capsys):
 
 
 def test_the_mcp_endpoint_is_on_the_list_only_when_the_app_serves_it(allowed):
-    settings, guard = Settings(), GuardSettings()
+    settings, guard = Settings(), ServerSettings()
     demo = app.create_app(settings, guard=guard)
     served = AgentMcpServer(demo, settings, Toolbox(), guard, Lifecycle())
     with_mcp = AllowList.of(demo, served.routes)

@@ -14,9 +14,9 @@ from gradio.utils import diff
 from starlette.requests import Request
 
 import app
-from agent import Settings
+from agent import ServerSettings, Settings
 from ui import gradio_seams as seams
-from ui.guard import GuardSettings, is_busy, turn_functions, turns_of
+from ui.guard import is_busy, turn_functions, turns_of
 from ui.live_turn import LiveTurnChatInterface
 
 
@@ -139,7 +139,7 @@ def test_the_guard_counts_each_queued_turn_by_its_client(built):
     try:
         assert sorted(fn_id for fn_id, _ in seams.queued_requests(demo)) == [turn_id] * 3
         assert turns_of(demo, [turn_id], "10.0.0.1", trust_proxy_headers=False) == 2
-        one = GuardSettings(max_chats_per_client=2)
+        one = ServerSettings(max_chats_per_client=2)
         assert is_busy(demo, gr.Request(request=_starlette_request("10.0.0.1")), one)
         assert not is_busy(demo, gr.Request(request=_starlette_request("10.0.0.2")), one)
     finally:

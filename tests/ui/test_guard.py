@@ -3,18 +3,27 @@
 import pytest
 
 from agent import ServerSettings
-from ui.guard import GuardSettings, client_address, content_security_policy
+from ui.guard import busy_message, client_address, content_security_policy
 
 
-def test_the_guard_takes_its_share_of_the_server_settings_with_the_same_defaults():
-    assert GuardSettings.from_server(ServerSettings()) == GuardSettings()
-    assert GuardSettings().max_chats_per_client == 3 and not GuardSettings().trust_proxy_headers
-    server = ServerSettings(
-        concurrency=9, max_chats_per_client=5, trust_proxy_headers=True, max_chat_chars=9000
-    )
-    assert GuardSettings.from_server(server) == GuardSettings(
-        max_chats_per_client=5, trust_proxy_headers=True, max_chat_chars=9000
-    )
+def test_no_class_of_the_ui_copies_a_server_setting():
+    """The UI takes the one `ServerSettings` whole: no dataclass of its own repeats one of its fields."""
+    import dataclasses
+    import importlib
+    import inspect
+    import pkgutil
+
+    import ui
+
+    server_fields = {field.name for field in dataclasses.fields(ServerSettings)}
+    copies = {}
+    for module_info in pkgutil.iter_modules(ui.__path__):
+        module = importlib.import_module(f"ui.{module_info.name}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            ours = dataclasses.is_dataclass(cls) and cls.__module__ == module.__name__
+            if ours and (shared := server_fields & {field.name for field in dataclasses.fields(cls)}):
+                copies[f"{module.__name__}.{name}"] = shared
+    assert copies == {}
 
 
 @pytest.mark.parametrize(
@@ -32,7 +41,7 @@ def test_the_client_is_the_peer_or_the_entry_the_trusted_proxy_appended(forwarde
 
 
 def test_the_busy_message_names_the_limit():
-    assert GuardSettings().busy_message().startswith("You already have 3 questions running")
+    assert busy_message(ServerSettings()).startswith("You already have 3 questions running")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +54,7 @@ def test_the_busy_message_names_the_limit():
     ],
 )
 def test_the_sites_that_may_frame_the_page_come_from_the_setting(env, ancestors):
-    settings = GuardSettings.from_server(ServerSettings.from_env(env))
+    settings = ServerSettings.from_env(env)
     assert f"frame-ancestors {ancestors}" in content_security_policy(settings.frame_ancestors)
 
 
