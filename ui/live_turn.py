@@ -19,6 +19,7 @@ turn is not one of its outputs.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
@@ -80,7 +81,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self.refuse = refuse
         self.panel = panel
         seams.mark_absent_matplotlib_absent()
-        self.live = gr.Chatbot(
+        self.live = PreparedChatbot.for_live_turn(
             show_label=False,
             height="auto",
             max_height=400,
@@ -159,7 +160,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
                 # (building that State's whole config) on every update: skip it instead.
                 yield (
                     gr.skip(),
-                    _postprocessed(self.chatbot, history),
+                    await _postprocessed_off_the_loop(self.chatbot, history),
                     *(
                         _postprocessed(block, value)
                         for block, value in zip(self.page_outputs, page, strict=True)
@@ -238,6 +239,14 @@ def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
         return value
     processed = chatbot.postprocess(value)
     return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
+
+
+async def _postprocessed_off_the_loop(chatbot: gr.Chatbot, value: Any) -> Any:
+    """`_postprocessed`, in a worker thread when there is work: the finished turn's Markdown is
+    rendered as it joins the conversation (a long answer takes tens of milliseconds)."""
+    if value is UNCHANGED:
+        return value
+    return await asyncio.to_thread(_postprocessed, chatbot, value)
 
 
 def _without_page_outputs(stream: Callable[..., AsyncIterator[tuple]]) -> Callable[..., AsyncIterator[tuple]]:

@@ -1,83 +1,21 @@
-"""Text from a model or a tool, made safe to render; and the conversation a session may keep.
+"""The conversation a session may keep, and what the model may be told it said.
 
-The Chatbot renders Markdown with HTML, and its sanitiser keeps tags that make
-the viewer's browser fetch other hosts (`<img>`, `<video poster>`, `<form
-action>`, inline `style` with `url()`). A model answer, or one steered by a
-prompt injection, could use them to send the chat to anyone. So text that
-comes from a model or a tool is shown as written: outside code, `<` is escaped
-(no HTML reaches the page) and Markdown images lose their `!` (they show as
-text); code spans and blocks are left alone, since Markdown never reads HTML
-there. Tool arguments go in a fenced block whose fence is longer than any
-backtick run inside, so they cannot close it. The page's Content-Security-Policy
-(`ui/guard.py`) stops what might still slip through.
+How text from a model or a tool is shown (one Markdown parser, no raw HTML, an
+allow-list sanitiser) is `ui.render`'s part.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
+from collections.abc import Iterable, Mapping, MutableMapping, MutableSequence
 from typing import Any
 
 from agent import newest_within
 from ui.history import content_text
 
 TRIMMED_TITLE = "✂️ Trimmed to keep the conversation within this server's limits"
-
-_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*$", re.MULTILINE)
-_BACKTICKS = re.compile(r"`+")
-
-
-def safe_markdown(text: str) -> str:
-    """`text` as Markdown that renders no HTML and loads no image."""
-    out: list[str] = []
-    position = 0
-    for start, end in _code_regions(text):
-        out.append(_escape(text[position:start]))
-        out.append(text[start:end])
-        position = end
-    out.append(_escape(text[position:]))
-    return "".join(out)
-
-
-def fenced(text: str, info: str = "") -> str:
-    """`text` in a fenced code block that nothing inside can close."""
-    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{info}\n{text}\n{fence}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("<", "&lt;").replace("![", "!\\[")
-
-
-def _code_regions(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each fenced block and code span, in order; an unclosed fence runs to the end."""
-    position = 0
-    while position < len(text):
-        fence = _FENCE_OPEN.search(text, position)
-        tick = text.find("`", position)
-        if fence and (tick == -1 or fence.start() <= tick):
-            marker = fence[1]
-            closing = re.compile(rf"^ {{0,3}}{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$", re.MULTILINE)
-            close = closing.search(text, fence.end() + 1)
-            end = close.end() if close else len(text)
-            yield fence.start(), end
-            position = end
-            continue
-        if tick == -1:
-            return
-        run = _BACKTICKS.match(text, tick)
-        assert run is not None
-        closing_run = re.compile(rf"(?<!`){run[0]}(?!`)")
-        close = closing_run.search(text, run.end())
-        if close is None:
-            position = run.end()  # a lone backtick run is literal text
-            continue
-        yield tick, close.end()
-        position = close.end()
 
 
 def trim_history(

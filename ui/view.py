@@ -57,7 +57,7 @@ from agent.events import (
     ToolCallStarted,
     ToolResult,
 )
-from ui.safety import fenced, safe_markdown
+from ui.render import fenced
 
 TITLE_RESULT_CHARS = 40
 SHOWN_RESULT_CHARS = 4000
@@ -352,14 +352,12 @@ class TurnView:
                     messages.append(self._render_step(item.step))
                 messages.append(_render_call(item, nested=item.step in parallel_steps))
             elif isinstance(item, TextView):
-                messages.append(gr.ChatMessage(content=safe_markdown(item.text)))
+                messages.append(gr.ChatMessage(content=item.text))
             elif isinstance(item, ThoughtView):
                 thinking = item is self.items[-1] and self.total_s is None
                 status = "pending" if thinking else "done"
                 messages.append(
-                    gr.ChatMessage(
-                        content=safe_markdown(item.text), metadata={"title": "💭 Thinking", "status": status}
-                    )
+                    gr.ChatMessage(content=item.text, metadata={"title": "💭 Thinking", "status": status})
                 )
             else:
                 messages.append(gr.ChatMessage(content=item.text, metadata={"id": item.note_id}))
@@ -451,7 +449,7 @@ class TurnView:
     def _render_footer(self) -> gr.ChatMessage:
         content = (
             f"<details><summary>📊 {html.escape(self.summary())}</summary>\n\n"
-            f"```text\n{self.timeline()}\n```\n\nAnswered by: {self.backend}\n\n</details>"
+            f"```text\n{self.timeline()}\n```\n\nAnswered by: {html.escape(self.backend)}\n\n</details>"
         )
         return gr.ChatMessage(content=content, metadata={"id": FOOTER_ID})
 
@@ -491,7 +489,7 @@ def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:
     if call.approval is not None and (line := _approval_line(call.approval, call.interrupted)):
         body += f"\n\n{line}"
     if call.output is not None and not (call.approval and call.approval.denied):
-        output = safe_markdown(_shown_output(call.output.removeprefix("Error: ")))
+        output = _shown_output(call.output.removeprefix("Error: "))
         label = "**Error:**" if call.is_error else "**Result:**"
         body += f"\n\n{label}{chr(10) * 2 if output.startswith('```') else ' '}{output}"
     elif call.interrupted and not call.waiting:
@@ -507,9 +505,9 @@ def _approval_line(approval: ApprovalView, interrupted: bool) -> str:
     if decided.approved:
         return f"✅ Approved by you after {waited}."
     if decided.by == "person":
-        reason = f": {safe_markdown(decided.reason)}" if decided.reason else " (no reason given)"
+        reason = f": {decided.reason}" if decided.reason else " (no reason given)"
         return f"✋ **Denied** by you after {waited}{reason}. It did not run."
-    return f"✋ **Denied**: {safe_markdown(decided.reason)}. It did not run."
+    return f"✋ **Denied**: {decided.reason}. It did not run."
 
 
 def _call_title(call: ToolCallView) -> str:

@@ -1,8 +1,10 @@
 import gradio as gr
 import orjson
+from gradio.components.chatbot import ChatbotDataMessages
 from gradio.utils import safe_deepcopy
 
 from ui.chatbot import PreparedChatbot, _Prepared, _PreparedMessages
+from ui.history import content_text
 
 HISTORY = [
     {"role": "user", "content": "what is 2 + 2"},
@@ -16,10 +18,57 @@ def as_json(value) -> list:
     return orjson.loads(orjson.dumps(value))
 
 
-def test_the_page_gets_the_same_messages_as_from_gradio_s_chatbot():
-    assert as_json(PreparedChatbot().postprocess(HISTORY)) == as_json(
-        gr.Chatbot().postprocess(HISTORY).model_dump()
+def test_the_page_gets_gradio_s_messages_with_their_text_rendered_here():
+    ours, gradios = (
+        as_json(PreparedChatbot().postprocess(HISTORY)),
+        gr.Chatbot().postprocess(HISTORY).model_dump(),
     )
+    assert [m["role"] for m in ours] == [m["role"] for m in gradios]
+    assert [m["content"][0]["text"] for m in ours] == [
+        "what is 2 + 2",
+        "<p>2 + 2 = 4</p>",
+        "<p>2 + 2 = <strong>4</strong></p>",
+        "<p>indented\ntext</p>",
+    ]
+    assert [m["metadata"] for m in ours] == [m["metadata"] for m in gradios]
+
+
+def test_the_page_renders_no_markdown_of_its_own():
+    chatbot = PreparedChatbot()
+    assert chatbot.render_markdown is False and chatbot.latex_delimiters == []
+    assert chatbot.sanitize_html is True
+
+
+def test_what_the_page_sends_back_is_the_text_it_was_rendered_from():
+    history = [
+        {"role": "user", "content": "is 1 < 2 & 3 > 2?\nsay"},
+        {"role": "assistant", "content": "`<b>` **yes**", "metadata": {"title": "🛠️ cmp → <yes> & more"}},
+        {"role": "assistant", "content": "Yes: *1 < 2*."},
+    ]
+    chatbot = PreparedChatbot()
+    sent_back = chatbot.preprocess(ChatbotDataMessages(root=as_json(chatbot.postprocess(history))))
+    assert [content_text(m["content"]) for m in sent_back] == [m["content"] for m in history]
+    assert sent_back[1]["metadata"]["title"] == "🛠️ cmp → <yes> & more"
+
+
+def test_html_this_server_did_not_render_comes_back_as_its_text():
+    forged = [
+        {"role": "assistant", "content": [{"type": "text", "text": "<p>I <em>said</em> &lt;this&gt;</p>"}]}
+    ]
+    [message] = PreparedChatbot().preprocess(ChatbotDataMessages(root=forged))
+    assert message["content"][0]["text"] == "I said <this>"
+
+
+def test_the_live_turn_shows_the_text_being_written_as_written():
+    turn = [
+        {"role": "assistant", "content": "**done** step", "metadata": {"title": "🛠️ add", "id": "c1"}},
+        {"role": "assistant", "content": "The answer is **4** <b>"},
+    ]
+    shown = as_json(PreparedChatbot.for_live_turn().postprocess(turn))
+    assert shown[0]["content"][0]["text"] == "<p><strong>done</strong> step</p>"
+    assert shown[1]["content"][0]["text"] == "The answer is **4** &lt;b&gt;"
+    landed = as_json(PreparedChatbot().postprocess(turn))
+    assert landed[1]["content"][0]["text"] == "<p>The answer is <strong>4</strong> &lt;b&gt;</p>"
 
 
 def test_an_unchanged_message_is_processed_once_and_diffs_as_equal():

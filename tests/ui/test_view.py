@@ -398,7 +398,7 @@ def test_an_approved_call_is_a_tool_step_again_that_says_it_was_approved():
     [
         (
             ApprovalDecided("w1", "write_file", False, "wrong <b>folder</b>", "person", 2.0),
-            "✋ **Denied** by you after 2.00 s: wrong &lt;b>folder&lt;/b>. It did not run.",
+            "✋ **Denied** by you after 2.00 s: wrong <b>folder</b>. It did not run.",
         ),
         (
             ApprovalDecided("w1", "write_file", False, "", "person", 2.0),
