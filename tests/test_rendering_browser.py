@@ -1,0 +1,148 @@
+"""The adversarial Markdown corpus (support/adversarial_markdown.py) through the renderer, then through
+Chromium's own HTML parser: no element or attribute outside the allow-list exists in the page, and no
+request leaves for another host. Once per item on a bare page (where an `<img>` that slipped
+through would fire its request), once inside the app's real Chatbot as a model's answer and tool call.
+"""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+import app
+from agent import Settings
+from support.adversarial_markdown import corpus
+from support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ask, require_chromium
+from support.fakes import ScriptedChatModel, answer, call, calls
+from support.servers import MANY_VISITORS, free_port, launch
+from ui.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, markdown_html
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ALLOWED = {
+    tag: sorted(ALLOWED_ATTRIBUTES.get(tag, set()) | ({"target", "rel"} if tag == "a" else set()))
+    for tag in ALLOWED_TAGS
+}
+ALLOWED_ONCE_CLICKED = {**ALLOWED, "details": ["open"]}  # the browser marks a `<details>` the reader opened
+
+# Every element under `root`, and what in it is outside the allow-list (tags, attributes, link targets).
+OUTSIDE_THE_ALLOW_LIST = """([root, allowed]) => {
+    const found = [];
+    for (const element of root.querySelectorAll("*")) {
+        const tag = element.tagName.toLowerCase();
+        if (!(tag in allowed)) { found.push(`<${tag}>`); continue; }
+        for (const attribute of element.attributes) {
+            if (!allowed[tag].includes(attribute.name)) found.push(`<${tag} ${attribute.name}>`);
+        }
+        if (tag === "a" && element.hasAttribute("href")) {
+            const url = new URL(element.getAttribute("href"), document.baseURI);
+            if (!["http:", "https:"].includes(url.protocol)) found.push(`<a href=${url.protocol}>`);
+            if (element.target !== "_blank" || element.rel !== "noopener noreferrer") found.push("<a> opens in place");
+        }
+    }
+    return found;
+}"""
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """An HTTP server on another port of 127.0.0.1 that notes every request it receives."""
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            received.append(f"{self.command} {self.path}")
+            self.send_response(204)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/leak", received
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_each_item_parsed_by_chromium_has_only_allowed_elements_and_fetches_nothing(browser, listener):
+    leak, received = listener
+    received.clear()
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.set_content("<div id=root></div>")
+    try:
+        for own_markup in (False, True):
+            for name, text in corpus(leak).items():
+                shown = markdown_html(text, own_markup=own_markup)
+                root = page.evaluate_handle("html => { root.innerHTML = html; return root; }", shown)
+                outside = page.evaluate(OUTSIDE_THE_ALLOW_LIST, [root, ALLOWED])
+                assert outside == [], f"{name} (own markup: {own_markup}): {outside} in {shown}"
+        page.wait_for_timeout(1_000)  # time for any image, style or frame to ask for its URL
+        assert requests == [] and received == []
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_app(listener):
+    """A model that writes the whole corpus into its tool call's arguments and into its answer."""
+    leak, _ = listener
+    items = corpus(leak)
+    model = ScriptedChatModel(
+        script=[
+            calls(call("add", a="\n".join(items.values()), b=1)),
+            answer("The answer is **4**.\n\n" + "\n\n".join(items.values())),
+        ]
+    )
+    demo = app.create_app(Settings(), chat_model=model, guard=MANY_VISITORS)
+    yield launch(demo, MANY_VISITORS)
+    demo.close()
+
+
+def test_the_corpus_in_the_app_s_chat_shows_as_text_and_reaches_no_other_host(browser, hostile_app, listener):
+    _, received = listener
+    received.clear()
+    page = browser.new_page(viewport=DESKTOP)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    try:
+        page.goto(hostile_app)
+        ask(page, "what is 2 + 2")
+        page.get_by_text("📊 2 steps").wait_for(timeout=30_000)
+        page.get_by_text("🛠️ add → error").click()  # open the tool call: its arguments render too
+        page.get_by_text("📊 2 steps").click()  # and the footer
+        page.locator("#agent-chat details[open]").wait_for()
+        page.wait_for_timeout(1_000)
+        bodies = page.locator("#agent-chat span.md")  # what the Chatbot draws of each text and title
+        assert bodies.count() >= 5  # question, tool title and body, answer, footer
+        for index in range(bodies.count()):
+            outside = page.evaluate(
+                OUTSIDE_THE_ALLOW_LIST, [bodies.nth(index).element_handle(), ALLOWED_ONCE_CLICKED]
+            )
+            assert outside == [], outside
+        answer_text = bodies.filter(has_text="The answer is").first.inner_text()
+        assert "<img src=x onerror=alert(1)>" in answer_text, "the model's HTML is shown, as text"
+        assert page.locator("#agent-chat strong", has_text="4").count() >= 1, "its Markdown is kept"
+        assert page.get_by_role("button", name="Continue").count() == 0
+    finally:
+        page.close()
+    app_host = urlsplit(hostile_app).netloc
+    assert [url for url in requests if urlsplit(url).netloc not in (app_host, "")] == []
+    assert received == []
