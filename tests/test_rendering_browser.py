@@ -5,6 +5,7 @@ through would fire its request), once inside the app's real Chatbot as a model's
 """
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -146,3 +147,31 @@ def test_the_corpus_in_the_app_s_chat_shows_as_text_and_reaches_no_other_host(br
     app_host = urlsplit(hostile_app).netloc
     assert [url for url in requests if urlsplit(url).netloc not in (app_host, "")] == []
     assert received == []
+
+
+def clipboard_once(page, wanted, timeout_s: float = 10) -> str:
+    """The clipboard's text once `wanted(text)` holds (Gradio copies first, the page then replaces it)."""
+    deadline = time.monotonic() + timeout_s
+    while not wanted(text := page.evaluate("navigator.clipboard.readText()")):
+        assert time.monotonic() < deadline, f"the clipboard holds {text!r}"
+        page.wait_for_timeout(100)
+    return text
+
+
+def test_copying_an_answer_copies_the_text_as_shown_not_its_html(browser, served_app):
+    context = browser.new_context(viewport=DESKTOP, permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        page.goto(served_app)
+        ask(page, "what is 2 + 2")
+        page.get_by_text("📊 2 steps").wait_for(timeout=30_000)
+        page.locator("#agent-chat .bot-row + .message-buttons").get_by_role(
+            "button", name="Copy message"
+        ).click()
+        copied = clipboard_once(page, lambda text: "2 + 2 =" in text and "<" not in text)
+        assert "📊 2 steps" in copied and "strong" not in copied
+        page.locator("#agent-chat").get_by_role("button", name="Copy conversation").click()
+        copied = clipboard_once(page, lambda text: text.startswith("what is 2 + 2\n\n") and "<" not in text)
+        assert "📊 2 steps" in copied
+    finally:
+        context.close()

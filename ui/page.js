@@ -34,3 +34,21 @@ new MutationObserver(() => {
     revealApproval();
   }, 200);
 }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
+
+// Chat text reaches the page as HTML rendered on the server (ui/render.py), and Gradio's copy buttons copy a
+// message's value, that HTML. A moment after Gradio has copied, the text as the page shows it replaces it.
+const copyAsShown = (event) => {
+  const button = event.target.closest("#agent-chat button");
+  const label = button?.getAttribute("aria-label");
+  if (label !== "Copy message" && label !== "Copy conversation") return;
+  const rows =
+    label === "Copy message"
+      ? [button.closest(".message-buttons")?.previousElementSibling]
+      : [...document.querySelectorAll("#agent-chat .message-row")];
+  const text = rows
+    .filter(Boolean)
+    .map((row) => row.innerText.trim())
+    .join("\n\n");
+  setTimeout(() => navigator.clipboard?.writeText(text).catch(() => {}), 100);
+};
+document.addEventListener("click", copyAsShown, true);
