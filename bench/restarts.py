@@ -37,7 +37,7 @@ from support.servers import MANY_VISITORS_ENV, app_environment, free_port, free_
 from ui.lifecycle import CUT_SHORT, RESTARTING
 
 QUESTION = "what is 1 + 2 + 3 + 4 + 5 + 6"
-ANSWER = "= **21**"
+ANSWER = "= <strong>21</strong>"  # the page's path: the answer as the page shows it
 ARRIVAL_S = 0.5
 
 
