@@ -109,7 +109,7 @@ async def flood(
                 await pause()
 
     async def string_id(client: GradioChatClient, n: int) -> None:
-        data = [FLOOD_QUESTION, None, "", "", None]
+        data = [FLOOD_QUESTION, None, "", "", None, ""]  # a value for each of the chat's six inputs
         session = f"string-id-{n}-{time.monotonic_ns()}"
         await post(
             client,

@@ -61,14 +61,22 @@ def bounded_chat(value: Any, max_messages: int, max_chars: int) -> list[Any] | N
     not a conversation.
 
     Runs before Gradio validates the value (a pydantic model per message and part: that
-    validation, not the bytes, is what a long forged conversation costs).
+    validation, not the bytes, is what a long forged conversation costs). For the same
+    reason each part after a message's first counts as at least a message's share of
+    `max_chars` (`max_chars / max_messages`): the page sends one part per message, and
+    400 messages of 16 tiny parts would otherwise keep 6,400 parts (3.5 MB) in a session.
     """
     if value is None:
         return []
     if not isinstance(value, list):
         return None
+    share = max(max_chars // max_messages, 1)
+
+    def sent_size(message: Mapping[str, Any]) -> int:
+        return message_size(message) + share * (len(message["content"]) - 1)
+
     try:
-        return newest_within(_checked(reversed(value)), message_size, max_messages, max_chars)
+        return newest_within(_checked(reversed(value)), sent_size, max_messages, max_chars)
     except _NotAConversation:
         return None
 

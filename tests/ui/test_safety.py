@@ -41,6 +41,16 @@ def test_a_sent_conversation_keeps_its_newest_messages_within_the_limits():
     assert bounded_chat(None, 400, 1000) == []
 
 
+def test_each_extra_part_of_a_sent_message_counts_as_a_messages_share_of_the_characters():
+    parts = [{"type": "text", "text": f"{n}"} for n in range(16)]
+    sent = [{"role": "user", "content": parts, "metadata": None}] * 400
+    kept = bounded_chat(sent, max_messages=400, max_chars=100_000)
+    assert len(kept) == 26, "each message costs at least 15 × 250 characters: 26 fit in 100,000"
+    assert sum(len(message["content"]) for message in kept) <= 400 + 16, (
+        "about the parts of 400 plain messages"
+    )
+
+
 @pytest.mark.parametrize(
     "sent",
     [
