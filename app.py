@@ -120,6 +120,7 @@ def create_app(
                     chat,
                     panel=approval_panel,
                     max_messages=guard.max_chat_messages,
+                    max_chars=guard.max_chat_chars,
                     chatbot=PreparedChatbot(
                         label="Agent",
                         scale=1,

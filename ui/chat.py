@@ -1,7 +1,8 @@
 """The chat function Gradio streams: a question in, the turn's messages out as its events arrive.
 
-One turn: the conversation trimmed to the guard's limits, with the answers this
-server did not produce left out of what the model receives, the request's own key
+One turn: the conversation (which arrives within the guard's limits: `ui.live_turn`
+trims a session's, and a saved one reopened here is trimmed the same way), with the
+answers this server did not produce left out of what the model receives, the request's own key
 and model checked, the agent's events paced to display frames and folded into a
 `TurnView`, until the turn ends or the session's Stop signal is set.
 """
@@ -77,15 +78,16 @@ def chat_function(
             return  # nothing to answer: no turn, no footer (the browser does not even send it)
         for_api = request.headers.get("x-gradio-user") == "api"  # gradio_client says so
         wanted = saved_conversation.strip()
+        notes: Messages = []
         if wanted and saved is not None and wanted != conversation.saved_id:
             try:
-                history[:] = await saved.reopen(conversation, owner_of(request), wanted)
+                reopened = await saved.reopen(conversation, owner_of(request), wanted)
             except StoreError as error:
                 yield _refused(backend_label(settings), _not_reopened(error))
                 return
-        page = list(history)  # what the page holds, saved before the trims below
+            history, notes = trim_history(reopened, guard.max_chat_messages, guard.max_chat_chars)
+        page = history  # what the page holds
         question = {"role": "user", "content": message}
-        notes = trim_history(history, guard.max_chat_messages, guard.max_chat_chars)
         try:
             request_settings = settings.for_request(api_key=api_key, model=model)
         except ModelNotAllowed as refusal:

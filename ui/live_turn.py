@@ -31,6 +31,7 @@ from gradio.data_classes import GradioRootModel
 from agent import newest_within
 from ui import gradio_seams as seams
 from ui.chatbot import UNCHANGED, PreparedChatbot
+from ui.safety import trim_history
 
 Messages = list[dict[str, Any]]
 LIVE_TURN_CSS = "#live-turn:has(.placeholder-content) { display: none; }"
@@ -54,8 +55,11 @@ class TurnPanel(Protocol):
 class LiveTurnChatInterface(gr.ChatInterface):
     """`gr.ChatInterface` for an async generator `fn` that yields the turn's messages.
 
-    The conversation keeps its newest `max_messages` messages, whole turns only: what
-    the page holds, sends and receives back on each turn stays bounded.
+    The conversation keeps its newest `max_messages` messages, whole turns only, and
+    within `max_chars` (older messages trimmed to a title by `ui.safety.trim_history`, the
+    turn that trims them starting with a note saying so): what the page holds, sends and
+    receives back on each turn, and what a session keeps, stays bounded. This is where a
+    session's conversation enters a turn: `fn` gets it bounded, as a list of its own.
 
     `refuse(request)` gives a reason to refuse a new question (or None), checked as the
     textbox sends it: the question stays in the textbox and the reason is shown. Unlike
@@ -71,6 +75,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         *,
         chatbot: PreparedChatbot,
         max_messages: int,
+        max_chars: int,
         refuse: Callable[[gr.Request], str | None] | None = None,
         panel: TurnPanel | None = None,
         **kwargs: Any,
@@ -78,6 +83,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         if not isinstance(chatbot, PreparedChatbot):
             raise TypeError("LiveTurnChatInterface needs a PreparedChatbot: it alone understands UNCHANGED")
         self.max_messages = max_messages
+        self.max_chars = max_chars
         self.refuse = refuse
         self.panel = panel
         seams.mark_absent_matplotlib_absent()
@@ -203,13 +209,17 @@ class LiveTurnChatInterface(gr.ChatInterface):
         )
 
     async def _stream_fn(self, message: str, history: Messages, *args: Any) -> AsyncIterator[tuple]:
-        history = newest_turns(history, self.max_messages)
+        history, notes = trim_history(
+            newest_turns(history, self.max_messages), self.max_messages, self.max_chars
+        )
         turn = self.fn(message, list(history), *args)
         history = self._append_message_to_history(message, history, "user")
         response: Messages = []
         answered = False
         async with aclosing(turn):
             async for response in turn:
+                if notes:
+                    response = [*notes, *response]
                 yield response, UNCHANGED, response, *self._panel_values(response)
                 answered = True
         if not answered:  # nothing to answer (a blank message): no turn, as in ChatInterface

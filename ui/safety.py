@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, MutableSequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from agent import newest_within
 from ui.history import content_text
@@ -18,31 +18,47 @@ from ui.history import content_text
 TRIMMED_TITLE = "✂️ Trimmed to keep the conversation within this server's limits"
 
 
-def trim_history(
-    history: MutableSequence[MutableMapping[str, Any]], max_messages: int, max_chars: int
-) -> list[dict[str, Any]]:
-    """Blank the oldest messages, in place, until the rest fit the limits; a note saying so if any was.
+class Trimmed(NamedTuple):
+    """A conversation within the limits: `messages` (a new list) and the note to show, if any."""
+
+    messages: list[dict[str, Any]]
+    notes: list[dict[str, Any]]
+
+
+def trim_history(history: Sequence[dict[str, Any]], max_messages: int, max_chars: int) -> Trimmed:
+    """`history` with its oldest messages trimmed until the rest fit the limits, as a new list,
+    and a note saying so if any was; `history` itself and its messages are left as they are.
 
     What is kept is decided by `newest_within`, the engine's one rule, over the messages
-    not trimmed yet. Gradio keeps what the chat function returns as the session's state,
-    and that always includes the history it was given, so the only way to bound a
-    session's memory is to shrink the messages themselves. A trimmed message
-    keeps its place (the list is Gradio's copy) with a short title instead of
-    its content; the model never sees titled messages.
+    not trimmed yet. A trimmed message keeps its place, as a short title without its
+    content: the saved conversation counts a page's messages by position (`ui.saved`).
+    The model never sees titled messages.
     """
     untrimmed = [message for message in history if not _is_trimmed(message)]
     kept = newest_within(reversed(untrimmed), message_size, max_messages, max_chars)
     if len(kept) == len(untrimmed):
-        return []
-    for message in untrimmed[: len(untrimmed) - len(kept)]:
-        message["content"] = ""
-        message["metadata"] = {"title": TRIMMED_TITLE, "status": "done"}
+        return Trimmed(list(history), [])
+    to_trim = len(untrimmed) - len(kept)
+    messages = []
+    for message in history:
+        if to_trim and not _is_trimmed(message):
+            to_trim -= 1
+            message = _placeholder(message)
+        messages.append(message)
     limits = f"{max_messages:,} messages and {max_chars:,} characters"
     note = (
         f"Older messages were trimmed: a conversation here keeps at most {limits} "
         "(AGENT_MAX_CHAT_MESSAGES, AGENT_MAX_CHAT_CHARS)."
     )
-    return [{"role": "assistant", "content": note, "metadata": {"title": TRIMMED_TITLE, "status": "done"}}]
+    return Trimmed(messages, [{"role": "assistant", "content": note, "metadata": _trimmed_metadata()}])
+
+
+def _placeholder(message: Mapping[str, Any]) -> dict[str, Any]:
+    return {"role": message.get("role"), "content": "", "metadata": _trimmed_metadata()}
+
+
+def _trimmed_metadata() -> dict[str, Any]:
+    return {"title": TRIMMED_TITLE, "status": "done"}
 
 
 def message_size(message: Mapping[str, Any]) -> int:
@@ -161,5 +177,5 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def _is_trimmed(message: MutableMapping[str, Any]) -> bool:
+def _is_trimmed(message: Mapping[str, Any]) -> bool:
     return (message.get("metadata") or {}).get("title") == TRIMMED_TITLE

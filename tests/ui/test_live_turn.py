@@ -1,9 +1,11 @@
+import copy
 from contextlib import aclosing
 
 import gradio as gr
 
 from ui.chatbot import UNCHANGED, PreparedChatbot
 from ui.live_turn import LiveTurnChatInterface, newest_turns
+from ui.safety import TRIMMED_TITLE
 
 
 def turn(n: int) -> list[dict]:
@@ -28,7 +30,9 @@ async def test_a_turn_cut_off_mid_stream_leaves_the_conversation_as_it_was():
             yield [{"role": "assistant", "content": words, "metadata": None}]
 
     with gr.Blocks():
-        chat = LiveTurnChatInterface(answer, chatbot=PreparedChatbot(), max_messages=10, save_history=False)
+        chat = LiveTurnChatInterface(
+            answer, chatbot=PreparedChatbot(), max_messages=10, max_chars=1000, save_history=False
+        )
     earlier = turn(1)
     updates = []
     async with aclosing(chat._stream_fn("q2", list(earlier))) as stream:
@@ -47,3 +51,29 @@ async def test_a_turn_cut_off_mid_stream_leaves_the_conversation_as_it_was():
         {"role": "assistant", "content": "Thinking about it more", "metadata": None},
     ]
     assert [c for c in conversations if c is not UNCHANGED] == [whole], "the turn joins once, whole"
+
+
+async def test_the_conversation_enters_a_turn_trimmed_and_the_session_keeps_it_trimmed():
+    """The one place a session's conversation enters a turn: the chat function gets it within
+    the limits, the turn starts with the note, the session keeps the trimmed conversation, and
+    the list Gradio handed over (its session state) is left as it was."""
+    seen: list[list[dict]] = []
+
+    async def answer(message, history):
+        seen.append(history)
+        yield [{"role": "assistant", "content": "4", "metadata": None}]
+
+    with gr.Blocks():
+        chat = LiveTurnChatInterface(
+            answer, chatbot=PreparedChatbot(), max_messages=10, max_chars=100, save_history=False
+        )
+    earlier = [{"role": "user", "content": "9" * 120}, {"role": "assistant", "content": "refused"}]
+    before = copy.deepcopy(earlier)
+    updates = [update async for update in chat._stream_fn("2 + 2", earlier)]
+    assert earlier == before
+    [history] = seen
+    assert history[0]["metadata"]["title"] == TRIMMED_TITLE and history[1] == earlier[1]
+    [note, reply] = updates[0][0]
+    assert "AGENT_MAX_CHAT_CHARS" in note["content"] and reply["content"] == "4"
+    [kept] = [conversation for _response, conversation, *_live in updates if conversation is not UNCHANGED]
+    assert [m["content"] for m in kept] == ["", "refused", "2 + 2", note["content"], "4"]

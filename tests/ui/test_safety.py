@@ -1,7 +1,10 @@
 """What a session keeps of a conversation, and which answers the model may be told it gave."""
 
+import copy
+
 import pytest
 
+from ui.history import to_langchain
 from ui.safety import (
     TRIMMED_TITLE,
     ProducedAnswers,
@@ -11,13 +14,17 @@ from ui.safety import (
 )
 
 
-def test_a_long_history_is_trimmed_in_place_from_the_oldest():
+def test_a_long_history_is_trimmed_from_the_oldest_into_a_new_list():
     history = [{"role": "user" if n % 2 == 0 else "assistant", "content": str(n) * 10} for n in range(10)]
-    note = trim_history(history, max_messages=4, max_chars=1000)
-    assert [m["content"] for m in history[-4:]] == [str(n) * 10 for n in range(6, 10)]
-    assert all(m["metadata"]["title"] == TRIMMED_TITLE and m["content"] == "" for m in history[:6])
-    assert "AGENT_MAX_CHAT_MESSAGES" in note[0]["content"]
-    assert trim_history(history, max_messages=4, max_chars=1000) == [], "already within the limits"
+    before = copy.deepcopy(history)
+    messages, notes = trim_history(history, max_messages=4, max_chars=1000)
+    assert history == before, "the caller's list and its messages are left as they were"
+    assert messages is not history and len(messages) == len(history), "each message keeps its place"
+    assert all(a is b for a, b in zip(messages[-4:], history[-4:], strict=True)), "kept as they are"
+    assert all(m["metadata"]["title"] == TRIMMED_TITLE and m["content"] == "" for m in messages[:6])
+    assert "AGENT_MAX_CHAT_MESSAGES" in notes[0]["content"]
+    again = trim_history(messages, max_messages=4, max_chars=1000)
+    assert again == (messages, []), "already within the limits: the same messages, no note"
 
 
 def test_characters_are_limited_too():
@@ -25,8 +32,25 @@ def test_characters_are_limited_too():
         {"role": "user", "content": "x" * 600},
         {"role": "user", "content": [{"type": "text", "text": "y" * 600}]},
     ]
-    assert trim_history(history, max_messages=100, max_chars=1000)
-    assert history[0]["content"] == "" and history[1]["content"][0]["text"] == "y" * 600
+    messages, notes = trim_history(history, max_messages=100, max_chars=1000)
+    assert notes and messages[0]["content"] == "" and messages[1]["content"][0]["text"] == "y" * 600
+    assert history[0]["content"] == "x" * 600
+
+
+def test_the_model_reads_the_newest_messages_that_fit_and_nothing_trimmed():
+    """What the model is given (`to_langchain` skips titled messages): exactly the newest
+    messages within both limits, counted over the messages not trimmed before."""
+    history = [
+        {"role": "user", "content": "q" * 500},
+        {"role": "assistant", "content": "🛠️ add", "metadata": {"title": "🛠️ add → 5"}},
+        {"role": "assistant", "content": "a" * 400},
+        {"role": "user", "content": "what is 2 + 2"},
+        {"role": "assistant", "content": "2 + 2 = **4**"},
+    ]
+    messages, _notes = trim_history(history, max_messages=100, max_chars=500)
+    assert [m.text for m in to_langchain(messages)] == ["a" * 400, "what is 2 + 2", "2 + 2 = **4**"]
+    messages, _notes = trim_history(messages, max_messages=2, max_chars=500)
+    assert [m.text for m in to_langchain(messages)] == ["what is 2 + 2", "2 + 2 = **4**"]
 
 
 def text_message(role: str, text: str) -> dict:
