@@ -14,11 +14,14 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
 import orjson
+from gradio import state_holder
 from gradio.block_function import BlockFunction
+from gradio.blocks import BlocksConfig
 from gradio.context import get_blocks_context
 
 PRIVATE_HOOKS: dict[type, tuple[str, ...]] = {
@@ -57,6 +60,55 @@ def mark_absent_matplotlib_absent() -> None:
     streamed update. Marked absent in `sys.modules`, those imports fail at once."""
     if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
         sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+
+class _ConfigsOnDemand(dict):
+    """A session's copy of each block's config, each built the first time the session needs it.
+
+    Gradio reads one block's entry at a time (when it records a value the session sent or
+    received), and the whole set through `items()` only (for deep links, which `ui.guard`
+    refuses): that builds the rest."""
+
+    def __init__(self, blocks_config: BlocksConfig, ids: Iterable[int]) -> None:
+        super().__init__()
+        self._blocks_config = blocks_config
+        self._not_built = dict.fromkeys(ids)
+
+    def items(self):  # type: ignore[override]
+        self._build_all()
+        return super().items()
+
+    def _build_all(self) -> None:
+        """Every block's config, in the page's order (the order Gradio builds them in)."""
+        if not self._not_built:
+            return
+        built, blocks = dict(super().items()), self._blocks_config.blocks
+        super().clear()
+        for key in self._not_built:
+            config = (
+                built.pop(key) if key in built else self._blocks_config.config_for_block(key, [], blocks[key])
+            )
+            super().__setitem__(key, config)
+        super().update(built)  # blocks outside the page's list (Gradio records any block it is given)
+        self._not_built.clear()
+
+
+class _SessionStateOnDemand(state_holder.SessionState):
+    """Gradio's `SessionState`, whose copy of the page's block configs is built on demand."""
+
+    def __init__(self, blocks: gr.Blocks) -> None:
+        # Gradio's own set-up, given no block to build a config for; then the on-demand copy.
+        super().__init__(SimpleNamespace(default_config=blocks.default_config, blocks={}))  # type: ignore[arg-type]
+        ids = [key for key in self.blocks_config.blocks if key in blocks.blocks]
+        self.config_values = _ConfigsOnDemand(self.blocks_config, ids)
+
+
+def build_session_configs_on_demand() -> None:
+    """Gradio's state for a new session starts with the config of every block of the page, built
+    then and there (for deep links): with this page's ~60 blocks, more than a tenth of the server's
+    CPU when many visitors arrive at once, and part of each session's memory. Built on demand instead,
+    a block's config is made when the session first records a value for that block."""
+    state_holder.SessionState = _SessionStateOnDemand  # what `StateHolder` makes for each new session
 
 
 def watch_only_project_code(app_file: Path) -> None:

@@ -87,6 +87,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self.refuse = refuse
         self.panel = panel
         seams.mark_absent_matplotlib_absent()
+        seams.build_session_configs_on_demand()
         self.live = PreparedChatbot.for_live_turn(
             show_label=False,
             height="auto",

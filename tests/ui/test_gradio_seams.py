@@ -10,6 +10,7 @@ import gradio as gr
 import orjson
 import pytest
 from gradio.queueing import Event
+from gradio.state_holder import StateHolder
 from gradio.utils import diff
 from starlette.requests import Request
 
@@ -186,3 +187,18 @@ def _content(message: dict | orjson.Fragment) -> str:
     data = orjson.loads(orjson.dumps(message))
     content = data["content"]
     return content if isinstance(content, str) else content[0]["text"]
+
+
+def test_a_new_session_builds_a_blocks_config_only_when_it_records_a_value_for_it(built):
+    demo, chat = built
+    holder = StateHolder()
+    holder.blocks = demo  # what `set_blocks` leaves, without making it the app's
+    session, gradios = holder["a-session"], seams._SessionStateOnDemand.__base__(demo)
+    assert isinstance(session, seams._SessionStateOnDemand)
+    assert vars(session).keys() == vars(gradios).keys()
+    assert dict.__len__(session.config_values) == 0
+    for state in (session, gradios):
+        state._update_value_in_config(chat.textbox._id, "what is 2 + 2?")  # as Gradio records an input
+    assert dict.__len__(session.config_values) == 1
+    assert session.config_values[chat.textbox._id]["props"]["value"] == "what is 2 + 2?"
+    assert list(session.components) == list(gradios.components)  # the whole set, as deep links read it
