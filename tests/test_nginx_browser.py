@@ -27,6 +27,8 @@ pytestmark = [
 
 QUESTION = "what is 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8"
 ANSWER = "= 36"
+FOLLOW_UP = "times 2"
+FOLLOW_UP_ANSWER = "36 * 2 ="  # the model saw the first turn
 LOST_LINE = "⚠️ The connection to the server was lost; your question is back in the box — send it again."
 STREAMING = 120_000  # ms: the first step shows while a cold worker warms up on a loaded machine
 
@@ -141,7 +143,29 @@ def test_a_killed_worker_mid_answer_leaves_one_line_and_the_question_in_the_box(
     expect(page.locator("#connection-lost")).to_have_text(LOST_LINE, timeout=120_000)
     expect(page.locator("#chat-input textarea")).to_have_value(QUESTION)
     assert page.get_by_text("Connection to the server was lost. Attempting").count() == 0
+    assert page.locator("#agent-chat .message-row").count() == 0  # its first turn: nothing was saved
 
     page.locator("#chat-input textarea").press("Enter")  # sent again, on a worker that serves
     expect(page.locator("#agent-chat")).to_contain_text(ANSWER, timeout=120_000)
     expect(page.locator("#connection-lost")).to_have_count(0)
+
+
+def test_a_killed_worker_mid_follow_up_comes_back_to_its_conversation(page, launcher):
+    page.goto(launcher.url)
+    ask(page, QUESTION)
+    chat = page.locator("#agent-chat")
+    expect(chat).to_contain_text(ANSWER, timeout=STREAMING)
+    expect(page.locator("#saved-list tbody tr")).to_have_count(1, timeout=60_000)
+    ask(page, FOLLOW_UP)
+    page.get_by_text("🛠️ multiply").first.wait_for(timeout=STREAMING)
+    os.kill(launcher.worker_pid(launcher.busy_worker()), signal.SIGKILL)
+
+    expect(page.locator("#connection-lost")).to_have_text(LOST_LINE, timeout=120_000)
+    expect(chat).to_contain_text(QUESTION, timeout=60_000)  # the saved first turn, opened again
+    expect(chat).to_contain_text(ANSWER)
+    expect(page.locator("#chat-input textarea")).to_have_value(FOLLOW_UP)
+
+    page.locator("#chat-input textarea").press("Enter")  # sent again: the same conversation goes on
+    expect(chat).to_contain_text(FOLLOW_UP_ANSWER, timeout=120_000)
+    expect(page.locator("#saved-list tbody tr")).to_have_count(1, timeout=60_000)
+    expect(page.locator("#saved-list tbody tr")).to_have_text(QUESTION)

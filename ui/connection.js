@@ -2,7 +2,9 @@
 // "Connection to the server was lost" and the page is dead: it sends no more events, and its way back
 // (reloading once its `app_id` route answers) is closed by the guard's allow-list. So the page keeps
 // the unanswered question, waits until the server answers `/healthz` again (behind nginx: any ready
-// worker), reloads itself, and then shows one line with the question back in the message box.
+// worker), reloads itself, reopens the conversation it showed (the saved one whose id the server
+// keeps in the hidden #open-conversation box; none if the cut turn was its first, which was never
+// saved), and then shows one line with the question back in the message box.
 // Gradio's own text is the signal: tests/ui/test_lifecycle.py checks the installed Gradio still shows it.
 const LOST_TEXT = "Connection to the server was lost";
 const LOST_KEY = "agent-connection-lost";
@@ -37,6 +39,9 @@ const unansweredQuestion = () => {
   return normalized(shown) === normalized(lastSent) ? lastSent : normalized(shown);
 };
 
+// The saved conversation the page shows (set by the server as the chat changes; empty: none yet).
+const openConversationBox = () => document.querySelector("#open-conversation textarea");
+
 const serverAnswers = async () => {
   try {
     return (await fetch(HEALTH_URL, { cache: "no-store" })).ok;
@@ -47,7 +52,8 @@ const serverAnswers = async () => {
 
 const recover = async () => {
   recovering = true;
-  sessionStorage.setItem(LOST_KEY, JSON.stringify({ question: unansweredQuestion() }));
+  const conversation = openConversationBox()?.value ?? "";
+  sessionStorage.setItem(LOST_KEY, JSON.stringify({ question: unansweredQuestion(), conversation }));
   while (!(await serverAnswers())) await new Promise((resolve) => setTimeout(resolve, 1000));
   location.reload();
 };
@@ -59,14 +65,32 @@ new MutationObserver(() => {
   if (!recovering && lostConnection()) recover();
 }).observe(document.documentElement, { childList: true, subtree: true });
 
-// After the reload: the line above the message box, the question back in it.
+// The page's events reach the server once its first load event has filled the saved list (a click
+// before that is lost); the saved conversation is one of its rows. Then its id goes back in the box
+// and the hidden button opens it, once Gradio has taken the box's new value.
+const reopenWhenListed = (conversation) => {
+  const reopen = () => {
+    const box = document.querySelector("#reopen-conversation textarea");
+    if (!box || !document.querySelector("#saved-list tbody tr")) return false;
+    box.value = conversation;
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => document.querySelector("#reopen-conversation-button")?.click());
+    return true;
+  };
+  if (reopen()) return;
+  const waitForList = new MutationObserver(() => reopen() && waitForList.disconnect());
+  waitForList.observe(document.documentElement, { childList: true, subtree: true });
+};
+
+// After the reload: the conversation opened again, the line above the message box, the question back in it.
 const restore = () => {
   const saved = sessionStorage.getItem(LOST_KEY);
   const input = document.querySelector("#chat-input");
   const box = input?.querySelector("textarea");
   if (!saved || !box) return false;
   sessionStorage.removeItem(LOST_KEY);
-  const { question } = JSON.parse(saved);
+  const { question, conversation } = JSON.parse(saved);
+  if (conversation) reopenWhenListed(conversation);
   const line = document.createElement("div");
   line.id = "connection-lost";
   line.setAttribute("role", "status");

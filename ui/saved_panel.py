@@ -2,14 +2,20 @@
 newest first, a page at a time; open one by clicking its title; New chat; delete the open one;
 delete them all (after a confirmation).
 
-The page never holds a conversation id or the owner id: the list's rows are titles, a click
-sends the row's index, and the session's state (`PanelPage`) maps it back to an id. Every
-store call is scoped by the owner from the request's cookie. The list is read again after each
-turn (the turn itself was saved by the server as it ended: see `ui.saved`).
+The page never holds the owner id, nor the ids of the conversations it lists: the list's rows
+are titles, a click sends the row's index, and the session's state (`PanelPage`) maps it back
+to an id. It holds one id, the open conversation's (`#open-conversation`, a hidden box set by
+the server whenever the chat changes), so that a page whose server process went away while a
+turn ran can open it again on the process that serves it next: `ui/connection.js` puts it in
+the hidden `#reopen-conversation` (a box of its own: the server rewrites the first one as the
+new page loads) and clicks the hidden `#reopen-conversation-button`. Every store call is
+scoped by the owner from the request's cookie: an id alone opens nothing. The list is read
+again after each turn (the turn itself was saved by the server as it ended: see `ui.saved`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
@@ -24,6 +30,7 @@ UNAVAILABLE = "⚠️ Saved conversations are unavailable right now; new turns a
 NO_OWNER = "Saved conversations need cookies: this browser did not send ours."
 EMPTY = "No saved conversations yet: each question you ask is saved here."
 _SKIP_SHOWN = (gr.skip(), gr.skip(), gr.skip())
+_CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class PanelPage:
@@ -60,6 +67,9 @@ class SavedPanel:
             self.older = gr.Button("Older ›", size="sm", interactive=False)
         self.delete_one = gr.Button("🗑️ Delete this conversation", size="sm", interactive=False)
         self.delete_all = gr.Button("Delete all my conversations", size="sm", variant="stop")
+        self.open_id = gr.Textbox("", visible="hidden", show_label=False, elem_id="open-conversation")
+        self.reopen_id = gr.Textbox("", visible="hidden", show_label=False, elem_id="reopen-conversation")
+        self.reopen = gr.Button("Open it again", visible="hidden", elem_id="reopen-conversation-button")
         with gr.Row(visible=False, elem_id="delete-all-confirm") as self.confirm_row:
             self.confirm_text = gr.Markdown("")
             self.confirm = gr.Button("Yes, delete them all", size="sm", variant="stop")
@@ -71,14 +81,15 @@ class SavedPanel:
         shown = [chat.chatbot, chat.chatbot_state, chat.chatbot_value]  # the conversation, all at once
 
         demo.load(self._first_page, [self.page_state], listed, **hidden)
-        chat.chatbot.change(self._same_page, [self.page_state], listed, **hidden)
+        chat.chatbot.change(self._same_page, [self.page_state, session], [*listed, self.open_id], **hidden)
         self.older.click(self._older, [self.page_state], listed, **hidden)
         self.newer.click(self._newer, [self.page_state], listed, **hidden)
-        opened = [*shown, self.status, self.delete_one]
+        opened = [*shown, self.status, self.delete_one, self.open_id]
         self.listing.click(self._open, [self.listing, self.page_state, session], opened, **hidden)
-        self.new_chat.click(self._start_new, [session], [*shown, self.delete_one], **hidden)
-        chat.chatbot.clear(self._forget, [session], [self.delete_one], **hidden)
-        deleted = [*shown, self.delete_one, *listed]
+        self.reopen.click(self._open_again, [self.reopen_id, session], opened, **hidden)
+        self.new_chat.click(self._start_new, [session], [*shown, self.delete_one, self.open_id], **hidden)
+        chat.chatbot.clear(self._forget, [session], [self.delete_one, self.open_id], **hidden)
+        deleted = [*shown, self.delete_one, self.open_id, *listed]
         self.delete_one.click(self._delete_open, [session, self.page_state], deleted, **hidden)
         self.delete_all.click(self._ask_to_confirm, None, [self.confirm_row, self.confirm_text], **hidden)
         self.cancel.click(lambda: gr.Row(visible=False), None, [self.confirm_row], **hidden)
@@ -90,8 +101,9 @@ class SavedPanel:
         state.cursors = [None]
         return await self._show(state, request)
 
-    async def _same_page(self, state: PanelPage, request: gr.Request) -> tuple:
-        return await self._show(state, request)
+    async def _same_page(self, state: PanelPage, session: SessionConversation, request: gr.Request) -> tuple:
+        """The listing again, and the open conversation's id (the chat changed: a turn may have saved it)."""
+        return *await self._show(state, request), session.saved_id or ""
 
     async def _older(self, state: PanelPage, request: gr.Request) -> tuple:
         if state.next_cursor:
@@ -120,36 +132,47 @@ class SavedPanel:
     async def _open(
         self, index: int | None, state: PanelPage, session: SessionConversation, request: gr.Request
     ):
+        if not isinstance(index, int) or not 0 <= index < len(state.ids):
+            return *_SKIP_SHOWN, gr.skip(), gr.skip(), gr.skip()
+        return await self._reopen(state.ids[index], session, request)
+
+    async def _open_again(self, conversation_id: str, session: SessionConversation, request: gr.Request):
+        """The conversation the page showed before it lost its server (its id, put back by the page)."""
+        if not isinstance(conversation_id, str) or not _CONVERSATION_ID.fullmatch(conversation_id):
+            return *_SKIP_SHOWN, gr.skip(), gr.skip(), ""
+        return await self._reopen(conversation_id, session, request)
+
+    async def _reopen(self, conversation_id: str, session: SessionConversation, request: gr.Request):
         owner = owner_of(request)
-        if owner is None or not isinstance(index, int) or not 0 <= index < len(state.ids):
-            return *_SKIP_SHOWN, gr.skip(), gr.skip()
+        if owner is None:
+            return *_SKIP_SHOWN, gr.skip(), gr.skip(), gr.skip()
         try:
-            shown = await self.saved.reopen(session, owner, state.ids[index])
+            shown = await self.saved.reopen(session, owner, conversation_id)
         except ConversationNotFound:
-            return *_SKIP_SHOWN, "That conversation was deleted.", gr.skip()
+            return *_SKIP_SHOWN, "That conversation was deleted.", gr.skip(), session.saved_id or ""
         except StoreError:
-            return *_SKIP_SHOWN, UNAVAILABLE, gr.skip()
-        return shown, shown, shown, "", gr.Button(interactive=True)
+            return *_SKIP_SHOWN, UNAVAILABLE, gr.skip(), gr.skip()
+        return shown, shown, shown, "", gr.Button(interactive=True), conversation_id
 
     def _start_new(self, session: SessionConversation) -> tuple:
         session.start_new()
-        return [], [], [], gr.Button(interactive=False)
+        return [], [], [], gr.Button(interactive=False), ""
 
-    def _forget(self, session: SessionConversation) -> gr.Button:
+    def _forget(self, session: SessionConversation) -> tuple:
         """The chat's own trash button: the next question starts a new saved conversation."""
         session.start_new()
-        return gr.Button(interactive=False)
+        return gr.Button(interactive=False), ""
 
     async def _delete_open(self, session: SessionConversation, state: PanelPage, request: gr.Request):
         owner, doomed = owner_of(request), session.saved_id
         if owner is None or doomed is None:
-            return *_SKIP_SHOWN, gr.skip(), *await self._show(state, request)
+            return *_SKIP_SHOWN, gr.skip(), gr.skip(), *await self._show(state, request)
         try:
             await self.saved.call(lambda store: store.delete(owner, doomed))
         except StoreError:
-            return *_SKIP_SHOWN, gr.skip(), *_listing(state, None, UNAVAILABLE)
+            return *_SKIP_SHOWN, gr.skip(), gr.skip(), *_listing(state, None, UNAVAILABLE)
         session.start_new()
-        return [], [], [], gr.Button(interactive=False), *await self._show(state, request)
+        return [], [], [], gr.Button(interactive=False), "", *await self._show(state, request)
 
     async def _ask_to_confirm(self, request: gr.Request) -> tuple:
         owner = owner_of(request)
@@ -163,14 +186,14 @@ class SavedPanel:
         owner = owner_of(request)
         hide = gr.Row(visible=False)
         if owner is None:
-            return hide, *_SKIP_SHOWN, gr.skip(), *await self._show(state, request)
+            return hide, *_SKIP_SHOWN, gr.skip(), gr.skip(), *await self._show(state, request)
         try:
             await self.saved.call(lambda store: store.delete_all(owner))
         except StoreError:
-            return hide, *_SKIP_SHOWN, gr.skip(), *_listing(state, None, UNAVAILABLE)
+            return hide, *_SKIP_SHOWN, gr.skip(), gr.skip(), *_listing(state, None, UNAVAILABLE)
         session.start_new()
         state.cursors = [None]
-        return hide, [], [], [], gr.Button(interactive=False), *await self._show(state, request)
+        return hide, [], [], [], gr.Button(interactive=False), "", *await self._show(state, request)
 
 
 def _listing(state: PanelPage, page: Page | None, status: str) -> tuple:

@@ -10,7 +10,9 @@ import httpx
 import pytest
 from gradio.routes import App
 
+import app
 import ui
+from agent import ServerSettings, Settings
 from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options
 
 
@@ -82,6 +84,17 @@ def test_the_page_script_watches_for_the_text_gradio_shows_when_the_connection_i
     assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
     shown = [path.name for path in assets.glob("Blocks-*.js") if watched in path.read_text()]
     assert shown, f"no Gradio Blocks script shows {watched!r}"
+
+
+def test_every_element_the_page_script_looks_for_is_in_the_app(tmp_path):
+    """ui/connection.js finds the chat, its box, the saved list and the hidden reopen controls by id."""
+    script = (Path(ui.__file__).parent / "connection.js").read_text()
+    looked_for = set(re.findall(r"#([a-z][a-z-]+)", script)) - {"connection-lost"}  # the script's own line
+    saved = app.saved_conversations(ServerSettings(data_dir=tmp_path))
+    demo = app.create_app(Settings(), guard=ServerSettings(), saved=saved)
+    elem_ids = {block.elem_id for block in demo.blocks.values()}
+    assert {"open-conversation", "reopen-conversation", "reopen-conversation-button"} <= looked_for
+    assert looked_for <= elem_ids, looked_for - elem_ids
 
 
 @pytest.fixture
