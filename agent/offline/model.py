@@ -75,7 +75,8 @@ class OfflineArithmeticModel(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """The model with `tools`; it calls them as its plan needs. `tool_choice` may say so
-        (`auto`, `any`, `required`); a named tool or `none` is refused: the plan decides."""
+        (`auto`, `any`, `required`: then a reply in words is refused when it comes); a named
+        tool or `none` is refused here: the plan decides."""
         if tool_choice not in (None, "auto", "any", "required"):
             raise ValueError(
                 f"The offline model cannot honour tool_choice={tool_choice!r}: it calls the tools its "
@@ -136,8 +137,18 @@ class OfflineArithmeticModel(BaseChatModel):
                 await asyncio.sleep(self.token_delay_ms / 1000)
 
     def _chunks(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[AIMessageChunk]:
-        """The next reply as streamed chunks, the last one carrying the token usage."""
-        chunks = stream_chunks(next_reply(messages, _tool_names(kwargs)))
+        """The next reply as streamed chunks, the last one carrying the token usage.
+
+        A reply in words while `tool_choice` demands a tool call is refused rather than sent:
+        a caller that forces a tool relies on getting one.
+        """
+        reply = next_reply(messages, _tool_names(kwargs))
+        if not reply.tool_calls and (choice := kwargs.get("tool_choice")) in ("any", "required"):
+            raise ValueError(
+                f"The offline model cannot honour tool_choice={choice!r} here: it would answer in "
+                f"words ({reply.text[:80]!r}…), and {FINAL_ANSWER} is not one of its tools."
+            )
+        chunks = stream_chunks(reply)
         input_tokens = sum(len(pieces(m.text)) for m in messages)
         chunks[-1].usage_metadata = {
             "input_tokens": input_tokens,
