@@ -13,6 +13,7 @@ import pytest
 from agent import ServerSettings, Settings
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from store import database_url
+from support.browser import DESKTOP, chromium, request_recorder
 from support.postgres import PostgresCluster, postgres_cluster
 from support.postgres import available as postgres_available
 from support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
@@ -25,6 +26,35 @@ def pytest_configure(config: pytest.Config) -> None:
     Speed is measured in bench/, never in the tests."""
     if hasattr(config.option, "benchmark_disable"):
         config.option.benchmark_disable = True
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules that drive Chromium run last, in their own order: the session's one browser is
+    started by the first of them and no asyncio test may run while it is open (`support.browser.chromium`)."""
+    in_chromium = {item.module for item in items if "browser" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: getattr(item, "module", None) in in_chromium)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    """Headless Chromium, one for the session (skipped where it is missing, unless REQUIRE_BROWSER)."""
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def visitor(browser) -> Iterator:
+    """One visitor: a browser context of their own (cookies, storage), desktop-sized, closed after."""
+    context = browser.new_context(viewport=DESKTOP)
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[tuple[str, list[str]]]:
+    """A server on another port that notes every request it receives: its URL and what it received."""
+    with request_recorder() as recorder:
+        yield recorder
 
 
 @pytest.fixture(scope="session", autouse=True)

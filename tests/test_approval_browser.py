@@ -7,7 +7,6 @@ refreshes docs/approval.png (a call waiting) and docs/denied.png (a denied call)
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,30 +21,16 @@ import app
 from agent import Settings, Toolbox
 from agent.tools import TOOLS
 from support.acting_tools import file_writer
+from support.browser import DESKTOP, ask
 from support.servers import MANY_VISITORS, launch
 from support.turns import running_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WAITING = "⏸️ Waiting for your approval: tool(write_file)"
 READ_S = 0.6
 """How long the person reads the call before pressing a button (a press within 0.4 s of the
 call appearing is taken for a double click meant for the call before, and ignored)."""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-        pytest.skip("Chromium is not installed (apt-get install -y chromium fonts-noto-color-emoji)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +70,10 @@ def served(model_server, folder) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(browser, served):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def page(visitor, served):
+    page = visitor.new_page()
     page.goto(served)
-    yield page
-    page.close()
+    return page
 
 
 def will_write(model: LLMock, *files: tuple[str, str], answer: str) -> None:
@@ -97,12 +81,6 @@ def will_write(model: LLMock, *files: tuple[str, str], answer: str) -> None:
     calls = tuple(ToolCall("write_file", {"filename": name, "text": text}) for name, text in files)
     model.add(Reply(tool_calls=calls))
     model.call_tool("final_answer", {"answer": answer, "tools_used": ["write_file"]})
-
-
-def ask(page, question: str) -> None:
-    box = page.locator("#chat-input textarea")
-    box.fill(question)
-    box.press("Enter")
 
 
 def panel_shows(page, filename: str) -> None:
@@ -185,7 +163,7 @@ def test_no_decision_in_time_denies_the_call_and_says_so(browser, folder):
     # this second app serves on another event loop than the module's app, which used it first.
     with LLMockServer() as own_server:
         demo, url = acting_app(own_server, folder, approval_timeout_s=6)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport=DESKTOP)
         try:
             page.goto(url)
             will_write(LLMock(own_server).reset(), ("late.txt", "x"), answer="Nobody approved late.txt.")

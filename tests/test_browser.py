@@ -5,9 +5,7 @@
 
 import os
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,49 +16,31 @@ from pydantic import SecretStr
 
 import app
 from agent import ServerSettings, Settings
-from support.browser import CHROMIUM, CHROMIUM_ARGS
+from support.browser import DESKTOP, PHONE, ask
 from support.fakes import ScriptedChatModel, answer, call, calls
-from support.servers import MANY_VISITORS, free_port, launch
+from support.servers import MANY_VISITORS, launch
 from support.turns import running_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-        pytest.skip("Chromium is not installed (apt-get install -y chromium fonts-noto-color-emoji)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 LONG_SUM = " + ".join(["1"] * 16)  # eight parallel calls in step 1
 PARALLEL_STEP_1 = re.compile(r"⚡ Step 1: \d+ tool calls in parallel")  # frames may skip counts
 
 
 @pytest.fixture
-def page(browser, served_app):
-    page = browser.new_page(viewport=DESKTOP)
+def page(visitor, served_app):
+    page = visitor.new_page()
     page.goto(served_app)
-    yield page
-    page.close()
+    return page
 
 
 @pytest.fixture
-def slow_page(browser, slow_app):
+def slow_page(visitor, slow_app):
     """A page of the app whose offline model streams at 60 ms a token, for pressing Stop mid-step."""
-    page = browser.new_page(viewport=DESKTOP)
+    page = visitor.new_page()
     page.goto(slow_app)
-    yield page
-    page.close()
+    return page
 
 
 @pytest.fixture
@@ -86,14 +66,6 @@ def save_screenshot(page, name: str) -> None:
     if folder := os.environ.get("SAVE_SCREENSHOTS"):
         page.wait_for_timeout(500)  # let expand animations finish
         page.screenshot(path=Path(folder) / name)
-
-
-def ask(page, question: str) -> float:
-    box = page.get_by_role("textbox").first
-    box.fill(question)
-    started = time.perf_counter()
-    box.press("Enter")
-    return started
 
 
 def test_a_question_shows_tool_steps_then_the_answer(page, tmp_path):
@@ -317,31 +289,6 @@ def test_dark_mode_renders_the_answer_and_its_timeline(browser, served_app):
 # -- a public link: nothing rendered reaches another host; a busy client is told so -----------
 
 
-@pytest.fixture(scope="module")
-def listener():
-    """An HTTP server on another port of 127.0.0.1 that notes every request it receives."""
-    received: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            received.append(f"{self.command} {self.path}")
-            self.send_response(204)
-            self.end_headers()
-
-        do_POST = do_GET
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", received
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
 def leaking_answer(leak: str) -> str:
     return "\n\n".join(
         [
@@ -416,7 +363,8 @@ def test_a_client_with_its_share_running_is_told_so_and_keeps_its_text(browser):
         first.get_by_text("🛠️ add").first.wait_for(timeout=10_000)
         ask(second, "what is 2 + 2")
         second.get_by_text("You already have 1 question running").wait_for(timeout=5_000)
-        assert second.get_by_role("textbox").first.input_value() == "what is 2 + 2"
+        assert second.locator("#chat-input textarea").input_value() == "what is 2 + 2"
+        first.locator(".stop-button").click()  # the first question ends: the share is free again
         first.get_by_text("📊").wait_for(timeout=30_000)
         second.get_by_role("textbox").first.press("Enter")
         second.get_by_text("2 + 2 =").wait_for(timeout=10_000)

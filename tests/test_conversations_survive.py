@@ -16,45 +16,10 @@ from gradio_client import Client
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from deploy.workers import serve
 from store import ConversationStore, database_url
-from support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ask, require_chromium
+from support.browser import ask, new_chat, wait_for_titles
 from support.servers import MANY_VISITORS, app_environment, free_port, launch
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def visitor(browser):
-    context = browser.new_context(viewport=DESKTOP)
-    yield context
-    context.close()
-
-
-def saved_titles(page) -> list[str]:
-    return [row.strip() for row in page.locator("#saved-list tbody tr").all_inner_texts()]
-
-
-def wait_for_titles(page, expected: list[str], timeout_s: float = 20, prefix: bool = False) -> None:
-    """Until the panel lists `expected` (with `prefix`: first), newest first."""
-
-    def listed() -> list[str]:
-        titles = saved_titles(page)
-        return titles[: len(expected)] if prefix else titles
-
-    deadline = time.monotonic() + timeout_s
-    while listed() != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-    assert listed() == expected
 
 
 def chat_three_conversations(page) -> None:
@@ -63,8 +28,7 @@ def chat_three_conversations(page) -> None:
         ("what is 4 * 5", "4 * 5 ="),
         ("what is 9 - 1", "9 - 1 ="),
     ]:
-        page.get_by_role("button", name="New chat").click()
-        page.wait_for_timeout(200)
+        new_chat(page)
         ask(page, question)
         page.get_by_text(answer).first.wait_for(timeout=30_000)
     ask(page, "times 10")
@@ -158,16 +122,11 @@ async def _save_many(url: str, owner: str, count: int) -> None:
     store = await ConversationStore.open(url)
     try:
         for i in range(count):
-            conversation = await store.create(owner, f"question number {i}", now=1_000_000.0 + i)
-            await store.append(
-                owner,
-                conversation,
-                [
-                    {"role": "user", "content": f"question number {i}"},
-                    {"role": "assistant", "content": f"answer {i}"},
-                ],
-                now=1_000_000.0 + i,
-            )
+            turn = [
+                {"role": "user", "content": f"question number {i}"},
+                {"role": "assistant", "content": f"answer {i}"},
+            ]
+            await store.start(owner, f"question number {i}", turn, now=1_000_000.0 + i)
     finally:
         await store.aclose()
 

@@ -9,7 +9,6 @@ and a scripted OpenAI-compatible model that calls the tool the question names.
 import json
 import os
 import re
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from gradio_client import Client
 from pydantic import SecretStr
 
 from agent import McpServers, Settings
+from support.browser import ask as ask_in_page
 from support.mcp_servers import fetch_server, reference_server, server_processes, slow_site, write_config
 from support.scripted_openai import ScriptedReply, answer_reply, tool_calls_reply
 from support.servers import MANY_VISITORS, launch
@@ -28,7 +28,6 @@ from support.turns import running_turns
 pytestmark = pytest.mark.slow
 FETCH_TIMEOUT_S = 10
 """Room for a restarted fetch server's first call, which is slow on a loaded machine."""
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def model_turn(body: dict) -> ScriptedReply:
@@ -160,33 +159,20 @@ def test_twenty_chats_call_one_server_at_once(served, site):
 
 
 @pytest.mark.browser
-def test_the_page_lists_the_mcp_tools_and_shows_an_mcp_tool_step(served, tmp_path):
+def test_the_page_lists_the_mcp_tools_and_shows_an_mcp_tool_step(served, visitor, tmp_path):
     """`SAVE_SCREENSHOTS=docs` refreshes docs/mcp-tool.png for the README."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}")
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
     url, _ = served
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
-            page.get_by_text("🧰 Tools: 8 (5 built-in, 3 from 2 MCP servers)").click()
-            page.get_by_text("MCP server time:").wait_for()
-            box = page.get_by_role("textbox").first
-            box.fill("time in Asia/Tokyo")
-            box.press("Enter")
-            step = page.get_by_text('🛠️ get_current_time → { "timezone": "Asia/Tokyo"')
-            step.wait_for(timeout=20_000)
-            step.click()
-            page.get_by_text("The tool said:").wait_for(timeout=20_000)
-            page.locator("code", has_text='"datetime":').first.wait_for()
-            page.wait_for_timeout(500)  # let the expand animation finish
-            page.screenshot(path=tmp_path / "mcp-tool.png")
-            if folder := os.environ.get("SAVE_SCREENSHOTS"):
-                page.screenshot(path=Path(folder) / "mcp-tool.png")
-        finally:
-            browser.close()
+    page = visitor.new_page()
+    page.goto(url)
+    page.get_by_text("🧰 Tools: 8 (5 built-in, 3 from 2 MCP servers)").click()
+    page.get_by_text("MCP server time:").wait_for()
+    ask_in_page(page, "time in Asia/Tokyo")
+    step = page.get_by_text('🛠️ get_current_time → { "timezone": "Asia/Tokyo"')
+    step.wait_for(timeout=20_000)
+    step.click()
+    page.get_by_text("The tool said:").wait_for(timeout=20_000)
+    page.locator("code", has_text='"datetime":').first.wait_for()
+    page.wait_for_timeout(500)  # let the expand animation finish
+    page.screenshot(path=tmp_path / "mcp-tool.png")
+    if folder := os.environ.get("SAVE_SCREENSHOTS"):
+        page.screenshot(path=Path(folder) / "mcp-tool.png")

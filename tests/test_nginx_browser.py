@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from deploy.processes import PROJECT_ROOT, ServedProcess
-from support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ask, require_chromium
+from support.browser import ask
 from support.servers import MANY_VISITORS_ENV, app_environment, free_ports
 from ui.lifecycle import CUT_SHORT
 
@@ -73,23 +73,9 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
         process.stop(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser, launcher):
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    yield page
-    context.close()
+def page(visitor, launcher):
+    return visitor.new_page()
 
 
 def test_the_page_its_assets_and_icons_load_through_nginx_with_nothing_blocked(page, launcher):

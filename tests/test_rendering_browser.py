@@ -4,20 +4,17 @@ request leaves for another host. Once per item on a bare page (where an `<img>` 
 through would fire its request), once inside the app's real Chatbot as a model's answer and tool call.
 """
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 import app
 from agent import Settings
 from support.adversarial_markdown import corpus
-from support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ask, require_chromium
+from support.browser import DESKTOP, ask
 from support.fakes import ScriptedChatModel, answer, call, calls
-from support.servers import MANY_VISITORS, free_port, launch
+from support.servers import MANY_VISITORS, launch
 from ui.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, markdown_html
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -48,41 +45,13 @@ OUTSIDE_THE_ALLOW_LIST = """([root, allowed]) => {
 
 
 @pytest.fixture(scope="module")
-def listener():
-    """An HTTP server on another port of 127.0.0.1 that notes every request it receives."""
-    received: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            received.append(f"{self.command} {self.path}")
-            self.send_response(204)
-            self.end_headers()
-
-        do_POST = do_GET
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/leak", received
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def leak(listener) -> str:
+    """A URL on the listening server: any request for it is a leak."""
+    return f"{listener[0]}/leak"
 
 
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def test_each_item_parsed_by_chromium_has_only_allowed_elements_and_fetches_nothing(browser, listener):
-    leak, received = listener
+def test_each_item_parsed_by_chromium_has_only_allowed_elements_and_fetches_nothing(browser, listener, leak):
+    _, received = listener
     received.clear()
     page = browser.new_page()
     requests: list[str] = []
@@ -102,9 +71,8 @@ def test_each_item_parsed_by_chromium_has_only_allowed_elements_and_fetches_noth
 
 
 @pytest.fixture(scope="module")
-def hostile_app(listener):
+def hostile_app(leak):
     """A model that writes the whole corpus into its tool call's arguments and into its answer."""
-    leak, _ = listener
     items = corpus(leak)
     model = ScriptedChatModel(
         script=[

@@ -8,43 +8,9 @@ import time
 
 import pytest
 
-from support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ask, require_chromium
+from support.browser import DESKTOP, answered, ask, new_chat, saved_titles, wait_for_titles
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def visitor(browser):
-    """One visitor: a browser context of their own (their own cookies), closed after."""
-    context = browser.new_context(viewport=DESKTOP)
-    yield context
-    context.close()
-
-
-def saved_titles(page) -> list[str]:
-    return [row.strip() for row in page.locator("#saved-list tbody tr").all_inner_texts()]
-
-
-def wait_for_titles(page, expected: list[str], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while saved_titles(page) != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert saved_titles(page) == expected
-
-
-def answered(page, text: str) -> None:
-    page.get_by_text(text).first.wait_for(timeout=15_000)
 
 
 def test_turns_are_saved_listed_newest_first_and_reopened_after_a_reload(visitor, served_app):
@@ -56,7 +22,7 @@ def test_turns_are_saved_listed_newest_first_and_reopened_after_a_reload(visitor
     ask(page, "times 4")
     answered(page, "5 * 4 =")
     wait_for_titles(page, ["what is 2 + 3"])
-    page.get_by_role("button", name="New chat").click()
+    new_chat(page)
     ask(page, "what is 7 * 6")
     answered(page, "7 * 6 =")
     wait_for_titles(page, ["what is 7 * 6", "what is 2 + 3"])
@@ -120,7 +86,7 @@ def test_delete_removes_the_open_conversation_and_delete_all_asks_first(visitor,
         ("what is 2 + 2", "2 + 2 ="),
         ("what is 3 + 3", "3 + 3 ="),
     ]:
-        page.get_by_role("button", name="New chat").click()
+        new_chat(page)
         ask(page, question)
         answered(page, answer)
     wait_for_titles(page, ["what is 3 + 3", "what is 2 + 2", "what is 1 + 1"])

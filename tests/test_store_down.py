@@ -5,14 +5,13 @@ database comes back, the next turn saves the whole conversation, the unsaved tur
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
 
 from agent import ServerSettings, Settings
-from support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ask, require_chromium
+from support.browser import answered, ask, new_chat, wait_for_titles
 from support.postgres import PostgresCluster, postgres_cluster
 from support.postgres import available as postgres_available
 from support.servers import MANY_VISITORS, launch, shut_down
@@ -22,24 +21,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 STORE_DOWN = "Not saved: the conversation store is unavailable right now."
 PANEL_DOWN = "Saved conversations are unavailable right now; new turns are not being saved."
 TOO_LARGE = "Not saved: this conversation is larger than this server keeps."
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def visitor(browser):
-    context = browser.new_context(viewport=DESKTOP)
-    yield context
-    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +60,6 @@ def app_with_little_room(tmp_path) -> Iterator[str]:
     yield from serve(ServerSettings(data_dir=tmp_path, max_saved_bytes=300))
 
 
-def saved_titles(page) -> list[str]:
-    return [row.strip() for row in page.locator("#saved-list tbody tr").all_inner_texts()]
-
-
-def wait_for_titles(page, expected: list[str], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while saved_titles(page) != expected and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert saved_titles(page) == expected
-
-
-def answered(page, text: str) -> None:
-    page.get_by_text(text).first.wait_for(timeout=30_000)
-
-
 def test_a_database_stopped_mid_session_costs_no_answer_and_loses_no_turn(app_on_postgres, cluster, visitor):
     page = visitor.new_page()
     page.goto(app_on_postgres)
@@ -103,7 +69,7 @@ def test_a_database_stopped_mid_session_costs_no_answer_and_loses_no_turn(app_on
 
     cluster.stop()
     try:
-        page.get_by_role("button", name="New chat").click()
+        new_chat(page)
         ask(page, "what is 4 + 4")
         answered(page, "4 + 4 =")
         page.get_by_text(STORE_DOWN).wait_for(timeout=30_000)
