@@ -26,6 +26,16 @@ def available() -> bool:
     return bool(SERVER_BINARIES) and (os.geteuid() != 0 or shutil.which("runuser") is not None)
 
 
+def require_postgres() -> None:
+    """Skip the test where PostgreSQL is not installed; fail instead when REQUIRE_POSTGRES=1 (CI)."""
+    import pytest
+
+    if not available():
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required here (REQUIRE_POSTGRES=1) but not installed")
+        pytest.skip("PostgreSQL is not installed")
+
+
 class PostgresCluster:
     """A running cluster; `new_database()` gives each user an empty database of its own."""
 

@@ -8,13 +8,15 @@ import contextlib
 import os
 import random
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import psutil
+from langchain_core.language_models import BaseChatModel
 
-from agent import ServerSettings
+from agent import ServerSettings, Settings
 from deploy.processes import ServedProcess, group_members
 from ui.lifecycle import Lifecycle, lifecycle_options
 from ui.mcp_server import AgentMcpServer
@@ -87,6 +89,19 @@ def launch(
         served = lifecycle_options(served, lifecycle)
     demo.launch(**served, server_port=port, prevent_thread_lock=True, quiet=True, **options)
     return f"http://127.0.0.1:{port}/"
+
+
+@contextlib.contextmanager
+def serving_model(model: BaseChatModel) -> Iterator[str]:
+    """The app answering with `model` (a scripted one) for many visitors, served in this process
+    while inside the block; its URL."""
+    import app
+
+    demo = app.create_app(Settings(), chat_model=model, guard=MANY_VISITORS)
+    try:
+        yield launch(demo, MANY_VISITORS)
+    finally:
+        demo.close()
 
 
 def shut_down(demo: gr.Blocks, lifecycle: Lifecycle, timeout_s: float = 60) -> None:

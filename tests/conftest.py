@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,8 +13,7 @@ from agent import ServerSettings, Settings
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from store import database_url
 from support.browser import DESKTOP, chromium, request_recorder
-from support.postgres import PostgresCluster, postgres_cluster
-from support.postgres import available as postgres_available
+from support.postgres import PostgresCluster, postgres_cluster, require_postgres
 from support.scripted_openai import Script, ScriptedOpenAI, serve_scripted_openai
 from support.servers import MANY_VISITORS, app_environment, launch, left_running, shut_down
 
@@ -150,10 +148,7 @@ def start_app() -> Iterator:
 def postgres() -> Iterator[PostgresCluster]:
     """A throwaway PostgreSQL cluster for the session (skipped where PostgreSQL is not installed,
     unless REQUIRE_POSTGRES=1, as in CI)."""
-    if not postgres_available():
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required here (REQUIRE_POSTGRES=1) but not installed")
-        pytest.skip("PostgreSQL is not installed")
+    require_postgres()
     with postgres_cluster() as cluster:
         yield cluster
 

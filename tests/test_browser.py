@@ -18,7 +18,7 @@ import app
 from agent import ServerSettings, Settings
 from support.browser import DESKTOP, PHONE, ask
 from support.fakes import ScriptedChatModel, answer, call, calls
-from support.servers import MANY_VISITORS, launch
+from support.servers import MANY_VISITORS, launch, serving_model
 from support.turns import running_turns
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -312,9 +312,8 @@ def leaky_app(listener):
             answer(leaking_answer(leak)),
         ]
     )
-    demo = app.create_app(Settings(), chat_model=model, guard=MANY_VISITORS)
-    yield launch(demo, MANY_VISITORS)
-    demo.close()
+    with serving_model(model) as url:
+        yield url
 
 
 def test_a_model_answer_cannot_make_the_browser_fetch_another_host(browser, leaky_app, listener):

@@ -9,12 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import app
-from agent import Settings
 from support.adversarial_markdown import corpus
 from support.browser import DESKTOP, ask
 from support.fakes import ScriptedChatModel, answer, call, calls
-from support.servers import MANY_VISITORS, launch
+from support.servers import serving_model
 from ui.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, markdown_html
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -80,9 +78,8 @@ def hostile_app(leak):
             answer("The answer is **4**.\n\n" + "\n\n".join(items.values())),
         ]
     )
-    demo = app.create_app(Settings(), chat_model=model, guard=MANY_VISITORS)
-    yield launch(demo, MANY_VISITORS)
-    demo.close()
+    with serving_model(model) as url:
+        yield url
 
 
 def test_the_corpus_in_the_app_s_chat_shows_as_text_and_reaches_no_other_host(browser, hostile_app, listener):

@@ -4,7 +4,6 @@ database comes back, the next turn saves the whole conversation, the unsaved tur
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,8 +11,7 @@ from pydantic import SecretStr
 
 from agent import ServerSettings, Settings
 from support.browser import answered, ask, new_chat, wait_for_titles
-from support.postgres import PostgresCluster, postgres_cluster
-from support.postgres import available as postgres_available
+from support.postgres import PostgresCluster, postgres_cluster, require_postgres
 from support.servers import MANY_VISITORS, launch, shut_down
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -26,10 +24,7 @@ TOO_LARGE = "Not saved: this conversation is larger than this server keeps."
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of this module's own: the test stops it (the session's is shared)."""
-    if not postgres_available():
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required here (REQUIRE_POSTGRES=1) but not installed")
-        pytest.skip("PostgreSQL is not installed")
+    require_postgres()
     with postgres_cluster() as cluster:
         yield cluster
 
