@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
 from ui.gradio_seams import default_address, watch_only_project_code
-from ui.guard import busy_message, is_busy
+from ui.guard import TurnsOutsideTheQueue, busy_message, is_busy
 from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
@@ -48,6 +48,7 @@ def create_app(
     toolbox: Toolbox = ARITHMETIC,
     saved: SavedConversations | None = None,
     lifecycle: Lifecycle | None = None,
+    other_turns: Callable[[str], int] | None = None,
 ) -> gr.Blocks:
     """The chat UI for these server settings; each request may bring its own key and model.
 
@@ -56,7 +57,8 @@ def create_app(
     `chat_model` replaces the model the settings name (benchmarks serve scripted ones);
     `toolbox` is what the agent may call (built at start-up); `saved` is where conversations
     are saved (None: nowhere, and no panel of saved conversations); `lifecycle` is the
-    process's, which drains it on SIGTERM.
+    process's, which drains it on SIGTERM. `other_turns` counts a client address's turns
+    outside the page's queue (the MCP endpoint's), which the page's chat limit counts too.
     """
     guard = guard or ServerSettings()
     lifecycle = lifecycle or Lifecycle()
@@ -82,7 +84,7 @@ def create_app(
         while the server shuts down."""
         if lifecycle.draining:
             return RESTARTING
-        return busy_message(guard) if is_busy(demo, request, guard) else None
+        return busy_message(guard) if is_busy(demo, request, guard, other_turns) else None
 
     with gr.Blocks(title=page.TITLE, fill_height=True, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"<h1 style='text-align: center'>{page.TITLE}</h1>", elem_id="app-title")
@@ -202,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("ui.pacing").setLevel(logging.INFO)  # the frame, when load changes it
     mcp_servers, toolbox = start_configured(args.mcp_config or server.mcp_config)  # closed at exit
     saved = saved_conversations(server)
+    mcp_turns = TurnsOutsideTheQueue()  # the page's chat limit counts the MCP endpoint's questions
     lifecycle.on_shutdown(saved.aclose)  # after the last turn (and its save) ended
     # A local name as well as the global: reload mode re-runs this file in its thread, rebinding the global.
     demo = app = create_app(
@@ -212,10 +215,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         toolbox=toolbox,
         saved=saved,
         lifecycle=lifecycle,
+        other_turns=mcp_turns,
     )
     share = (server.share if args.share is None else args.share) and not server.on_spaces
     serve_mcp = server.mcp_server if args.mcp_server is None else args.mcp_server
-    mcp = AgentMcpServer(app, settings, toolbox, server, lifecycle) if serve_mcp else None
+    mcp = AgentMcpServer(app, settings, toolbox, server, lifecycle, turns=mcp_turns) if serve_mcp else None
     try:
         app.launch(
             **lifecycle_options(serve_options(app, server, mcp), lifecycle),

@@ -118,6 +118,7 @@ class TurnRequest:
     tool calls nested; `conversation_id` groups one conversation's turns in a
     tracer (see `agent.tracing`). `approvals` receives the decisions on calls that
     need a person's approval (by default nobody decides: they time out, denied).
+    `via` says how the question came (e.g. "page", "api", "mcp ask_agent"), for the log line.
     """
 
     question: str
@@ -128,6 +129,7 @@ class TurnRequest:
     conversation_id: str | None = None
     approvals: Approvals | None = None
     toolbox: Toolbox = ARITHMETIC
+    via: str | None = None
 
 
 @asynccontextmanager
@@ -141,6 +143,7 @@ async def agent_turn(
     conversation_id: str | None = None,
     approvals: Approvals | None = None,
     toolbox: Toolbox = ARITHMETIC,
+    via: str | None = None,
 ) -> AsyncIterator[RecordingChannel]:
     """Start one turn as a task and give its event channel, whose `events()` or
     `next_batch()` the caller reads. Leaving the block, however it is left (end of
@@ -152,7 +155,7 @@ async def agent_turn(
     question = _CONTROL_CHARACTERS.sub("", question).strip()
     approvals = approvals or Approvals(settings.approval_timeout_s)
     request = TurnRequest(
-        question, history, settings, chat_model, callbacks, conversation_id, approvals, toolbox
+        question, history, settings, chat_model, callbacks, conversation_id, approvals, toolbox, via
     )
     channel = RecordingChannel()
     turn = asyncio.create_task(_run_turn(request, channel), name=TURN_TASK_NAME)
@@ -175,6 +178,7 @@ async def run_agent(
     conversation_id: str | None = None,
     approvals: Approvals | None = None,
     toolbox: Toolbox = ARITHMETIC,
+    via: str | None = None,
 ) -> AsyncIterator[AgentEvent]:
     """`agent_turn` as an async iterator of events; the last one is `Finished` or `Failed`.
 
@@ -190,6 +194,7 @@ async def run_agent(
         conversation_id=conversation_id,
         approvals=approvals,
         toolbox=toolbox,
+        via=via,
     ) as channel:
         async for event in channel.events():
             yield event
@@ -214,6 +219,7 @@ async def _run_turn(request: TurnRequest, channel: RecordingChannel) -> None:
         chat_model=request.chat_model,
         callbacks=request.callbacks,
         conversation_id=request.conversation_id,
+        via=request.via,
     )
     try:
         if problem := input_problem(request.question, request.settings):

@@ -27,7 +27,8 @@ the config they would get without this module.
 
 Whatever the tracer, every turn also writes one INFO line (JSON) on the
 `agent.turns` logger: outcome, steps, tool calls, tokens, first-token and total
-time, backend and model, and each approval decision with the time spent waiting for
+time, backend and model, how the question came (`via`: "page", "api" or "mcp ask_agent",
+as the caller says), and each approval decision with the time spent waiting for
 it (`waiting_s`, which `total_s` includes); the question and the reasons given for
 denials only when `AGENT_LOG_QUESTIONS=1`. Visitors choose some of these (a model
 name with their own key, a question, a denial's reason), so each text is cut to
@@ -164,6 +165,7 @@ class ObservedTurn:
         root: AsyncCallbackManagerForChainRun | None,
         model_label: str,
         conversation_id: str | None,
+        via: str | None = None,
     ) -> None:
         self._question = question
         self._settings = settings
@@ -171,6 +173,7 @@ class ObservedTurn:
         self._root = root
         self._model_label = model_label
         self._conversation_id = conversation_id
+        self._via = via
 
     @classmethod
     async def start(
@@ -182,6 +185,7 @@ class ObservedTurn:
         chat_model: BaseChatModel | None = None,
         callbacks: Callbacks = None,
         conversation_id: str | None = None,
+        via: str | None = None,
     ) -> ObservedTurn:
         """Open the root run if the caller or the environment configured a tracer."""
         question = question[: settings.max_input_chars]
@@ -199,7 +203,7 @@ class ObservedTurn:
         root = None
         if manager.handlers:
             root = await manager.on_chain_start(None, {"question": question}, name=TURN_RUN_NAME)
-        return cls(question, settings, figures, root, model_label(settings, chat_model), conversation_id)
+        return cls(question, settings, figures, root, model_label(settings, chat_model), conversation_id, via)
 
     @asynccontextmanager
     async def step(self, step: int) -> AsyncIterator[StepTrace]:
@@ -258,6 +262,7 @@ class ObservedTurn:
             "backend": cut(backend_name(self._settings)),
             "model": cut(model_name(self._settings)),
             "conversation": None if self._conversation_id is None else cut(self._conversation_id),
+            "via": self._via,
         }
         if figures.approvals:
             listed = figures.approvals[:LOG_APPROVALS]

@@ -5,6 +5,7 @@ loopback address, as a visitor of its own).
 
 import asyncio
 import json
+import logging
 import re
 import shutil
 import time
@@ -24,9 +25,9 @@ from support.gradio_http import GradioChatClient
 from support.mcp_clients import mcp_client
 from support.scripted_openai import ScriptedOpenAI, answer_reply, tool_calls_reply
 from support.servers import MANY_VISITORS_ENV, app_environment, free_port, launch, shut_down
-from ui.guard import busy_message, turn_functions, turns_of
+from ui.guard import TurnsOutsideTheQueue, busy_message, turn_functions, turns_of
 from ui.lifecycle import CUT_SHORT, Lifecycle
-from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
+from ui.mcp_server import MCP_PATH, TOOL_NAME, VIA_MCP, AgentMcpServer
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +42,9 @@ def text_of(result) -> str:
 @pytest.fixture(scope="module")
 def offline_app() -> Iterator[tuple[str, AgentMcpServer]]:
     """The offline app at 20 ms a token with its MCP server on, a guard with two chats per address."""
-    settings, lifecycle = Settings(offline_token_delay_ms=20), Lifecycle()
-    demo = app.create_app(settings, concurrency=20, guard=GUARD, lifecycle=lifecycle)
-    server = AgentMcpServer(demo, settings, Toolbox(), GUARD, lifecycle)
+    settings, lifecycle, turns = Settings(offline_token_delay_ms=20), Lifecycle(), TurnsOutsideTheQueue()
+    demo = app.create_app(settings, concurrency=20, guard=GUARD, lifecycle=lifecycle, other_turns=turns)
+    server = AgentMcpServer(demo, settings, Toolbox(), GUARD, lifecycle, turns=turns)
     url = launch(demo, GUARD, lifecycle, mcp=server, max_threads=40)
     yield url.rstrip("/"), server
     shut_down(demo, lifecycle)
@@ -136,15 +137,27 @@ async def test_a_third_question_from_one_address_is_refused_while_two_run_and_th
         third = await client.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
         async with GradioChatClient(base, local_address="127.0.0.4") as page:
             on_the_page = await page.ask("what is 1 + 1")
+            typed = await page.call_unqueued("_clear_and_save_textbox", ["what is 1 + 1"], "mcp-busy-page")
         async with mcp_client(base + MCP_PATH, "127.0.0.5") as elsewhere:
             other_address = await elsewhere.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
         answers = await asyncio.gather(*running)
         after = await client.call_tool(TOOL_NAME, {"question": "what is 1 + 1"})
     assert third.is_error and text_of(third) == busy_message(GUARD)
     assert on_the_page.refused and on_the_page.error == busy_message(GUARD)
+    assert typed.json()["error"] == [{"is_valid": False, "message": busy_message(GUARD)}], (
+        "the textbox keeps the question and says why"
+    )
     assert text_of(other_address) == "1 + 1 = **2**"
     assert [text_of(answer).endswith("**40**") for answer in answers] == [True, True]
     assert text_of(after) == "1 + 1 = **2**", "finished questions give their slots back"
+
+
+async def test_the_turns_log_line_says_the_question_came_over_mcp(offline_url, caplog):
+    caplog.set_level(logging.INFO, logger="agent.turns")
+    async with mcp_client(offline_url, "127.0.0.9") as client:
+        await client.call_tool(TOOL_NAME, {"question": "what is 2 + 2"})
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "agent.turns"]
+    assert (line["via"], line["outcome"]) == (VIA_MCP, "finished") == ("mcp ask_agent", "finished")
 
 
 async def test_a_question_over_mcp_is_refused_while_the_page_has_two_answers_running(offline_app):

@@ -328,6 +328,15 @@ async def test_each_turn_writes_one_log_line_without_the_question(caplog):
     assert "question" not in line and "(2 + 3)" not in caplog.text
 
 
+async def test_the_log_line_says_how_the_question_came(caplog):
+    caplog.set_level(logging.INFO, logger="agent.turns")
+    async for _event in run_agent("what is 2 + 2", [], OFFLINE, via="mcp ask_agent"):
+        pass
+    await run_turn_events(QUESTION, OFFLINE, chat_model=None)
+
+    assert [line["via"] for line in turn_lines(caplog)] == ["mcp ask_agent", None]
+
+
 async def test_the_log_line_has_the_question_only_when_asked_and_never_a_key(caplog, llmock):
     caplog.set_level(logging.INFO, logger="agent.turns")
     settings = Settings(

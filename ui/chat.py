@@ -117,6 +117,7 @@ def chat_function(
                     conversation_id=conversation.value,
                     toolbox=toolbox,
                     approvals=decisions,
+                    via="api" if for_api else "page",
                 ) as turn:
                     batches = until_set(paced(turn, budget.frame_s), stop)
                     async for batch in ticking(batches, lambda: view.waiting_for_approval):

@@ -37,7 +37,8 @@ import inspect
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -295,13 +296,40 @@ def turns_of(blocks: gr.Blocks, turn_ids: Iterable[int], client: str, trust_prox
     )
 
 
-def is_busy(blocks: gr.Blocks, request: gr.Request, settings: ServerSettings) -> bool:
-    """Whether the client behind `request` already has its share of turns queued or running."""
+class TurnsOutsideTheQueue:
+    """The turns each client address is running outside Gradio's queue (questions asked over
+    MCP): one count that the MCP endpoint keeps and every check of the chat limit reads."""
+
+    def __init__(self) -> None:
+        self._running: Counter[str] = Counter()
+
+    def __call__(self, client: str) -> int:
+        return self._running[client]
+
+    @contextmanager
+    def running(self, client: str) -> Iterator[None]:
+        """`client` runs one more turn for as long as the block does."""
+        self._running[client] += 1
+        try:
+            yield
+        finally:
+            self._running[client] -= 1
+            if not self._running[client]:
+                del self._running[client]
+
+
+def is_busy(
+    blocks: gr.Blocks,
+    request: gr.Request,
+    settings: ServerSettings,
+    other_turns: Callable[[str], int] | None = None,
+) -> bool:
+    """Whether the client behind `request` already has its share of turns queued or running
+    (with `other_turns`, those it runs outside the queue)."""
     raw = request.request  # the underlying Starlette request
     client = _client_of(raw.headers.raw, raw.scope.get("client"), settings.trust_proxy_headers)
-    return turns_of(blocks, turn_functions(blocks), client, settings.trust_proxy_headers) >= (
-        settings.max_chats_per_client
-    )
+    queued = turns_of(blocks, turn_functions(blocks), client, settings.trust_proxy_headers)
+    return queued + (other_turns(client) if other_turns else 0) >= settings.max_chats_per_client
 
 
 def _client_of(headers: Iterable[tuple[bytes, bytes]], peer: tuple[str, int] | None, trust: bool) -> str:

@@ -26,7 +26,6 @@ behind the proxy can answer it), served at `MCP_PATH` on the page's own port:
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -55,12 +54,24 @@ from agent import (
 )
 from agent.events import Failed, Finished, ToolArgsDelta, ToolCallStarted, ToolResult
 from ui.allow_list import WRITE, Route
-from ui.guard import ASGIApp, Receive, Scope, Send, busy_message, client_address, turn_functions, turns_of
+from ui.guard import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    TurnsOutsideTheQueue,
+    busy_message,
+    client_address,
+    turn_functions,
+    turns_of,
+)
 from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.stopping import until_set
 
 MCP_PATH = "/mcp"
 TOOL_NAME = "ask_agent"
+VIA_MCP = f"mcp {TOOL_NAME}"
+"""How the turn's log line names a question asked here."""
 NO_APPROVER = "it needs a person's approval, which nobody can give over MCP; ask in the app's page instead"
 MAX_STEP_OUTPUT_CHARS = 2_000
 """A tool step's output as the structured content carries it (the model read it whole)."""
@@ -98,10 +109,13 @@ class AgentMcpServer:
         guard: ServerSettings,
         lifecycle: Lifecycle,
         chat_model: BaseChatModel | None = None,
+        turns: TurnsOutsideTheQueue | None = None,
     ) -> None:
+        """`turns` counts the questions running here, per address; give the page's check the
+        same one (`create_app(other_turns=...)`) so that it counts them too."""
         self.blocks, self.settings, self.toolbox = blocks, settings, toolbox
         self.guard, self.lifecycle, self.chat_model = guard, lifecycle, chat_model
-        self._running: Counter[str] = Counter()
+        self.turns = turns or TurnsOutsideTheQueue()
         self._page_turns: frozenset[int] | None = None
         self.mcp = MCPServer(
             "streaming-agent",
@@ -132,7 +146,7 @@ class AgentMcpServer:
 
     def turns_of(self, client: str) -> int:
         """This client's turns asked over MCP that are running now."""
-        return self._running[client]
+        return self.turns(client)
 
     def launch_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """`demo.launch()` options with this endpoint added: its middleware inside the guard's,
@@ -177,15 +191,10 @@ class AgentMcpServer:
             return error_result(
                 f"The model {shown!r} is not available on this server's key; choose one of: {allowed}."
             )
-        if self._page_turns_of(client) + self._running[client] >= self.guard.max_chats_per_client:
+        if self._page_turns_of(client) + self.turns(client) >= self.guard.max_chats_per_client:
             return error_result(busy_message(self.guard))
-        self._running[client] += 1
-        try:
+        with self.turns.running(client):
             return await self._answer(question, settings, ctx)
-        finally:
-            self._running[client] -= 1
-            if not self._running[client]:
-                del self._running[client]
 
     async def _answer(self, question: str, settings: Settings, ctx: Context | None) -> CallToolResult:
         steps = StepRecorder()
@@ -198,6 +207,7 @@ class AgentMcpServer:
                 self.chat_model,
                 toolbox=self.toolbox,
                 approvals=NobodyToAsk(NO_APPROVER),
+                via=VIA_MCP,
             ) as turn:
                 async for event in until_set(turn.events(), stop):
                     if (step := steps.note(event)) and ctx is not None:
