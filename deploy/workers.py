@@ -83,10 +83,12 @@ class Workers:
 
 
 def nginx_config(template: str, worker_ports: Sequence[int], host: str, port: int) -> str:
-    """`template` with its worker list and listen address replaced."""
-    servers = "".join(f"        server 127.0.0.1:{p} {WORKER_OPTIONS};\n" for p in worker_ports)
+    """`template` with its workers (see `workers_block`) and listen address replaced."""
     config = re.sub(
-        r"(# workers: begin\n).*?(\s*# workers: end)", rf"\g<1>{servers}\g<2>", template, flags=re.S
+        r"(# workers: begin\n).*?(\s*# workers: end)",
+        lambda match: match[1] + workers_block([f"127.0.0.1:{p}" for p in worker_ports]) + match[2],
+        template,
+        flags=re.S,
     )
     return re.sub(
         r"(# listen: begin\n).*?(\s*# listen: end)",
@@ -94,6 +96,31 @@ def nginx_config(template: str, worker_ports: Sequence[int], host: str, port: in
         config,
         flags=re.S,
     )
+
+
+def workers_block(addresses: Sequence[str]) -> str:
+    """nginx's routing for these workers: `agent`, any of them; `agent_wN`, worker N first and the
+    others as its backups; the cookie's worker name to its upstream; the address that answered
+    (the last one `$upstream_addr` lists) to its worker name."""
+    names = [f"w{number}" for number in range(1, len(addresses) + 1)]
+    lines = ["    upstream agent {", "        hash $agent_key consistent;"]
+    lines += [f"        server {address} {WORKER_OPTIONS};" for address in addresses]
+    lines.append("    }")
+    for name, address in zip(names, addresses, strict=True):
+        lines += [f"    upstream agent_{name} {{", f"        server {address} {WORKER_OPTIONS};"]
+        lines += [
+            f"        server {other} {WORKER_OPTIONS} backup;" for other in addresses if other != address
+        ]
+        lines.append("    }")
+    lines.append("    map $cookie_agent_route $agent_upstream {")
+    lines += [f"        {name} agent_{name};" for name in names]
+    lines += ["        default agent;", "    }", "    map $upstream_addr $agent_answered {"]
+    lines += [
+        rf"        ~(^|\s){re.escape(address)}$ {name};"
+        for name, address in zip(names, addresses, strict=True)
+    ]
+    lines += ['        default "";', "    }"]
+    return "\n".join(lines)
 
 
 def worker_environment(base: dict[str, str], workers: int) -> dict[str, str]:

@@ -79,8 +79,9 @@ class GradioChatClient:
         affinity_cookie: str | None = None,
     ) -> None:
         """`local_address` (e.g. 127.0.0.2) makes the server see this client as another address.
-        With `affinity_cookie`, each session sends that cookie set to its own hash, as many
-        browsers would each send the cookie a proxy gave them."""
+        With `affinity_cookie`, each session is a browser of its own for the proxy's routing
+        cookie of that name: it sends none at first, then the value the proxy's last response
+        set (nginx names the worker that answered)."""
         self.base_url = base_url.rstrip("/")
         self.affinity_cookie = affinity_cookie
         verify = ssl.create_default_context()  # one for all pools: making one per pool costs start-up time
@@ -97,6 +98,8 @@ class GradioChatClient:
             for _ in range(POOLS)
         ]
         self._fn: dict[str, int] = {}
+        self._routes: dict[str, str] = {}
+        """The affinity cookie's value the proxy gave each session."""
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -198,7 +201,9 @@ class GradioChatClient:
         return None
 
     async def _join(self, fn_index: int, data: list[Any], session_hash: str) -> httpx.Response:
-        return await self._http(session_hash).post(
+        return await self._routed(
+            session_hash,
+            "POST",
             f"{self.base_url}/gradio_api/queue/join",
             headers=self._headers(session_hash),
             json={
@@ -226,13 +231,16 @@ class GradioChatClient:
             response = await http.send(request, stream=True)
         except (httpx.ReadError, httpx.RemoteProtocolError):
             response = await http.send(request, stream=True)
+        self._keep_route(session_hash, response)
         try:
             yield response
         finally:
             await response.aclose()
 
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
-        await self._http(session_hash).post(
+        await self._routed(
+            session_hash,
+            "POST",
             f"{self.base_url}/gradio_api/cancel",
             headers=self._headers(session_hash),
             json={"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id},
@@ -252,7 +260,9 @@ class GradioChatClient:
 
     async def call_unqueued(self, api_name: str, data: list[Any], session_hash: str) -> httpx.Response:
         """An unqueued call, as a page makes it (the panel's refresh, a state copy)."""
-        return await self._http(session_hash).post(
+        return await self._routed(
+            session_hash,
+            "POST",
             f"{self.base_url}/gradio_api/run/predict",
             headers=self._headers(session_hash),
             json={
@@ -264,8 +274,28 @@ class GradioChatClient:
             },
         )
 
+    async def _routed(self, session_hash: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A request of the session, with its affinity cookie; the cookie the response sets is kept."""
+        response = await self._http(session_hash).request(method, url, **kwargs)
+        self._keep_route(session_hash, response)
+        return response
+
+    def set_route(self, session_hash: str, value: str) -> None:
+        """The affinity cookie the session sends from now on, as if the proxy had set it before."""
+        self._routes[session_hash] = value
+
     def _headers(self, session_hash: str) -> dict[str, str]:
-        return {"Cookie": f"{self.affinity_cookie}={session_hash}"} if self.affinity_cookie else {}
+        """The session's own cookie header (never the pool's jar, which its other sessions share)."""
+        if not self.affinity_cookie:
+            return {}
+        return {"Cookie": f"{self.affinity_cookie}={self._routes.get(session_hash, '')}"}
+
+    def _keep_route(self, session_hash: str, response: httpx.Response) -> None:
+        if self.affinity_cookie:
+            for header in response.headers.get_list("set-cookie"):
+                name, _, rest = header.partition("=")
+                if name.strip() == self.affinity_cookie:
+                    self._routes[session_hash] = rest.split(";", 1)[0].strip()
 
     @staticmethod
     def _apply(stream: ChatStream, message: dict, output: int, started: float, size: int) -> None:

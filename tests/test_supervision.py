@@ -127,6 +127,31 @@ async def test_new_visitors_go_to_the_other_worker_while_one_drains(start_app):
     ]
 
 
+async def test_a_browser_sent_to_another_worker_stays_there_once_its_own_is_back(start_app):
+    """Its first worker down, a browser's calls go to the other one, whose name its cookie then carries:
+    its later calls, and its session, stay there after the first worker is started again."""
+    launcher, url = start_launcher(start_app, grace_s=1)
+    first_port, other_port = sorted(workers_of(launcher))  # nginx's w1 and w2
+    workers_of(launcher)[first_port].kill()
+    launcher.wait_for(rf"worker :{first_port} exited with code -9", timeout=10)
+    async with GradioChatClient(url, affinity_cookie="agent_route") as client:
+        client.set_route("browser", "w1")  # the worker it was on (or the one it was sent to) is down
+        first = await client.ask(QUESTION, mode="browser", session_hash="browser", chatbot=[])
+        launcher.wait_for(rf"worker :{first_port} is ready", timeout=120)
+        follow_up = await client.ask("times 2", mode="browser", session_hash="browser", chatbot=first.value)
+
+    assert answered(first), first.error or str(first.messages)[-200:]
+    assert follow_up.completed and "21 * 2 = <strong>42</strong>" in str(follow_up.messages), [
+        follow_up.error or str(follow_up.messages)[-300:]
+    ]  # the session's history was there: the same worker answered
+    assert launcher.output.count(f"[worker :{other_port}] ") and _finished_turns(launcher, other_port) == 2
+    assert _finished_turns(launcher, first_port) == 0
+
+
+def _finished_turns(launcher, port: int) -> int:
+    return len(re.findall(rf"\[worker :{port}\] .*agent\.turns .*\"outcome\": \"finished\"", launcher.output))
+
+
 async def _a_worker_with_turns(launcher, all_turns: int) -> tuple[int, psutil.Process]:
     """A worker running turns, once `all_turns` run (none is still on its way to a worker)."""
     workers = workers_of(launcher)

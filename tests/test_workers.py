@@ -2,6 +2,7 @@
 
 import asyncio
 import shutil
+import subprocess
 
 import pytest
 
@@ -14,11 +15,27 @@ pytestmark = pytest.mark.slow
 
 def test_the_config_lists_the_workers_and_the_address():
     config = nginx_config(TEMPLATE.read_text(), [9001, 9002, 9003], "0.0.0.0", 9000)
-    assert "server 127.0.0.1:9001 max_fails=0;\n        server 127.0.0.1:9002 max_fails=0;" in config
+    assert "hash $agent_key consistent;\n        server 127.0.0.1:9001 max_fails=0;\n" in config
+    assert (  # worker 2 first, the others when it is down or draining
+        "upstream agent_w2 {\n        server 127.0.0.1:9002 max_fails=0;\n"
+        "        server 127.0.0.1:9001 max_fails=0 backup;\n        server 127.0.0.1:9003 max_fails=0 backup;\n"
+    ) in config
+    assert "w3 agent_w3;" in config and r"~(^|\s)127\.0\.0\.1:9003$ w3;" in config
+    assert 'add_header Set-Cookie "agent_route=$agent_answered;' in config
     assert "proxy_set_header Host $http_host;" in config
     assert "proxy_next_upstream error timeout http_503 non_idempotent;" in config
     assert "listen 0.0.0.0:9000;" in config and "7861" not in config
-    assert "hash $agent_route consistent;" in config
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_accepts_the_config_it_is_given(tmp_path):
+    (tmp_path / "temp").mkdir()
+    config = tmp_path / "nginx.conf"
+    config.write_text(nginx_config(TEMPLATE.read_text(), [9001, 9002, 9003], "127.0.0.1", 9000))
+    checked = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(config)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_a_fixed_update_budget_is_divided_among_the_workers_and_none_stays_none():
