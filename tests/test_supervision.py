@@ -2,6 +2,7 @@
 on SIGHUP, and leaves no process behind."""
 
 import asyncio
+import concurrent.futures
 import re
 import shutil
 import signal
@@ -11,6 +12,7 @@ import time
 import httpx
 import psutil
 import pytest
+from gradio_client import Client
 
 from deploy.workers import Supervisor, WorkerLost, Workers
 from support.gradio_http import GradioChatClient
@@ -146,6 +148,26 @@ async def test_a_browser_sent_to_another_worker_stays_there_once_its_own_is_back
     ]  # the session's history was there: the same worker answered
     assert launcher.output.count(f"[worker :{other_port}] ") and _finished_turns(launcher, other_port) == 2
     assert _finished_turns(launcher, first_port) == 0
+
+
+def test_an_api_client_cut_by_a_killed_worker_retries_and_its_conversation_goes_on(start_app):
+    """A killed worker cannot end an API client's stream with a word: the call fails. Sent again
+    with the saved conversation's id (README: Restarts and upgrades), it is answered in that
+    conversation, its earlier turn in the model's context, on whichever worker serves now."""
+    launcher, url = start_launcher(start_app, grace_s=1, token_delay_ms=200)
+    client = Client(url + "/", verbose=False)
+    first = client.predict("what is 2 + 3", api_name="/chat")
+    conversation = next(m["content"] for m in first if m["metadata"].get("id") == "turn-conversation")
+    cut = client.submit("times 4", api_name="/chat")
+    _, worker = asyncio.run(_a_worker_with_turns(launcher, all_turns=1))
+    worker.kill()
+    with pytest.raises(concurrent.futures.CancelledError):  # gradio_client's word for a stream that ended
+        cut.result(timeout=120)
+
+    again = client.predict("times 4", saved_conversation=conversation, api_name="/chat")
+    answer = next(m["content"] for m in again if not m["metadata"])
+    assert answer == "5 * 4 = **20**"
+    assert next(m["content"] for m in again if m["metadata"].get("id") == "turn-conversation") == conversation
 
 
 def _finished_turns(launcher, port: int) -> int:
