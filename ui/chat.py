@@ -78,14 +78,21 @@ def chat_function(
             return  # nothing to answer: no turn, no footer (the browser does not even send it)
         for_api = request.headers.get("x-gradio-user") == "api"  # gradio_client says so
         wanted = saved_conversation.strip()
+        # An API client's session holds only the turns it asked in that session, so its turns
+        # continue the saved conversation as the store holds it (named now or earlier): the
+        # positions the next save writes at count from there.
+        continued = wanted or (conversation.saved_id if for_api else None)
         notes: Messages = []
-        if wanted and saved is not None and wanted != conversation.saved_id:
+        if continued and saved is not None and (for_api or wanted != conversation.saved_id):
             try:
-                reopened = await saved.reopen(conversation, owner_of(request), wanted)
+                reopened = await saved.reopen(conversation, owner_of(request), continued)
             except StoreError as error:
-                yield _refused(backend_label(settings), _not_reopened(error))
-                return
-            history, notes = trim_history(reopened, guard.max_chat_messages, guard.max_chat_chars)
+                if wanted:
+                    yield _refused(backend_label(settings), _not_reopened(error))
+                    return
+                reopened = None  # its own conversation, out of reach now: the session's turns go on
+            if reopened is not None:
+                history, notes = trim_history(reopened, guard.max_chat_messages, guard.max_chat_chars)
         page = history  # what the page holds
         question = {"role": "user", "content": message}
         try:
