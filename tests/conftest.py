@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,11 +27,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.benchmark_disable = True
 
 
+@pytest.hookimpl(trylast=True)  # after any other plugin's reordering (--failed-first, --new-first)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The modules that drive Chromium run last, in their own order: the session's one browser is
     started by the first of them and no asyncio test may run while it is open (`support.browser.chromium`)."""
     in_chromium = {item.module for item in items if "browser" in getattr(item, "fixturenames", ())}
+    if awaited := [
+        item.nodeid for item in items if getattr(item, "module", None) in in_chromium and _is_async(item)
+    ]:
+        raise pytest.UsageError(f"an asyncio test in a module that drives Chromium cannot run: {awaited}")
     items.sort(key=lambda item: getattr(item, "module", None) in in_chromium)
+
+
+def _is_async(item: pytest.Item) -> bool:
+    return inspect.iscoroutinefunction(getattr(item, "function", None))
 
 
 @pytest.fixture(scope="session")
