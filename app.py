@@ -28,6 +28,7 @@ from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
 from ui.gradio_seams import default_address, watch_only_project_code
 from ui.guard import TurnsOutsideTheQueue, busy_message, is_busy
+from ui.heap import settle_after_start
 from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
@@ -249,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"connects to Gradio's share server, which needs internet access). Still serving at {app.local_url}",
             flush=True,
         )
+    settle_after_start()  # start-up's objects leave the garbage collector's scans
     try:
         exit_code = serve_until_signal(app, lifecycle)  # the turns end before the tools' servers close
     finally:
