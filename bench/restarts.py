@@ -10,7 +10,9 @@
   behind nginx), `--chats` chats from as many browsers (each its own nginx route
   cookie), then 2 s in: `kill -9` of one worker, SIGHUP (rolling restart), or
   SIGTERM to the launcher; printed: how the chats ended, how long it took. During
-  the rolling restart new visitors keep coming, one chat every 0.5 s.
+  the rolling restart new visitors keep coming, one chat every 0.5 s; once it is
+  done, each one answered asks a follow-up ("times 2") in its session: answered
+  with its first turn in context only on the worker that holds its session.
 
 A chat ends with the answer, the cut-short line, the restarting line (its
 question refused: the server is restarting), or cut (no word: the connection
@@ -26,6 +28,7 @@ import re
 import signal
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -38,6 +41,8 @@ from ui.lifecycle import CUT_SHORT, RESTARTING
 
 QUESTION = "what is 1 + 2 + 3 + 4 + 5 + 6"
 ANSWER = "= <strong>21</strong>"  # the page's path: the answer as the page shows it
+FOLLOW_UP = "times 2"
+FOLLOW_UP_ANSWER = "21 * 2 = <strong>42</strong>"  # the first turn in context
 ARRIVAL_S = 0.5
 
 
@@ -54,12 +59,20 @@ def outcome(result: ChatStream | BaseException) -> str:
     return f"failed ({result.error})" if result.error else f"cut ({text[-60:]})"
 
 
+def follow_up_outcome(result: ChatStream | BaseException) -> str:
+    if isinstance(result, ChatStream) and result.completed and FOLLOW_UP_ANSWER in str(result.messages):
+        return "answer in context"
+    return (
+        "answer without its first turn" if isinstance(result, ChatStream) and result.completed else "failed"
+    )
+
+
 async def chats_until(
     url: str, chats: int, act: Callable[[], object], arriving_until: Callable[[], bool] | None = None
-) -> tuple[Counter, Counter, float]:
+) -> tuple[Counter, Counter, Counter, float]:
     """`chats` browser-path chats; `act()` 2 s in; with `arriving_until`, a new chat every
-    `ARRIVAL_S` after that until it says done. How the first chats and the later ones ended,
-    and when `act` ran."""
+    `ARRIVAL_S` after that until it says done, then a follow-up in each one answered. How the
+    first chats, the later ones and their follow-ups ended, and when `act` ran."""
     async with GradioChatClient(url, affinity_cookie="agent_route") as client:
         asks = [asyncio.ensure_future(client.ask(QUESTION, mode="browser")) for _ in range(chats)]
         await asyncio.sleep(2)
@@ -67,11 +80,27 @@ async def chats_until(
         act()
         later = []
         while arriving_until is not None and not arriving_until():
-            later.append(asyncio.ensure_future(client.ask(QUESTION, mode="browser")))
+            session = uuid.uuid4().hex
+            later.append(
+                asyncio.ensure_future(client.ask(QUESTION, mode="browser", session_hash=session, chatbot=[]))
+            )
             await asyncio.sleep(ARRIVAL_S)
         first = await asyncio.gather(*asks, return_exceptions=True)
         arrived = await asyncio.gather(*later, return_exceptions=True)
-    return Counter(map(outcome, first)), Counter(map(outcome, arrived)), acted
+        answered = [stream for stream in arrived if outcome(stream) == "answer"]
+        follow_ups = await asyncio.gather(
+            *(
+                client.ask(FOLLOW_UP, mode="browser", session_hash=stream.session_hash, chatbot=stream.value)
+                for stream in answered
+            ),
+            return_exceptions=True,
+        )
+    return (
+        Counter(map(outcome, first)),
+        Counter(map(outcome, arrived)),
+        Counter(map(follow_up_outcome, follow_ups)),
+        acted,
+    )
 
 
 def environment(token_ms: float, grace_s: float) -> dict[str, str]:
@@ -84,7 +113,7 @@ async def one_process(signum: int, chats: int, env: dict[str, str]) -> None:
     served = ServedProcess([sys.executable, "app.py", "--port", str(free_port())], env)
     try:
         url = served.wait_for_url(180)
-        ended, _, signalled = await chats_until(url, chats, lambda: served.process.send_signal(signum))
+        ended, _, _, signalled = await chats_until(url, chats, lambda: served.process.send_signal(signum))
         code = await asyncio.to_thread(served.process.wait, 120)
         exit_s = time.perf_counter() - signalled
         stopped = served.wait_for(r"\* Stopped", 1)
@@ -123,12 +152,13 @@ async def launcher_scenario(name: str, chats: int, env: dict[str, str]) -> None:
             "launcher-sigterm": r"\[launcher\] stopped",
         }[name]
         restarted = (lambda: re.search(done, launcher.output) is not None) if name == "sighup" else None
-        ended, arrived, acted = await chats_until(url, chats, actions[name], restarted)
+        ended, arrived, followed, acted = await chats_until(url, chats, actions[name], restarted)
         await asyncio.to_thread(launcher.wait_for, done, 300)
         took = time.perf_counter() - acted
     finally:
         launcher.stop(60)
     during = f"; {sum(arrived.values())} arriving during it: {dict(arrived)}" if arrived else ""
+    during += f", their follow-ups after it: {dict(followed)}" if followed else ""
     print(f"{name}, 2 workers, {chats} chats: {dict(ended)}{during}; {done!r} {took:.1f} s after", flush=True)
 
 
