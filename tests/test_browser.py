@@ -167,7 +167,7 @@ def test_editing_a_question_reruns_the_conversation_from_there(page):
     page.get_by_text("📊 2 steps").wait_for(timeout=10_000)
     page.locator("[data-testid=user]").first.hover()
     page.get_by_role("button", name="Edit").first.click()
-    page.locator("textarea").first.fill("what is 7 + 8")
+    page.locator("#agent-chat textarea").first.fill("what is 7 + 8")
     page.get_by_role("button", name="Submit").click()
     page.get_by_text("7 + 8 =").wait_for(timeout=10_000)
     assert page.get_by_text("2 + 3 =").count() == 0
@@ -227,7 +227,7 @@ def test_an_edited_question_reruns_stoppably_and_retitles_the_saved_chat(slow_pa
     slow_page.get_by_text("📊 2 steps").wait_for(timeout=20_000)
     slow_page.locator("[data-testid=user]").first.hover()
     slow_page.get_by_role("button", name="Edit").first.click()
-    slow_page.locator("textarea").first.fill(LONG_SUM)
+    slow_page.locator("#agent-chat textarea").first.fill(LONG_SUM)
     slow_page.get_by_role("button", name="Submit").click()
     slow_page.get_by_text(PARALLEL_STEP_1).wait_for(timeout=10_000)
     slow_page.locator(".stop-button").click()
