@@ -1,6 +1,9 @@
 """The `chat` API and saved conversations: a client gets its conversation's id back, and a new
 client that carries the same owner cookie continues it; nobody else can."""
 
+import uuid
+
+import httpx
 import pytest
 from gradio_client import Client
 
@@ -59,3 +62,24 @@ def test_a_continued_conversation_keeps_every_turn_whichever_client_asks_next(se
     assert answer_of(third.predict("plus 0", saved_conversation=conversation, api_name="/chat")) == (
         "50 + 0 = **50**"
     )
+
+
+def test_the_page_reopens_a_conversation_by_its_id_for_its_owner_only(served_app):
+    """A page that lost its server sends back the id of the conversation it showed (ui/connection.js):
+    its owner gets the conversation; another visitor, or an id that is not one, gets nothing."""
+    first = Client(served_app, verbose=False)
+    conversation = conversation_of(first.predict("what is 2 + 3", api_name="/chat"))
+    owner = {"agent_owner": first.cookies["agent_owner"]}
+    config = httpx.get(f"{served_app}config").json()
+    reopen_fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "_open_again")
+
+    def reopen(cookies: dict[str, str], conversation_id: str) -> list:
+        body = {"data": [conversation_id, None], "fn_index": reopen_fn, "session_hash": uuid.uuid4().hex}
+        response = httpx.post(f"{served_app}gradio_api/run/predict", json=body, cookies=cookies)
+        response.raise_for_status()
+        return response.json()["data"]  # the chat (three times), status, delete button, the open id
+
+    opened = reopen(owner, conversation)
+    assert "what is 2 + 3" in str(opened[0]) and opened[-1] == conversation
+    for refused in (reopen({}, conversation), reopen(owner, "' OR 1=1 --"), reopen(owner, "x" * 65)):
+        assert "2 + 3" not in str(refused) and refused[0] == {"__type__": "update"}, refused
