@@ -96,9 +96,11 @@ def wait_for_titles(page: Page, expected: list[str], timeout_s: float = 30, pref
         return titles[: len(expected)] if prefix else titles
 
     deadline = time.monotonic() + timeout_s
-    while listed() != expected and time.monotonic() < deadline:
+    while (titles := listed()) != expected and time.monotonic() < deadline:
         page.wait_for_timeout(50)
-    assert listed() == expected
+    assert titles == expected, (
+        f"the saved panel lists {saved_titles(page)}, not {expected} (after {timeout_s} s)"
+    )
 
 
 @contextlib.contextmanager
