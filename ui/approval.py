@@ -174,6 +174,13 @@ async def ticking(
     pending: asyncio.Future[list[T]] | None = None
     try:
         while True:
+            if pending is None and not waiting():  # no tick to time: the next batch, without a task
+                try:
+                    batch = await anext(batches)
+                except StopAsyncIteration:
+                    return
+                yield batch
+                continue
             pending = pending or asyncio.ensure_future(anext(batches))
             done, _ = await asyncio.wait({pending}, timeout=every_s if waiting() else None)
             if not done:
