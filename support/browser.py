@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import expect
 
 from support.servers import free_port
 
@@ -77,8 +78,11 @@ def answered(page: Page, text: str, timeout_s: float = 30) -> None:
 
 
 def new_chat(page: Page, timeout_s: float = 30) -> None:
-    """Press New chat and wait, as a person does, until the chat is empty: a question typed before
-    the server has started the new conversation still belongs to the one on screen."""
+    """Once the turn on screen has ended (its save included: the message box is editable again),
+    press New chat and wait until the chat is empty: a question typed before the server has
+    started the new conversation still belongs to the one on screen. (Pressed while a turn is still
+    being saved, New chat is undone by that save, which files the turn as a conversation of its own.)"""
+    expect(page.locator("#chat-input textarea")).to_be_editable(timeout=timeout_s * 1000)
     page.get_by_role("button", name="New chat").click()
     page.locator("#agent-chat [data-testid=user]").first.wait_for(state="detached", timeout=timeout_s * 1000)
 
