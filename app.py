@@ -132,6 +132,7 @@ def create_app(
                         elem_id="agent-chat",
                     ),
                     additional_inputs=[model_box, key_box, session, saved_id_box],
+                    page_inputs=[panel.open_id] if panel is not None else [],
                     examples=page.EXAMPLES,
                     api_name="chat",
                     refuse=refuse_when_busy,

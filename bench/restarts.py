@@ -11,8 +11,9 @@
   cookie), then 2 s in: `kill -9` of one worker, SIGHUP (rolling restart), or
   SIGTERM to the launcher; printed: how the chats ended, how long it took. During
   the rolling restart new visitors keep coming, one chat every 0.5 s; once it is
-  done, each one answered asks a follow-up ("times 2") in its session: answered
-  with its first turn in context only on the worker that holds its session.
+  done, each one answered asks a follow-up ("times 2") in its session, sending the
+  open conversation's id as its page does: answered with its first turn in context
+  on the worker that holds its session, or on another one that reopens it.
 
 A chat ends with the answer, the cut-short line, the restarting line (its
 question refused: the server is restarting), or cut (no word: the connection
@@ -82,7 +83,11 @@ async def chats_until(
         while arriving_until is not None and not arriving_until():
             session = uuid.uuid4().hex
             later.append(
-                asyncio.ensure_future(client.ask(QUESTION, mode="browser", session_hash=session, chatbot=[]))
+                asyncio.ensure_future(
+                    client.ask(
+                        QUESTION, mode="browser", session_hash=session, chatbot=[], open_conversation=""
+                    )
+                )
             )
             await asyncio.sleep(ARRIVAL_S)
         first = await asyncio.gather(*asks, return_exceptions=True)
@@ -90,7 +95,13 @@ async def chats_until(
         answered = [stream for stream in arrived if outcome(stream) == "answer"]
         follow_ups = await asyncio.gather(
             *(
-                client.ask(FOLLOW_UP, mode="browser", session_hash=stream.session_hash, chatbot=stream.value)
+                client.ask(
+                    FOLLOW_UP,
+                    mode="browser",
+                    session_hash=stream.session_hash,
+                    chatbot=stream.value,
+                    open_conversation=stream.open_conversation,
+                )
                 for stream in answered
             ),
             return_exceptions=True,

@@ -47,6 +47,7 @@ class ChatStream:
     update_times: list[float] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
+    open_conversation: str = ""
 
     @property
     def messages(self) -> list[dict]:
@@ -81,7 +82,8 @@ class GradioChatClient:
         """`local_address` (e.g. 127.0.0.2) makes the server see this client as another address.
         With `affinity_cookie`, each session is a browser of its own for the proxy's routing
         cookie of that name: it sends none at first, then the value the proxy's last response
-        set (nginx names the worker that answered)."""
+        set (nginx names the worker that answered); so for the app's owner cookie (one visitor
+        per session, whose saved conversations it can reopen)."""
         self.base_url = base_url.rstrip("/")
         self.affinity_cookie = affinity_cookie
         verify = ssl.create_default_context()  # one for all pools: making one per pool costs start-up time
@@ -98,8 +100,8 @@ class GradioChatClient:
             for _ in range(POOLS)
         ]
         self._fn: dict[str, int] = {}
-        self._routes: dict[str, str] = {}
-        """The affinity cookie's value the proxy gave each session."""
+        self._jars: dict[str, dict[str, str]] = {}
+        """With `affinity_cookie`, each session's own cookies (the proxy's route, the app's owner id)."""
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -131,6 +133,7 @@ class GradioChatClient:
         disconnect: bool = False,
         keep_raw: bool = False,
         chatbot: list[dict] | None = None,
+        open_conversation: str | None = None,
     ) -> ChatStream:
         """Stream one turn. With `cancel_after_updates`, stop after that many updates:
         as the Stop button does, or by dropping the connection (`disconnect`) as a
@@ -139,7 +142,10 @@ class GradioChatClient:
         With `chatbot` (the conversation the page shows), the browser path makes every
         call a page's submit makes: the user message is appended to the chatbot before
         the turn, and the chat state is synchronised after it; the bytes those
-        calls receive are counted in `side_bytes`."""
+        calls receive are counted in `side_bytes`. With `open_conversation` too (the id the
+        page holds in `#open-conversation`, which its turn sends), it also makes the call the
+        chat's change makes (the panel read again): `stream.open_conversation` is the id the page
+        holds after the turn."""
         stream = ChatStream(session_hash or uuid.uuid4().hex)
         started = time.perf_counter()
         # The queue protocol wants a value for every input, State ones too (Gradio uses the
@@ -152,7 +158,8 @@ class GradioChatClient:
                     "_append_message_to_history", [None, chatbot], stream.session_hash, stream
                 )
                 stream.value = shown["data"][0]
-            fn_index, data, output = self._fn["_submit_fn"], [None, None, model, api_key, None, ""], 1
+            data = [None, None, model, api_key, None, "", open_conversation or ""]
+            fn_index, data, output = self._fn["_submit_fn"], data, 1
         else:
             fn_index, data, output = self._fn["chat"], [question, None, model, api_key, None, ""], 0
         joined = await self._join(fn_index, data, stream.session_hash)
@@ -184,6 +191,10 @@ class GradioChatClient:
         stream.total_s = time.perf_counter() - started
         if chatbot is not None and mode == "browser" and stream.completed:
             await self._predict("lambda", [stream.value], stream.session_hash, stream)
+            if open_conversation is not None:
+                panel = await self._predict("_same_page", [None, None], stream.session_hash, stream)
+                opened = panel["data"][-1]
+                stream.open_conversation = opened if isinstance(opened, str) else open_conversation
         return stream
 
     async def show(self, session_hash: str, chatbot: list[dict]) -> None:
@@ -282,20 +293,21 @@ class GradioChatClient:
 
     def set_route(self, session_hash: str, value: str) -> None:
         """The affinity cookie the session sends from now on, as if the proxy had set it before."""
-        self._routes[session_hash] = value
+        self._jars.setdefault(session_hash, {})[str(self.affinity_cookie)] = value
 
     def _headers(self, session_hash: str) -> dict[str, str]:
-        """The session's own cookie header (never the pool's jar, which its other sessions share)."""
+        """The session's own cookie header (never the pool's jar, which its other sessions share):
+        the affinity cookie (empty until the proxy sets it) and any other cookie set for the session."""
         if not self.affinity_cookie:
             return {}
-        return {"Cookie": f"{self.affinity_cookie}={self._routes.get(session_hash, '')}"}
+        jar = {self.affinity_cookie: "", **self._jars.get(session_hash, {})}
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in jar.items())}
 
     def _keep_route(self, session_hash: str, response: httpx.Response) -> None:
         if self.affinity_cookie:
             for header in response.headers.get_list("set-cookie"):
                 name, _, rest = header.partition("=")
-                if name.strip() == self.affinity_cookie:
-                    self._routes[session_hash] = rest.split(";", 1)[0].strip()
+                self._jars.setdefault(session_hash, {})[name.strip()] = rest.split(";", 1)[0].strip()
 
     @staticmethod
     def _apply(stream: ChatStream, message: dict, output: int, started: float, size: int) -> None:

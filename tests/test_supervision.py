@@ -91,8 +91,13 @@ async def test_a_killed_worker_is_started_again_and_sigterm_drains_everything(st
 
 
 async def test_sighup_restarts_the_workers_one_at_a_time_without_cutting_a_chat(start_app):
+    """... and a page whose session was in a restarted worker goes on with its conversation: it
+    sends back the open conversation's id, which the worker that serves it now reopens."""
     launcher, url = start_launcher(start_app, grace_s=10)
     old = {port: worker.pid for port, worker in workers_of(launcher).items()}
+    page = GradioChatClient(url, affinity_cookie="agent_route")
+    await page.__aenter__()
+    first = await page.ask(QUESTION, mode="browser", session_hash="page", chatbot=[], open_conversation="")
 
     client, asks = await chats(url, 8)
     await asyncio.sleep(1)
@@ -101,10 +106,25 @@ async def test_sighup_restarts_the_workers_one_at_a_time_without_cutting_a_chat(
     launcher.wait_for(r"rolling restart done", timeout=180)
     _, after = await chats(url, 4)
     later = await asyncio.gather(*after)
+    follow_up = await page.ask(
+        "times 2",
+        mode="browser",
+        session_hash="page",
+        chatbot=first.value,
+        open_conversation=first.open_conversation,
+    )
+    listed = (await page.call_unqueued("_ask_to_confirm", [], "page")).json()["data"][-1]
     await client.__aexit__()
+    await page.__aexit__()
 
     assert all(answered(s) for s in streams), [s.error or str(s.messages)[-200:] for s in streams]
     assert all(answered(s) for s in later)
+    assert answered(first) and first.open_conversation, first.error or str(first.messages)[-200:]
+    assert follow_up.completed and "21 * 2 = <strong>42</strong>" in str(follow_up.messages), [
+        follow_up.error or str(follow_up.messages)[-300:]
+    ]  # its first turn in context, in a process that had never seen its session
+    assert follow_up.open_conversation == first.open_conversation
+    assert "Delete all 1 of your saved conversations?" in listed
     new = {port: worker.pid for port, worker in workers_of(launcher).items()}
     assert new.keys() == old.keys() and not set(new.values()) & set(old.values())
 

@@ -32,7 +32,7 @@ from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.owner import owner_of
 from ui.pacing import UpdateBudget, paced
 from ui.safety import PRODUCED, answer_text, trim_history
-from ui.saved import SavedConversations, SessionConversation, conversation_note
+from ui.saved import WELL_FORMED_ID, SavedConversations, SessionConversation, conversation_note
 from ui.stopping import StopSignals, until_set
 from ui.view import FOOTER_ID, TurnView
 
@@ -73,6 +73,7 @@ def chat_function(
         conversation: SessionConversation,
         saved_conversation: str,
         request: gr.Request,
+        open_conversation: str = "",
     ) -> AsyncIterator[Messages]:
         if not message.strip():
             return  # nothing to answer: no turn, no footer (the browser does not even send it)
@@ -80,8 +81,13 @@ def chat_function(
         wanted = saved_conversation.strip()
         # An API client's session holds only the turns it asked in that session, so its turns
         # continue the saved conversation as the store holds it (named now or earlier): the
-        # positions the next save writes at count from there.
-        continued = wanted or (conversation.saved_id if for_api else None)
+        # positions the next save writes at count from there. So does a page whose session this
+        # process does not know (its own was restarted and the page kept the conversation it
+        # shows, `open_conversation`, and sent none of it); in a session it knows, that id is never read.
+        unknown = not (for_api or conversation.known or history)
+        resumed = _resumed(open_conversation) if unknown else None
+        conversation.known = True
+        continued = wanted or (conversation.saved_id if for_api else resumed)
         notes: Messages = []
         if continued and saved is not None and (for_api or wanted != conversation.saved_id):
             try:
@@ -169,6 +175,13 @@ def _before_footer(messages: Messages, notes: Messages) -> Messages:
     if messages and (messages[-1].get("metadata") or {}).get("id") == FOOTER_ID:
         return [*messages[:-1], *notes, messages[-1]]
     return [*messages, *notes]
+
+
+def _resumed(open_conversation: object) -> str | None:
+    """The page's open conversation's id, if it is one (the page sends it back as it got it)."""
+    if isinstance(open_conversation, str) and WELL_FORMED_ID.fullmatch(open_conversation):
+        return open_conversation
+    return None
 
 
 def _not_reopened(error: StoreError) -> str:

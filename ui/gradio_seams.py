@@ -167,6 +167,11 @@ def without_output(dependency: BlockFunction, block: gr.blocks.Block) -> None:
     dependency.outputs = [output for output in dependency.outputs if output is not block]
 
 
+def without_input(dependency: BlockFunction, block: gr.blocks.Block) -> None:
+    """`block` is no longer one of `dependency`'s inputs (its function must not need its value)."""
+    dependency.inputs = [given for given in dependency.inputs if given is not block]
+
+
 def drop_steps(function: Callable[..., Any]) -> None:
     """Remove the dependencies (in the Blocks being built) that run `function`: the last steps
     of their chains (one that another step follows is refused)."""

@@ -67,6 +67,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
     an event stream and a round trip per question, which add up under a burst).
 
     `panel` sits under the live turn and follows it (page only: the `/chat` API keeps its shape).
+    `page_inputs` follow `additional_inputs` on the page's turns only (`fn` must give them defaults).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         max_chars: int,
         refuse: Callable[[gr.Request], str | None] | None = None,
         panel: TurnPanel | None = None,
+        page_inputs: Sequence[gr.components.Component] = (),
         **kwargs: Any,
     ):
         if not isinstance(chatbot, PreparedChatbot):
@@ -97,6 +99,8 @@ class LiveTurnChatInterface(gr.ChatInterface):
             elem_id="live-turn",
         )
         self.page_outputs = [self.live, *(panel.outputs if panel else ())]
+        self.page_inputs = list(page_inputs)
+        kwargs["additional_inputs"] = [*kwargs.get("additional_inputs", []), *self.page_inputs]
         super().__init__(fn, chatbot=chatbot, additional_outputs=self.page_outputs, **kwargs)
 
     def _render_chatbot_area(self, *args: Any) -> None:
@@ -140,10 +144,13 @@ class LiveTurnChatInterface(gr.ChatInterface):
         seams.run_followups_only_on_success(seams.triggered_by(self.textbox, "submit"))
 
     def _keep_api_shape(self) -> None:
-        """The `/chat` endpoint streams the turn only: drop the live turn from its outputs."""
+        """The `/chat` endpoint streams the turn only: drop the live turn from its outputs, and
+        the page's own inputs from its inputs."""
         api = seams.triggered_by(self.fake_api_btn, "click")
         for block in self.page_outputs:
             seams.without_output(api, block)
+        for block in self.page_inputs:
+            seams.without_input(api, block)
         seams.replace_function(api, _without_page_outputs, postprocess=False)
 
     def _prepare_outputs_here(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,8 @@ NOT_SAVED_ID = "turn-not-saved"
 CONVERSATION_ID = "turn-conversation"
 """A note for API clients only: its content is the saved conversation's id, to continue it later."""
 SAVE_NOTE_ID = "turn-saved-note"
+WELL_FORMED_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""What a conversation id the page sends back may look like (anything else opens nothing)."""
 UNTITLED = "New conversation"
 
 log = logging.getLogger("agent.store")
@@ -66,15 +69,19 @@ class SessionConversation:
         """How many messages the page holds: the newest `shown` of the saved conversation."""
         self.offset = 0
         """How many of the saved conversation's messages come before the ones the page holds."""
+        self.known = False
+        """Whether this session started, opened or saved a conversation in this process. A page
+        whose process was restarted (a rolling restart keeps the page) comes back to a fresh
+        state: then, and only then, its next question may continue the conversation it shows."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SessionConversation:
         return SessionConversation()
 
     def start_new(self) -> None:
-        self.saved_id, self.shown, self.offset = None, 0, 0
+        self.saved_id, self.shown, self.offset, self.known = None, 0, 0, True
 
     def show(self, saved_id: str, total: int, shown: int) -> None:
-        self.saved_id, self.shown, self.offset = saved_id, shown, total - shown
+        self.saved_id, self.shown, self.offset, self.known = saved_id, shown, total - shown, True
 
 
 class SavedConversations:

@@ -15,7 +15,6 @@ again after each turn (the turn itself was saved by the server as it ended: see 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import gradio as gr
@@ -23,14 +22,13 @@ import gradio as gr
 from store import ConversationNotFound, Page, StoreError
 from ui.live_turn import LiveTurnChatInterface
 from ui.owner import owner_of
-from ui.saved import SavedConversations, SessionConversation
+from ui.saved import WELL_FORMED_ID, SavedConversations, SessionConversation
 
 PAGE_SIZE = 25
 UNAVAILABLE = "⚠️ Saved conversations are unavailable right now; new turns are not being saved."
 NO_OWNER = "Saved conversations need cookies: this browser did not send ours."
 EMPTY = "No saved conversations yet: each question you ask is saved here."
 _SKIP_SHOWN = (gr.skip(), gr.skip(), gr.skip())
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class PanelPage:
@@ -102,8 +100,10 @@ class SavedPanel:
         return await self._show(state, request)
 
     async def _same_page(self, state: PanelPage, session: SessionConversation, request: gr.Request) -> tuple:
-        """The listing again, and the open conversation's id (the chat changed: a turn may have saved it)."""
-        return *await self._show(state, request), session.saved_id or ""
+        """The listing again, and the open conversation's id (the chat changed: a turn may have saved it).
+        A session this process does not know yet leaves the id as the page has it: the page's next
+        question continues that conversation (see `chat_function`)."""
+        return *await self._show(state, request), (session.saved_id or "") if session.known else gr.skip()
 
     async def _older(self, state: PanelPage, request: gr.Request) -> tuple:
         if state.next_cursor:
@@ -138,7 +138,7 @@ class SavedPanel:
 
     async def _open_again(self, conversation_id: str, session: SessionConversation, request: gr.Request):
         """The conversation the page showed before it lost its server (its id, put back by the page)."""
-        if not isinstance(conversation_id, str) or not _CONVERSATION_ID.fullmatch(conversation_id):
+        if not isinstance(conversation_id, str) or not WELL_FORMED_ID.fullmatch(conversation_id):
             return *_SKIP_SHOWN, gr.skip(), gr.skip(), ""
         return await self._reopen(conversation_id, session, request)
 
