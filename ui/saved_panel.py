@@ -8,7 +8,9 @@ to an id. It holds one id, the open conversation's (`#open-conversation`, a hidd
 the server whenever the chat changes), so that a page whose server process went away while a
 turn ran can open it again on the process that serves it next: `ui/connection.js` puts it in
 the hidden `#reopen-conversation` (a box of its own: the server rewrites the first one as the
-new page loads) and clicks the hidden `#reopen-conversation-button`. Every store call is
+new page loads) and clicks the hidden `#reopen-conversation-button`. A page that kept its
+server's address while that process was restarted (a rolling restart) sends the id with its
+next question instead: see `ui.chat.chat_function`. Every store call is
 scoped by the owner from the request's cookie: an id alone opens nothing. The list is read
 again after each turn (the turn itself was saved by the server as it ended: see `ui.saved`).
 """
