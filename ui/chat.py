@@ -32,7 +32,13 @@ from ui.lifecycle import CUT_SHORT, RESTARTING, SHUTDOWN_REASON, Lifecycle
 from ui.owner import owner_of
 from ui.pacing import UpdateBudget, paced
 from ui.safety import PRODUCED, answer_text, trim_history
-from ui.saved import WELL_FORMED_ID, SavedConversations, SessionConversation, conversation_note
+from ui.saved import (
+    WELL_FORMED_ID,
+    SavedConversations,
+    SessionConversation,
+    TurnConversation,
+    conversation_note,
+)
 from ui.stopping import StopSignals, until_set
 from ui.view import FOOTER_ID, TurnView
 
@@ -60,7 +66,7 @@ def chat_function(
     approvals = approvals or SessionApprovals()
     lifecycle = lifecycle or Lifecycle()
 
-    async def save(conversation: SessionConversation, request: gr.Request, page: Messages, turn: Messages):
+    async def save(conversation: TurnConversation, request: gr.Request, page: Messages, turn: Messages):
         if saved is None:
             return []
         return await saved.save_turn(conversation, owner_of(request), page, turn)
@@ -100,18 +106,19 @@ def chat_function(
             if reopened is not None:
                 history, notes = trim_history(reopened, guard.max_chat_messages, guard.max_chat_chars)
         page = history  # what the page holds
+        started_in = conversation.at_turn_start()  # a New chat pressed meanwhile does not move the turn
         question = {"role": "user", "content": message}
         try:
             request_settings = settings.for_request(api_key=api_key, model=model)
         except ModelNotAllowed as refusal:
             refused = _refused(backend_label(settings), str(refusal))
-            yield [*notes, *refused, *await save(conversation, request, page, [question, *refused])]
+            yield [*notes, *refused, *await save(started_in, request, page, [question, *refused])]
             return
         view = TurnView(backend_label(request_settings))
         if lifecycle.draining:
             view.refuse(RESTARTING)
             refused = _as_dicts(view)
-            yield [*notes, *refused, *await save(conversation, request, page, [question, *refused])]
+            yield [*notes, *refused, *await save(started_in, request, page, [question, *refused])]
             return
         session = request.session_hash or ""
         ended = False
@@ -147,7 +154,7 @@ def chat_function(
             ended = True
             for answer in filter(None, map(answer_text, _as_dicts(view))):
                 PRODUCED.record(answer)
-            save_notes = await save(conversation, request, page, [question, *_as_dicts(view)])
+            save_notes = await save(started_in, request, page, [question, *_as_dicts(view)])
             if for_api:
                 save_notes = [*save_notes, *conversation_note(conversation)]
             if save_notes:
@@ -155,7 +162,7 @@ def chat_function(
         finally:
             if not ended:  # cut off (a closed tab, a cancelled job): what it got so far is kept
                 view.stop()
-                await save(conversation, request, page, [question, *_as_dicts(view)])
+                await save(started_in, request, page, [question, *_as_dicts(view)])
 
     return chat
 

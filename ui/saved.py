@@ -73,15 +73,42 @@ class SessionConversation:
         """Whether this session started, opened or saved a conversation in this process. A page
         whose process was restarted (a rolling restart keeps the page) comes back to a fresh
         state: then, and only then, its next question may continue the conversation it shows."""
+        self.switches = 0
+        """How many times the page went to another conversation (New chat, one opened)."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SessionConversation:
         return SessionConversation()
 
     def start_new(self) -> None:
         self.saved_id, self.shown, self.offset, self.known = None, 0, 0, True
+        self.switches += 1
 
     def show(self, saved_id: str, total: int, shown: int) -> None:
         self.saved_id, self.shown, self.offset, self.known = saved_id, shown, total - shown, True
+
+    def switch_to(self, saved_id: str, total: int, shown: int) -> None:
+        self.show(saved_id, total, shown)
+        self.switches += 1
+
+    def at_turn_start(self) -> TurnConversation:
+        """Where a turn starting now is saved, whatever the page does while it runs."""
+        return TurnConversation(self, self.saved_id, self.shown, self.offset, self.switches)
+
+
+class TurnConversation:
+    """The saved conversation a turn started in: its save goes there, and moves the session on
+    only if the page still shows it (a New chat or another conversation opened meanwhile stays)."""
+
+    def __init__(
+        self, session: SessionConversation, saved_id: str | None, shown: int, offset: int, switches: int
+    ):
+        self.session, self.saved_id, self.shown, self.offset = session, saved_id, shown, offset
+        self.switches = switches
+
+    def show(self, saved_id: str, total: int, shown: int) -> None:
+        self.saved_id, self.shown, self.offset = saved_id, shown, total - shown
+        if self.session.switches == self.switches:
+            self.session.show(saved_id, total, shown)
 
 
 class SavedConversations:
@@ -124,7 +151,11 @@ class SavedConversations:
             raise StoreUnavailable("the conversation store did not answer in time") from None
 
     async def save_turn(
-        self, session: SessionConversation, owner: str | None, history: Messages, turn: Messages
+        self,
+        session: SessionConversation | TurnConversation,
+        owner: str | None,
+        history: Messages,
+        turn: Messages,
     ) -> list[dict[str, Any]]:
         """Append the turn (`turn`: the question, then the turn's messages) after `history` (what the
         page held before it); the notes to show: none, the oldest removed, or one line that it
@@ -154,11 +185,11 @@ class SavedConversations:
         shown = newest_turns(conversation.messages, self.max_page_messages)
         for answer in filter(None, map(answer_text, shown)):
             PRODUCED.record(answer)
-        session.show(conversation.summary.id, len(conversation.messages), len(shown))
+        session.switch_to(conversation.summary.id, len(conversation.messages), len(shown))
         return shown
 
     async def _save(
-        self, session: SessionConversation, owner: str, history: Messages, turn: Messages
+        self, session: SessionConversation | TurnConversation, owner: str, history: Messages, turn: Messages
     ) -> Saved:
         store = await self.store()
         if session.saved_id is None:

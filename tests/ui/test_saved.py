@@ -72,6 +72,32 @@ async def test_sessions_save_to_their_own_conversations(saved):
     assert await stored(saved, owner, two) == turn("tab two", "b")
 
 
+async def test_a_turn_is_saved_where_it_started_whatever_the_page_did_meanwhile(saved):
+    """New chat, or another conversation opened, while a turn is still running (or being saved):
+    the turn goes to its own conversation and the page stays where it went."""
+    owner, session = new_owner_id(), SessionConversation()
+    first, second = turn("what is 2 + 3", "5"), turn("times 4", "20")
+    await saved.save_turn(session.at_turn_start(), owner, [], first)
+    started, running = session.saved_id, session.at_turn_start()
+    session.start_new()  # New chat pressed before the running turn was saved
+    await saved.save_turn(running, owner, first, second)
+    assert session.saved_id is None, "the New chat stays"
+    await saved.save_turn(session.at_turn_start(), owner, [], turn("what is 7 * 6", "42"))
+    page = await (await saved.store()).page(owner)
+    assert [s.title for s in page.conversations] == ["what is 7 * 6", "what is 2 + 3"]
+    assert (await (await saved.store()).load(owner, started)).messages == [*first, *second]
+
+    running = session.at_turn_start()  # now another conversation is opened mid-turn
+    await saved.reopen(session, owner, started)
+    await saved.save_turn(running, owner, turn("what is 7 * 6", "42"), turn("times 2", "84"))
+    assert session.saved_id == started and session.shown == 4, "the opened conversation stays on the page"
+    assert (await (await saved.store()).load(owner, started)).messages == [*first, *second]
+    assert (await (await saved.store()).load(owner, running.saved_id)).messages == [
+        *turn("what is 7 * 6", "42"),
+        *turn("times 2", "84"),
+    ]
+
+
 async def test_a_store_that_cannot_be_opened_gives_one_line_and_no_error(tmp_path):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the data directory should be")
