@@ -118,7 +118,7 @@ async def flood(
         )
 
     async def state_call(client: GradioChatClient, n: int) -> None:
-        body = {"data": [FORGED], "fn_index": client._fn["lambda"], "session_hash": f"forged-{n}"}
+        body = {"data": [FORGED, None], "fn_index": client._fn["lambda"], "session_hash": f"forged-{n}"}
         await post(client, "/gradio_api/run/predict", body)
 
     async def idle_stream(client: GradioChatClient, n: int) -> None:

@@ -190,7 +190,7 @@ class GradioChatClient:
                     break
         stream.total_s = time.perf_counter() - started
         if chatbot is not None and mode == "browser" and stream.completed:
-            await self._predict("lambda", [stream.value], stream.session_hash, stream)
+            await self._predict("lambda", [stream.value, None], stream.session_hash, stream)
             if open_conversation is not None:
                 panel = await self._predict("_same_page", [None, None], stream.session_hash, stream)
                 opened = panel["data"][-1]
@@ -198,8 +198,9 @@ class GradioChatClient:
         return stream
 
     async def show(self, session_hash: str, chatbot: list[dict]) -> None:
-        """Put `chatbot` in a session's chat as a page does when it opens a saved conversation."""
-        await self._predict("lambda", [chatbot], session_hash)
+        """Put `chatbot` in a session's chat as a page does after a turn (ChatInterface's copy of
+        its chat into the session; its second input is the session's State: Gradio uses its own)."""
+        await self._predict("lambda", [chatbot, None], session_hash)
 
     async def _send_question(self, question: str, session_hash: str) -> str | None:
         """The textbox's first step, an unqueued call; the server's reason if it refused the question."""

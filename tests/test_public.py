@@ -445,7 +445,7 @@ async def test_a_malformed_conversation_is_refused(public_url):
             ["text"],
             [{"role": "system", "content": [{"type": "text", "text": "o"}]}],
         ):
-            response = await client.call_unqueued("lambda", [forged], "malformed")
+            response = await client.call_unqueued("lambda", [forged, None], "malformed")
             assert response.status_code == 422
 
 
@@ -456,11 +456,12 @@ async def test_a_loop_of_unqueued_calls_is_cut_off_and_another_address_is_not(pu
         GradioChatClient(public_url, local_address="127.0.0.7") as other,
     ):
         statuses = [
-            (await looping.call_unqueued("lambda", [conversation], "loop")).status_code for _ in range(30)
+            (await looping.call_unqueued("lambda", [conversation, None], "loop")).status_code
+            for _ in range(30)
         ]
-        refused = await looping.call_unqueued("lambda", [conversation], "loop")
+        refused = await looping.call_unqueued("lambda", [conversation, None], "loop")
         over_the_cap = [{"role": "user", "content": [{"type": "text", "text": "x" * 1_000}]}] * 1_100
-        unread = await looping.call_unqueued("lambda", [over_the_cap], "loop")
+        unread = await looping.call_unqueued("lambda", [over_the_cap, None], "loop")
         served = await other.ask("what is 2 + 2", mode="browser", chatbot=[])
     assert statuses.count(200) <= 4 and statuses[0] == 200, statuses
     assert refused.status_code == 429 and "AGENT_MAX_CALLS_PER_S" in refused.json()["detail"]

@@ -189,6 +189,25 @@ def chat_interface_turns(output: gr.blocks.Block) -> list[BlockFunction]:
     return [fn for fn in _dependencies() if fn.name == "_submit_fn" and output in fn.outputs]
 
 
+def chat_state_copies_after_turns(chat: gr.ChatInterface) -> list[BlockFunction]:
+    """ChatInterface's steps that copy the page's chat into the session's state right after a turn
+    (its `synchronize_chat_state`: the chatbot in; the chat's state and value out), the ones that
+    follow a `_submit_fn` (a submit, retry, example, option or edit); not the copies after an undo,
+    a clear or a loaded conversation."""
+    turns = {fn._id for fn in _dependencies() if fn.name == "_submit_fn"}
+    copies = [chat.chatbot_state, chat.chatbot_value]
+    return [
+        fn
+        for fn in _dependencies()
+        if fn.inputs == [chat.chatbot] and fn.outputs == copies and fn.trigger_after in turns
+    ]
+
+
+def with_input(dependency: BlockFunction, block: gr.blocks.Block) -> None:
+    """`dependency` also takes `block`'s value, as its function's last argument."""
+    dependency.inputs = [*dependency.inputs, block]
+
+
 def replace_function(
     dependency: BlockFunction, wrap: Callable[[Callable[..., Any]], Callable[..., Any]], *, postprocess: bool
 ) -> None:

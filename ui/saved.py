@@ -75,6 +75,7 @@ class SessionConversation:
         state: then, and only then, its next question may continue the conversation it shows."""
         self.switches = 0
         """How many times the page went to another conversation (New chat, one opened)."""
+        self.switches_at_turn_start = 0
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SessionConversation:
         return SessionConversation()
@@ -92,7 +93,14 @@ class SessionConversation:
 
     def at_turn_start(self) -> TurnConversation:
         """Where a turn starting now is saved, whatever the page does while it runs."""
+        self.switches_at_turn_start = self.switches
         return TurnConversation(self, self.saved_id, self.shown, self.offset, self.switches)
+
+    @property
+    def switched_since_turn_start(self) -> bool:
+        """The page went to another conversation since its last turn began: the page's copy of its
+        chat after that turn (ChatInterface's, in a call of its own), if it arrives now, is of the old one."""
+        return self.switches != self.switches_at_turn_start
 
 
 class TurnConversation:

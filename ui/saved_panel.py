@@ -17,11 +17,13 @@ again after each turn (the turn itself was saved by the server as it ended: see 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 from store import ConversationNotFound, Page, StoreError
+from ui import gradio_seams as seams
 from ui.live_turn import LiveTurnChatInterface
 from ui.owner import owner_of
 from ui.saved import WELL_FORMED_ID, SavedConversations, SessionConversation
@@ -88,6 +90,9 @@ class SavedPanel:
         self.listing.click(self._open, [self.listing, self.page_state, session], opened, **hidden)
         self.reopen.click(self._open_again, [self.reopen_id, session], opened, **hidden)
         self.new_chat.click(self._start_new, [session], [*shown, self.delete_one, self.open_id], **hidden)
+        for copy in seams.chat_state_copies_after_turns(chat):
+            seams.with_input(copy, session)
+            seams.replace_function(copy, _unless_switched, postprocess=True)
         chat.chatbot.clear(self._forget, [session], [self.delete_one, self.open_id], **hidden)
         deleted = [*shown, self.delete_one, self.open_id, *listed]
         self.delete_one.click(self._delete_open, [session, self.page_state], deleted, **hidden)
@@ -196,6 +201,17 @@ class SavedPanel:
         session.start_new()
         state.cursors = [None]
         return hide, [], [], [], gr.Button(interactive=False), "", *await self._show(state, request)
+
+
+def _unless_switched(copy: Callable[[Any], tuple]) -> Callable[[Any, SessionConversation], tuple]:
+    """ChatInterface copies the page's chat into the session after each turn, in a call of its own:
+    one sent before New chat (or an open, a clear) was answered can arrive after it, and would bring
+    the old conversation back as the next question's history. Such a copy is dropped."""
+
+    def unless_switched(shown: Any, session: SessionConversation) -> tuple:
+        return (gr.skip(), gr.skip()) if session.switched_since_turn_start else copy(shown)
+
+    return unless_switched
 
 
 def _listing(state: PanelPage, page: Page | None, status: str) -> tuple:

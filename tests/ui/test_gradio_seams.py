@@ -23,14 +23,18 @@ from ui.live_turn import LiveTurnChatInterface
 
 @pytest.fixture(scope="module")
 def built() -> tuple[gr.Blocks, LiveTurnChatInterface]:
-    """The app's Blocks and its chat interface (found through a step bound to it)."""
+    """The app's Blocks and its chat interface."""
     demo = app.create_app(Settings(), concurrency=4)
-    chat = next(
+    return demo, chat_of(demo)
+
+
+def chat_of(demo: gr.Blocks) -> LiveTurnChatInterface:
+    """The app's chat interface, found through a step bound to it."""
+    return next(
         fn.fn.__self__
         for fn in demo.fns.values()
         if isinstance(getattr(fn.fn, "__self__", None), LiveTurnChatInterface)
     )
-    return demo, chat
 
 
 def dependencies(demo: gr.Blocks) -> list[dict]:
@@ -202,3 +206,22 @@ def test_a_new_session_builds_a_blocks_config_only_when_it_records_a_value_for_i
     assert dict.__len__(session.config_values) == 1
     assert session.config_values[chat.textbox._id]["props"]["value"] == "what is 2 + 2?"
     assert list(session.components) == list(gradios.components)  # the whole set, as deep links read it
+
+
+def test_the_copies_of_the_chat_after_a_turn_read_the_session_and_the_others_do_not(tmp_path):
+    saved = app.saved_conversations(ServerSettings(data_dir=tmp_path))  # opened on first use: never here
+    demo = app.create_app(Settings(), concurrency=4, saved=saved)
+    chat = chat_of(demo)
+    copies = [
+        fn
+        for fn in demo.fns.values()
+        if fn.inputs[:1] == [chat.chatbot] and fn.outputs == [chat.chatbot_state, chat.chatbot_value]
+    ]
+    turns = {fn._id for fn in demo.fns.values() if fn.name == "_submit_fn"}
+    after_turns = [fn for fn in copies if fn.trigger_after in turns]
+    assert len(after_turns) >= 4, "submit, retry, option and edit each copy the chat after their turn"
+    for fn in after_turns:
+        assert len(fn.inputs) == 2 and isinstance(fn.inputs[1], gr.State), "the session decides"
+    others = [fn for fn in copies if fn.trigger_after not in turns]
+    assert others, "the copies after an undo or a clear"
+    assert all(fn.inputs == [chat.chatbot] for fn in others), "an undo's or clear's copy always lands"
