@@ -29,7 +29,7 @@ from ui.chatbot import PreparedChatbot
 from ui.gradio_seams import default_address, watch_only_project_code
 from ui.guard import TurnsOutsideTheQueue, busy_message, is_busy
 from ui.heap import settle_after_start
-from ui.lifecycle import RESTARTING, Lifecycle, lifecycle_options, serve_until_signal
+from ui.lifecycle import RESTARTING, Lifecycle, catch_stop_signals, lifecycle_options, serve_until_signal
 from ui.live_turn import LiveTurnChatInterface
 from ui.mcp_server import MCP_PATH, TOOL_NAME, AgentMcpServer
 from ui.pacing import UpdateBudget
@@ -237,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(_port_problem(args.host, args.port)) from None
     if app.local_url is None:  # reload mode's watcher runs this file again; the server already runs
         return
+    signalled = catch_stop_signals(lifecycle)  # before anyone learns the address
     print(f"* Running on local URL:  {app.protocol}://{app.server_name}:{app.server_port}", flush=True)
     if mcp is not None:
         print(
@@ -253,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     settle_after_start()  # start-up's objects leave the garbage collector's scans
     try:
-        exit_code = serve_until_signal(app, lifecycle)  # the turns end before the tools' servers close
+        # the turns end before the tools' servers close
+        exit_code = serve_until_signal(app, lifecycle, signalled)
     finally:
         _close(mcp_servers)
     raise SystemExit(exit_code)

@@ -16,6 +16,7 @@ callers show one line and carry on.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, event, func, make_url, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from store.schema import conversations, messages, migrate
@@ -151,12 +152,27 @@ class ConversationStore:
             raise StoreUnavailable(_reason(error)) from error
         store = cls(engine, limits or Limits())
         try:
+            for pause in OPEN_RETRY_PAUSES_S:
+                if await store._migrated_unless_locked():
+                    return store
+                await asyncio.sleep(pause)
             async with store._transaction() as connection:
                 await migrate(connection)
         except BaseException:
             await engine.dispose()
             raise
         return store
+
+    async def _migrated_unless_locked(self) -> bool:
+        """The schema brought up to date; False if SQLite said the file is locked (see `OPEN_RETRY_PAUSES_S`)."""
+        try:
+            async with self._transaction() as connection:
+                await migrate(connection)
+        except StoreUnavailable as error:
+            if _sqlite_locked(error):
+                return False
+            raise
+        return True
 
     @property
     def backend(self) -> str:
@@ -421,6 +437,16 @@ def _engine(url: str) -> AsyncEngine:
     return create_async_engine(
         url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10, connect_args={"timeout": 10}
     )
+
+
+OPEN_RETRY_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+"""Two processes opening a new SQLite file at once: the one that does not switch it to WAL first gets
+"database is locked" at once (SQLite's busy timeout does not cover that lock), so it tries again."""
+
+
+def _sqlite_locked(error: StoreUnavailable) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, OperationalError) and "database is locked" in str(cause)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

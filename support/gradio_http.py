@@ -250,13 +250,14 @@ class GradioChatClient:
             await response.aclose()
 
     async def cancel(self, session_hash: str, fn_index: int, event_id: str) -> None:
-        await self._routed(
-            session_hash,
-            "POST",
-            f"{self.base_url}/gradio_api/cancel",
-            headers=self._headers(session_hash),
-            json={"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id},
-        )
+        """Stop a turn, as the Stop button does. Sent again once if the kept-alive connection it went
+        out on was closed by the server meanwhile (a browser does the same; a cancel is idempotent)."""
+        body = {"session_hash": session_hash, "fn_index": fn_index, "event_id": event_id}
+        url, headers = f"{self.base_url}/gradio_api/cancel", self._headers(session_hash)
+        try:
+            await self._routed(session_hash, "POST", url, headers=headers, json=body)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            await self._routed(session_hash, "POST", url, headers=headers, json=body)
 
     async def get_text(self, path: str) -> str:
         return (await self.http.get(f"{self.base_url}{path}")).text

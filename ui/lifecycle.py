@@ -234,14 +234,10 @@ def lifecycle_options(options: dict[str, Any], lifecycle: Lifecycle) -> dict[str
     return {**options, "app_kwargs": app_kwargs}
 
 
-def serve_until_signal(blocks: gr.Blocks, lifecycle: Lifecycle) -> int:
-    """Block until SIGTERM or SIGINT, drain `lifecycle`, close the server; the exit code.
-
-    Replaces `blocks.block_thread()`, which ends on Ctrl-C only and cuts every stream. The process
-    is to exit next: the objects it holds are frozen out of the garbage collector, whose full
-    collections while the interpreter tears its modules down took seconds (the whole heap of
-    Gradio, LangChain and their dependencies, scanned several times) after `* Stopped`.
-    """
+def catch_stop_signals(lifecycle: Lifecycle) -> threading.Event:
+    """SIGTERM and SIGINT set the returned event from now on (a second one ends the grace at once).
+    Called before the page's address is printed: a signal sent as soon as it is (a supervisor, a test)
+    would otherwise meet Python's default handler and end the process with no drain."""
     signalled = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -251,6 +247,17 @@ def serve_until_signal(blocks: gr.Blocks, lifecycle: Lifecycle) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    return signalled
+
+
+def serve_until_signal(blocks: gr.Blocks, lifecycle: Lifecycle, signalled: threading.Event) -> int:
+    """Block until `signalled` (`catch_stop_signals`), drain `lifecycle`, close the server; the exit code.
+
+    Replaces `blocks.block_thread()`, which ends on Ctrl-C only and cuts every stream. The process
+    is to exit next: the objects it holds are frozen out of the garbage collector, whose full
+    collections while the interpreter tears its modules down took seconds (the whole heap of
+    Gradio, LangChain and their dependencies, scanned several times) after `* Stopped`.
+    """
     while not signalled.wait(0.5):
         if not blocks.is_running:
             return 1
