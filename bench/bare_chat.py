@@ -3,8 +3,9 @@
     python -m bench.bare_chat --port 7861 [--token-ms 30]
 
 It streams the same token sequence as the agent's offline model for the
-benchmark question, at the same pace, with concurrency raised like ours, so
-that the only difference is what each design yields.
+benchmark question, at the same pace (the model's `TokenPace`, as from a remote
+model), with concurrency raised like ours, so that the only difference is what
+each design yields.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import gradio as gr
 
 from agent import Settings, run_agent
 from agent.events import AnswerDelta, ToolArgsDelta
+from agent.offline.model import TokenPace
 
 QUESTION = "What is (2 + 3) * (4 + 5)?"
 
@@ -26,11 +28,12 @@ async def agent_tokens(question: str) -> list[str]:
     return [e.text for e in events if isinstance(e, AnswerDelta | ToolArgsDelta)]
 
 
-def create_app(tokens: list[str], token_s: float, concurrency: int) -> gr.Blocks:
+def create_app(tokens: list[str], token_ms: float, concurrency: int) -> gr.Blocks:
     async def chat(message: str, history: list[dict]):
-        text = ""
-        for token in tokens:
-            await asyncio.sleep(token_s)
+        text, pace = "", TokenPace(token_ms)
+        for position, token in enumerate(tokens):
+            if (wait_s := pace.wait_s(position)) > 0:
+                await asyncio.sleep(wait_s)
             text += token
             yield text
 
@@ -46,6 +49,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=200)
     args = parser.parse_args()
     tokens = asyncio.run(agent_tokens(QUESTION))
-    create_app(tokens, args.token_ms / 1000, args.concurrency).launch(
+    create_app(tokens, args.token_ms, args.concurrency).launch(
         server_port=args.port, max_threads=args.concurrency
     )

@@ -7,7 +7,8 @@ arithmetic gets an honest answer saying what this model is and how to switch to
 a real one.
 
 It streams exactly like OpenAI: tool name and id first, then the JSON arguments
-in small pieces as `tool_call_chunks`, one piece every `token_delay_ms`.
+in small pieces as `tool_call_chunks`, one piece every `token_delay_ms`, at its own
+pace like a remote server (`TokenPace`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,23 @@ NOT_ANSWERS = ("I'm the **offline model**", "I could not compute", "I lost track
 _PIECE = re.compile(r"\s*[\w.]+|\s*[^\w\s]|\s+")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 _SHOWN_RESULT = re.compile(rf"= \*\*({_NUMBER.pattern})\*\*\s*$")
+
+
+class TokenPace:
+    """A remote model's pace: chunk n is due n × delay after the first, whatever the reader does.
+
+    A reader that fell behind (a busy server) gets every chunk already due at once, as it would
+    from a socket's buffer, rather than each one a full delay after it read the one before: a
+    model does not slow down because its client is busy.
+    """
+
+    def __init__(self, delay_ms: float) -> None:
+        self.delay_s = delay_ms / 1000
+        self.started = time.monotonic()
+
+    def wait_s(self, position: int) -> float:
+        """How long until chunk `position` is due (zero or less: it is)."""
+        return self.started + position * self.delay_s - time.monotonic()
 
 
 def pieces(text: str) -> list[str]:
@@ -117,11 +135,11 @@ class OfflineArithmeticModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        chunks = self._chunks(messages, kwargs)
-        for position, chunk in enumerate(chunks):
+        pace = TokenPace(self.token_delay_ms)
+        for position, chunk in enumerate(self._chunks(messages, kwargs)):
+            if (wait_s := pace.wait_s(position)) > 0:
+                time.sleep(wait_s)
             yield ChatGenerationChunk(message=chunk)
-            if self.token_delay_ms and position < len(chunks) - 1:
-                time.sleep(self.token_delay_ms / 1000)
 
     async def _astream(
         self,
@@ -130,11 +148,11 @@ class OfflineArithmeticModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunks = self._chunks(messages, kwargs)
-        for position, chunk in enumerate(chunks):
+        pace = TokenPace(self.token_delay_ms)
+        for position, chunk in enumerate(self._chunks(messages, kwargs)):
+            if (wait_s := pace.wait_s(position)) > 0:
+                await asyncio.sleep(wait_s)
             yield ChatGenerationChunk(message=chunk)
-            if self.token_delay_ms and position < len(chunks) - 1:
-                await asyncio.sleep(self.token_delay_ms / 1000)
 
     def _chunks(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[AIMessageChunk]:
         """The next reply as streamed chunks, the last one carrying the token usage.

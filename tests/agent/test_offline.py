@@ -8,6 +8,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from agent import Settings
 from agent.events import AnswerDelta, Failed, Finished, ToolCallStarted, ToolResult
 from agent.offline import OfflineArithmeticModel, reading
+from agent.offline import model as offline_model
 from agent.offline.model import next_reply, pieces, stream_chunks
 from support.turns import run_turn_events
 
@@ -268,6 +269,26 @@ async def test_the_offline_model_streams_at_the_configured_pace():
     elapsed = time.perf_counter() - started
     assert len(chunks) > 20
     assert elapsed >= (len(chunks) - 2) * 0.010 * 0.9
+
+
+async def test_a_reader_that_fell_behind_gets_the_chunks_already_due_at_once(monkeypatch):
+    """A busy server (here: the loop blocked for ten chunks' time) does not slow the model down:
+    the chunks due meanwhile come without another wait, as from a socket's buffer."""
+    waits: list[float] = []
+    real_sleep = offline_model.asyncio.sleep
+
+    async def recorded_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(offline_model.asyncio, "sleep", recorded_sleep)
+    stream = OfflineArithmeticModel(token_delay_ms=20).bind_tools([]).astream([HumanMessage("hello")])
+    await anext(stream)
+    time.sleep(0.2)  # the server is busy: the loop runs nothing else meanwhile
+    waits_per_chunk = [len(waits) async for _ in stream]
+    # (Counted across the loop: other tasks' sleeps too, but none can run while the stream does not wait.)
+    assert len(set(waits_per_chunk[:5])) == 1
+    assert waits_per_chunk[-1] > waits_per_chunk[0]  # the later chunks come at the model's pace again
 
 
 def test_sync_invoke_gives_the_same_plan():
