@@ -194,21 +194,27 @@ class ConversationStore:
         that cannot be saved whole (too large, the database gone) leaves nothing behind."""
         conversation_id = secrets.token_urlsafe(16)
         now = time.time() if now is None else now
+        bodies = _bodies(new_messages)
+        size = sum(size for _body, size in bodies)
+        if size > self.limits.bytes:
+            raise StoreFull(conversation_id)
+        owner_key = _owner_key(owner)
         async with self._transaction() as connection:
             await connection.execute(
                 conversations.insert().values(
                     id=conversation_id,
-                    owner=_owner_key(owner),
+                    owner=owner_key,
                     title=_title(title),
                     created_at=now,
                     updated_at=now,
-                    message_count=0,
-                    bytes=0,
+                    message_count=len(bodies),
+                    bytes=size,
                 )
             )
-            if not new_messages:
+            if not bodies:
                 return Saved(conversation_id)
-            dropped = await self._append_in(connection, owner, conversation_id, new_messages, now, None)
+            await _insert(connection, conversation_id, 0, bodies)
+            dropped = await self._make_room(connection, owner_key, keep=conversation_id)
         return Saved(conversation_id, dropped)
 
     async def append(
@@ -238,8 +244,8 @@ class ConversationStore:
         at: int | None,
     ) -> int:
         """`append` inside the caller's transaction; how many old conversations made room."""
-        bodies = [json.dumps(message, ensure_ascii=False, separators=(",", ":")) for message in new_messages]
-        size = sum(len(body.encode()) for body in bodies)
+        bodies = _bodies(new_messages)
+        size = sum(size for _body, size in bodies)
         owner_key = _owner_key(owner)
         row = (
             await connection.execute(
@@ -258,18 +264,7 @@ class ConversationStore:
         if kept_bytes + size > self.limits.bytes:
             raise StoreFull(conversation_id)
         if bodies:
-            await connection.execute(
-                messages.insert(),
-                [
-                    {
-                        "conversation_id": conversation_id,
-                        "position": start + i,
-                        "body": body,
-                        "bytes": len(body.encode()),
-                    }
-                    for i, body in enumerate(bodies)
-                ],
-            )
+            await _insert(connection, conversation_id, start, bodies)
         await connection.execute(
             update(conversations)
             .where(conversations.c.id == conversation_id)
@@ -464,6 +459,25 @@ def _sqlite_begin(connection: Connection) -> None:
     migrating, two appends) wait for each other instead of failing half-way."""
     writing = connection.get_execution_options().get(WRITE_OPTION, False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def _bodies(new_messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """Each message as the JSON the store keeps, with its size in bytes."""
+    bodies = [json.dumps(message, ensure_ascii=False, separators=(",", ":")) for message in new_messages]
+    return [(body, len(body.encode())) for body in bodies]
+
+
+async def _insert(
+    connection: AsyncConnection, conversation_id: str, start: int, bodies: list[tuple[str, int]]
+) -> None:
+    """The messages' rows, from position `start` on."""
+    await connection.execute(
+        messages.insert(),
+        [
+            {"conversation_id": conversation_id, "position": start + i, "body": body, "bytes": size}
+            for i, (body, size) in enumerate(bodies)
+        ],
+    )
 
 
 async def _cut(connection: AsyncConnection, conversation_id: str, at: int) -> int:
