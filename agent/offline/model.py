@@ -191,10 +191,7 @@ def stream_chunks(reply: AIMessage) -> list[AIMessageChunk]:
             )
         )
         chunks.extend(
-            AIMessageChunk(
-                content="", tool_call_chunks=[{"name": None, "args": piece, "id": None, "index": index}]
-            )
-            for piece in pieces(json.dumps(call["args"], ensure_ascii=False))
+            argument_chunk(piece, index) for piece in pieces(json.dumps(call["args"], ensure_ascii=False))
         )
     finish_reason = "tool_calls" if reply.tool_calls else "stop"
     chunks.append(
@@ -205,6 +202,47 @@ def stream_chunks(reply: AIMessage) -> list[AIMessageChunk]:
         )
     )
     return chunks
+
+
+def argument_chunk(piece: str, index: int) -> AIMessageChunk:
+    """The chunk carrying `piece` of call `index`'s arguments: equal to a newly built one, and
+    sharing nothing mutable with any other chunk.
+
+    Building one makes LangChain parse the piece as partial JSON (`tool_calls` or
+    `invalid_tool_calls` come from it); the same pieces recur in every reply (`{"`, `":`, ...),
+    so each is built once and copied with fresh copies of its mutable fields.
+    """
+    built = _built_argument_chunk(piece, index)
+    chunk = built.model_copy()
+    # Through `vars`, not `model_copy(update=...)`: that would also mark the fields as set by
+    # the caller, and a tracer's dump of the chunk (`exclude_unset`) would differ.
+    vars(chunk).update(_copied({field: getattr(built, field) for field in _MUTABLE_FIELDS}))
+    return chunk
+
+
+_MUTABLE_FIELDS = (
+    "additional_kwargs",
+    "response_metadata",
+    "tool_calls",
+    "invalid_tool_calls",
+    "tool_call_chunks",
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _built_argument_chunk(piece: str, index: int) -> AIMessageChunk:
+    return AIMessageChunk(
+        content="", tool_call_chunks=[{"name": None, "args": piece, "id": None, "index": index}]
+    )
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of parsed JSON (dicts, lists and immutable values)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 def next_reply(messages: Sequence[BaseMessage], tools: set[str]) -> AIMessage:

@@ -3,13 +3,13 @@
 import time
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 
 from agent import Settings
 from agent.events import AnswerDelta, Failed, Finished, ToolCallStarted, ToolResult
 from agent.offline import OfflineArithmeticModel, reading
 from agent.offline import model as offline_model
-from agent.offline.model import next_reply, pieces, stream_chunks
+from agent.offline.model import argument_chunk, next_reply, pieces, stream_chunks
 from support.turns import run_turn_events
 
 A = ("add",)
@@ -251,6 +251,43 @@ def test_stream_chunks_look_like_openai_tool_call_deltas():
     merged = chunks[0] + chunks[1:]
     assert [c["args"] for c in merged.tool_calls] == [{"a": 2, "b": 3}, {"a": 4, "b": 5}]
     assert merged.response_metadata["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        '{"a": 2, "b": 3}',
+        '{"a": -1.5e+20, "b": 0.1}',
+        '{"answer": "(2 + 3) * 4 = **20** \u2014 \\"ok\\"\\n", "tools_used": ["add", "multiply"]}',
+        '{"nested": {"list": [1, {"x": null}], "t": true}}',
+    ],
+)
+def test_argument_chunks_equal_the_ones_langchain_builds(arguments):
+    """The offline model's argument chunks are copies of ones built once: each must be what
+    LangChain's own validation makes of the piece (its partial-JSON `tool_calls`), field for field."""
+    for index in (0, 1):
+        for piece in pieces(arguments):
+            chunk = argument_chunk(piece, index)
+            built = AIMessageChunk(
+                content="", tool_call_chunks=[{"name": None, "args": piece, "id": None, "index": index}]
+            )
+            assert chunk.__dict__ == built.__dict__
+            assert chunk.model_fields_set == built.model_fields_set
+
+
+def test_argument_chunks_share_nothing_mutable():
+    piece = '{"a": {"b'
+    first = argument_chunk(piece, 0)
+    assert first.tool_calls[0]["args"] == {"a": {}}
+    first.tool_calls[0]["args"]["a"]["changed"] = True
+    first.tool_call_chunks[0]["args"] = "changed"
+    first.additional_kwargs["changed"] = True
+    first.response_metadata["changed"] = True
+    second = argument_chunk(piece, 0)
+    built = AIMessageChunk(
+        content="", tool_call_chunks=[{"name": None, "args": piece, "id": None, "index": 0}]
+    )
+    assert second.__dict__ == built.__dict__
 
 
 def test_without_final_answer_bound_the_answer_is_plain_content():
