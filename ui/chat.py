@@ -115,9 +115,10 @@ def chat_function(
             yield [*notes, *refused, *await save(started_in, request, page, [question, *refused])]
             return
         view = TurnView(backend_label(request_settings))
+        messages = TurnDicts(view)
         if lifecycle.draining:
             view.refuse(RESTARTING)
-            refused = _as_dicts(view)
+            refused = messages()
             yield [*notes, *refused, *await save(started_in, request, page, [question, *refused])]
             return
         session = request.session_hash or ""
@@ -143,26 +144,27 @@ def chat_function(
                     async for batch in ticking(batches, lambda: view.waiting_for_approval):
                         for event in batch:
                             view.apply(event)
-                        yield [*notes, *_as_dicts(view)]
+                        yield [*notes, *messages()]
                     if stop.is_set():
                         decisions.end("stop")
                     if stop.is_set() and lifecycle.cutting:
                         turn.stop_reason = SHUTDOWN_REASON
                 if stop.is_set():
                     view.stop(CUT_SHORT if lifecycle.cutting else None, turn.figures)
-                    yield [*notes, *_as_dicts(view)]
+                    yield [*notes, *messages()]
             ended = True
-            for answer in filter(None, map(answer_text, _as_dicts(view))):
+            final = messages()
+            for answer in filter(None, map(answer_text, final)):
                 PRODUCED.record(answer)
-            save_notes = await save(started_in, request, page, [question, *_as_dicts(view)])
+            save_notes = await save(started_in, request, page, [question, *final])
             if for_api:
                 save_notes = [*save_notes, *conversation_note(conversation)]
             if save_notes:
-                yield [*notes, *_before_footer(_as_dicts(view), save_notes)]
+                yield [*notes, *_before_footer(final, save_notes)]
         finally:
             if not ended:  # cut off (a closed tab, a cancelled job): what it got so far is kept
                 view.stop()
-                await save(started_in, request, page, [question, *_as_dicts(view)])
+                await save(started_in, request, page, [question, *messages()])
 
     return chat
 
@@ -205,12 +207,34 @@ def _refused(backend: str, message: str) -> Messages:
 
 
 def _as_dicts(view: TurnView) -> Messages:
-    """The turn's messages as plain dicts: Gradio diffs dicts field by field, so on the API path
-    too a growing answer travels as appended text instead of the whole message each time.
+    """The turn's messages as plain dicts (see `TurnDicts`)."""
+    return TurnDicts(view)()
 
-    Shallow (not `dataclasses.asdict`, whose deep copy of every message on every update
-    showed in the server's CPU profile): `render` builds new messages, metadata included, on every call."""
-    return [
-        {"role": m.role, "content": m.content, "metadata": m.metadata, "options": m.options}
-        for m in view.render()
-    ]
+
+class TurnDicts:
+    """A turn's messages as plain dicts, each time it is called: Gradio diffs dicts field by field, so
+    on the API path too a growing answer travels as appended text instead of the whole message each time.
+
+    A message the view left as it was (the same object: `TurnView.render`) keeps its dict, the
+    same object too (what consumes them can skip it by identity); no dict is changed once made.
+    Shallow (not `dataclasses.asdict`, whose deep copy of every message on every update showed in
+    the server's CPU profile): the view builds a new message, metadata included, for a changed part."""
+
+    def __init__(self, view: TurnView) -> None:
+        self.view = view
+        self._last: dict[int, tuple[gr.ChatMessage, dict[str, Any]]] = {}
+
+    def __call__(self) -> Messages:
+        last, self._last = self._last, {}
+        dicts = []
+        for message in self.view.render():
+            kept = last.get(id(message))
+            if kept is None or kept[0] is not message:
+                kept = (message, _as_dict(message))
+            self._last[id(message)] = kept
+            dicts.append(kept[1])
+        return dicts
+
+
+def _as_dict(m: gr.ChatMessage) -> dict[str, Any]:
+    return {"role": m.role, "content": m.content, "metadata": m.metadata, "options": m.options}

@@ -33,6 +33,7 @@ import hashlib
 import inspect
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,18 +119,38 @@ class PreparedChatbot(gr.Chatbot):
         return messages  # type: ignore[return-value]
 
     def postprocess(self, value: list | None) -> Any:
-        if value is UNCHANGED:
-            return value
-        if not value:
-            return super().postprocess(value)
-        self._check_format(value)
-        processed: list[Any] = []
-        for position, message in enumerate(value):
-            being_written = (
-                self.shows_writing_as_written and position == len(value) - 1 and _is_written_by_model(message)
-            )
-            processed.extend(self._prepared(message, being_written))
-        return processed
+        return self.postprocessing()(value)
+
+    def postprocessing(self) -> Callable[[list | None], Any]:
+        """`postprocess` for the values of one stream (a turn's updates), in turn: a message that is
+        the very object it was in the previous value, in the same place as to being written, is
+        prepared as it was then without being looked at again (a streamed message is never changed
+        in place once yielded: `ui.view`)."""
+        previous: dict[int, tuple[Any, bool, list[Any]]] = {}
+
+        def postprocess(value: list | None) -> Any:
+            nonlocal previous
+            if value is UNCHANGED:
+                return value
+            if not value:
+                return super(PreparedChatbot, self).postprocess(value)
+            self._check_format(value)
+            processed: list[Any] = []
+            kept: dict[int, tuple[Any, bool, list[Any]]] = {}
+            last = len(value) - 1
+            for position, message in enumerate(value):
+                being_written = (
+                    self.shows_writing_as_written and position == last and _is_written_by_model(message)
+                )
+                entry = previous.get(id(message))
+                if entry is None or entry[0] is not message or entry[1] != being_written:
+                    entry = (message, being_written, self._prepared(message, being_written))
+                kept[id(message)] = entry
+                processed.extend(entry[2])
+            previous = kept
+            return processed
+
+        return postprocess
 
     def _prepared(self, message: Any, being_written: bool) -> list[Any]:
         try:

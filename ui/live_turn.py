@@ -169,16 +169,14 @@ class LiveTurnChatInterface(gr.ChatInterface):
     ) -> Callable[..., AsyncIterator[tuple]]:
         @functools.wraps(stream)
         async def prepared(*args: Any) -> AsyncIterator[tuple]:
+            postprocessing = [_postprocessing(block) for block in self.page_outputs]
             async for _response, history, *page in stream(*args):
                 # The response goes to ChatInterface's discard State, which Gradio would store
                 # (building that State's whole config) on every update: skip it instead.
                 yield (
                     gr.skip(),
                     await _postprocessed_off_the_loop(self.chatbot, history),
-                    *(
-                        _postprocessed(block, value)
-                        for block, value in zip(self.page_outputs, page, strict=True)
-                    ),
+                    *(postprocess(value) for postprocess, value in zip(postprocessing, page, strict=True)),
                 )
 
         return prepared
@@ -251,11 +249,34 @@ def newest_turns(history: Messages, limit: int) -> Messages:
     return kept[start:]
 
 
-def _postprocessed(chatbot: gr.Chatbot, value: Any) -> Any:
-    """`value` as Gradio would post-process it for `chatbot`; `UNCHANGED` and `gr.skip()` as they are."""
+def _postprocessed(block: gr.components.Component, value: Any) -> Any:
+    """`value` as Gradio would post-process it for `block`; `UNCHANGED` and `gr.skip()` as they are."""
+    return _as_sent(block.postprocess, value)
+
+
+def _postprocessing(block: gr.components.Component) -> Callable[[Any], Any]:
+    """`_postprocessed` for the values one stream yields to `block`, in turn: a Chatbot's messages
+    that did not change are not processed again (`PreparedChatbot.postprocessing`), nor is a
+    text that did not change."""
+    if isinstance(block, PreparedChatbot):
+        chatbot = block.postprocessing()
+        return lambda value: _as_sent(chatbot, value)
+    last: list[Any] = [None, None]  # the last text and what it was processed into
+
+    def postprocess(value: Any) -> Any:
+        if isinstance(value, str) and value == last[0]:
+            return last[1]
+        processed = _postprocessed(block, value)
+        last[:] = (value, processed) if isinstance(value, str) else (None, None)
+        return processed
+
+    return postprocess
+
+
+def _as_sent(postprocess: Callable[[Any], Any], value: Any) -> Any:
     if value is UNCHANGED or (isinstance(value, dict) and value.get("__type__") == "update"):
         return value
-    processed = chatbot.postprocess(value)
+    processed = postprocess(value)
     return processed.model_dump() if isinstance(processed, GradioRootModel) else processed
 
 

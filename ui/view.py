@@ -1,9 +1,11 @@
 """One turn as the chat shows it: agent events folded into `gr.ChatMessage`s.
 
 `TurnView.apply` folds events into plain state; `TurnView.render` builds the
-messages from that state, as **new** objects each time (Gradio diffs each yield
-against the previous one, so a message mutated in place would stream stale
-updates). The view is pure: no I/O, no clock but the one it is given.
+messages from that state. A message is never changed once rendered (Gradio diffs
+each yield against the previous one, so a message mutated in place would stream
+stale updates): a part of the turn that changed gets a **new** message, one that
+did not keeps the very message it had (so what consumes the messages can skip the
+unchanged ones by identity). The view is pure: no I/O, no clock but the one it is given.
 
 What the user sees, in order: the model's thoughts (its reasoning, and text it
 wrote in a step that also calls tools) as a collapsible "💭" message, each tool
@@ -35,8 +37,10 @@ from __future__ import annotations
 import html
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any
 
 import gradio as gr
 
@@ -176,6 +180,10 @@ class TurnView:
     _retry: NoteView | None = None
     _retry_cause: str = ""
     _attempts: int = 1
+    _rendered: dict[Hashable, tuple[Any, gr.ChatMessage]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """The message last rendered for each part of the turn, with the state it was rendered from."""
 
     def __post_init__(self) -> None:
         self.started_at = self.clock()
@@ -342,28 +350,46 @@ class TurnView:
     # -- rendering --------------------------------------------------------------------
 
     def render(self) -> list[gr.ChatMessage]:
+        """The turn's messages: new ones for the parts that changed since the last render, the
+        same objects as then for the others."""
         messages: list[gr.ChatMessage] = []
         parallel_steps = self._parallel_steps()
         opened_steps: set[int] = set()
         for item in self.items:
             if isinstance(item, ToolCallView):
-                if item.step in parallel_steps and item.step not in opened_steps:
+                nested = item.step in parallel_steps
+                if nested and item.step not in opened_steps:
                     opened_steps.add(item.step)
-                    messages.append(self._render_step(item.step))
-                messages.append(_render_call(item, nested=item.step in parallel_steps))
+                    state = self._step_state(item.step)
+                    messages.append(self._kept(("step", item.step), state, _render_step, item.step, *state))
+                messages.append(
+                    self._kept(id(item), (nested, *_call_state(item)), _render_call, item, nested)
+                )
             elif isinstance(item, TextView):
-                messages.append(gr.ChatMessage(content=item.text))
+                messages.append(self._kept(id(item), (TextView, item.text), _render_text, item.text))
             elif isinstance(item, ThoughtView):
                 thinking = item is self.items[-1] and self.total_s is None
-                status = "pending" if thinking else "done"
-                messages.append(
-                    gr.ChatMessage(content=item.text, metadata={"title": "💭 Thinking", "status": status})
-                )
+                state = (ThoughtView, item.text, thinking)
+                messages.append(self._kept(id(item), state, _render_thought, item.text, thinking))
             else:
-                messages.append(gr.ChatMessage(content=item.text, metadata={"id": item.note_id}))
+                state = (NoteView, item.note_id, item.text)
+                messages.append(self._kept(id(item), state, _render_note, item.note_id, item.text))
         if self._has_footer():
-            messages.append(self._render_footer())
+            content = self._footer_content()
+            messages.append(self._kept("footer", content, _render_footer, content))
         return messages
+
+    def _kept(
+        self, key: Hashable, state: Any, render: Callable[..., gr.ChatMessage], *args: Any
+    ) -> gr.ChatMessage:
+        """The message `render(*args)` gives for the part `key` of the turn, as it is now (`state`:
+        everything the message is made from): the one rendered before if that state has not changed."""
+        kept = self._rendered.get(key)
+        if kept is not None and kept[0] == state:
+            return kept[1]
+        message = render(*args)
+        self._rendered[key] = (state, message)
+        return message
 
     def _has_footer(self) -> bool:
         """An ended turn gets a footer, unless its input was refused or it failed before doing
@@ -380,17 +406,11 @@ class TurnView:
             counts[call.step] = counts.get(call.step, 0) + 1
         return {step for step, count in counts.items() if count > 1}
 
-    def _render_step(self, step: int) -> gr.ChatMessage:
+    def _step_state(self, step: int) -> tuple[int, float | None]:
+        """How many calls the step made, and its duration once they are all done (else None)."""
         calls = [c for c in self._calls.values() if c.step == step]
         done = all(c.done for c in calls)
-        metadata = {
-            "title": f"⚡ Step {step}: {len(calls)} tool calls in parallel",
-            "id": f"step-{step}",
-            "status": "done" if done else "pending",
-        }
-        if done:
-            metadata["duration"] = round(max(c.duration_s or 0.0 for c in calls), 6)
-        return gr.ChatMessage(content="", metadata=metadata)
+        return len(calls), round(max(c.duration_s or 0.0 for c in calls), 6) if done else None
 
     def summary(self) -> str:
         """One line: steps, tool calls, tokens, time to first visible token, total time, waiting.
@@ -446,12 +466,11 @@ class TurnView:
         label_width = max(len(label) for label, _, _ in rows)
         return "\n".join(f"{label:<{label_width}}  {bar}  {took}".rstrip() for label, bar, took in rows)
 
-    def _render_footer(self) -> gr.ChatMessage:
-        content = (
+    def _footer_content(self) -> str:
+        return (
             f"<details><summary>📊 {html.escape(self.summary())}</summary>\n\n"
             f"```text\n{self.timeline()}\n```\n\nAnswered by: {html.escape(self.backend)}\n\n</details>"
         )
-        return gr.ChatMessage(content=content, metadata={"id": FOOTER_ID})
 
 
 def seconds(value: float) -> str:
@@ -474,6 +493,45 @@ def _waited(call: ToolCallView, now: float) -> float:
     if call.approval.decided is not None:
         return call.approval.decided.waited_s
     return max(0.0, now - call.approval.asked_s)
+
+
+def _render_step(step: int, calls: int, duration: float | None) -> gr.ChatMessage:
+    """The message that parallel calls of a step are nested under (`duration` once they are all done)."""
+    metadata: dict[str, str | float] = {
+        "title": f"⚡ Step {step}: {calls} tool calls in parallel",
+        "id": f"step-{step}",
+        "status": "pending" if duration is None else "done",
+    }
+    if duration is not None:
+        metadata["duration"] = duration
+    return gr.ChatMessage(content="", metadata=metadata)
+
+
+def _render_text(text: str) -> gr.ChatMessage:
+    return gr.ChatMessage(content=text)
+
+
+def _render_thought(text: str, thinking: bool) -> gr.ChatMessage:
+    return gr.ChatMessage(
+        content=text, metadata={"title": "💭 Thinking", "status": "pending" if thinking else "done"}
+    )
+
+
+def _render_note(note_id: str, text: str) -> gr.ChatMessage:
+    return gr.ChatMessage(content=text, metadata={"id": note_id})
+
+
+def _render_footer(content: str) -> gr.ChatMessage:
+    return gr.ChatMessage(content=content, metadata={"id": FOOTER_ID})
+
+
+_CALL_FIELDS = attrgetter(*(f.name for f in fields(ToolCallView) if f.name != "approval"))
+
+
+def _call_state(call: ToolCallView) -> tuple[Any, ...]:
+    """Everything the call's message is made from, as values (its approval's too: that object changes)."""
+    approval = call.approval
+    return (*_CALL_FIELDS(call), approval and (approval.asked_s, approval.decided))
 
 
 def _render_call(call: ToolCallView, nested: bool) -> gr.ChatMessage:

@@ -95,3 +95,18 @@ def test_prepared_messages_stay_within_their_byte_budget():
     for n in range(5):
         prepared.put(bytes([n]), _Prepared([], 100))
     assert prepared.size == 200 and prepared.get(bytes([4])) and not prepared.get(bytes([0]))
+
+
+def test_a_stream_s_unchanged_messages_are_prepared_as_before_and_what_changed_again():
+    live = PreparedChatbot.for_live_turn()
+    postprocess = live.postprocessing()
+    step = {"role": "assistant", "content": "**add** step", "metadata": {"title": "🛠️ add", "id": "c1"}}
+    answer = {"role": "assistant", "content": "The answer is **4**"}
+    first = postprocess([step, answer])
+    again = postprocess([step, answer])
+    assert again == first and again[0] is first[0] and again[1] is first[1]
+    footer = {"role": "assistant", "content": "**2 steps**", "metadata": {"id": "turn-footer"}}
+    ended = postprocess([step, answer, footer])  # the answer is no longer being written
+    assert as_json(ended) == as_json(PreparedChatbot().postprocess([step, answer, footer]))
+    assert as_json(ended)[1]["content"][0]["text"] == "<p>The answer is <strong>4</strong></p>"
+    assert as_json(postprocess([step, answer])) == as_json(first)

@@ -488,3 +488,28 @@ def test_a_structured_result_s_title_is_its_json_on_one_line():
     view.apply(ToolResult("c1", "get_current_time", '```json\n{\n  "timezone": "UTC"\n}\n```', False, 0.1))
     [message] = view.render()
     assert message.metadata["title"] == '🛠️ get_current_time → { "timezone": "UTC" }'
+
+
+def test_a_message_whose_part_did_not_change_is_the_same_object_and_one_that_changed_is_new():
+    view = view_after(
+        StepStarted(1), ToolCallStarted("c1", "add", 1), ToolArgsDelta("c1", '{"a": 2, "b": 3}')
+    )
+    view.apply(ToolCallStarted("c2", "multiply", 1))
+    step, first_call, second_call = view.render()
+    view.apply(ToolResult("c2", "multiply", "6", False, 0.01))
+    step_after, first_after, second_after = view.render()
+    assert first_after is first_call
+    assert second_after is not second_call and second_after.metadata["status"] == "done"
+    assert second_call.metadata["status"] == "pending"  # the message handed over before is left as it was
+    assert step_after is step  # its calls are not all done yet
+    view.apply(ToolResult("c1", "add", "5", False, 0.02))
+    assert view.render()[0].metadata["status"] == "done"
+
+
+def test_an_approval_decided_gives_the_call_a_new_message():
+    view = waiting_view()
+    [waiting] = view.render()
+    view.apply(ApprovalDecided("w1", "write_file", True, "", "person", 3.25))
+    [approved] = view.render()
+    assert approved is not waiting and "Approved by you" in approved.content
+    assert waiting.metadata["id"] == APPROVAL_ID
