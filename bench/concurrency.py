@@ -6,7 +6,9 @@
 Each design is served as its own process on 127.0.0.1; N chats are started at
 once through the browser's path (textbox submit → streamed chatbot updates) by
 a lean httpx client. Printed per N: wall time until every chat finished, its
-ratio to one chat, the server's CPU time, and the updates each chat received.
+ratio to one chat, the server's CPU time, the updates each chat received (per
+second of its whole turn), how long the chats waited for their first update, and
+the longest any page went without one while its turn streamed.
 
 - ours: `python app.py`, the offline model at `--token-ms` per token (a 2–3 s chat), the frame set by
   the server's own measurement (printed over each run from its log lines);
@@ -38,7 +40,7 @@ from bench.bare_chat import QUESTION
 from bench.report import machine_line, table
 from deploy.processes import PROJECT_ROOT, ServedProcess
 from support.calibration import calibrate
-from support.gradio_http import GradioChatClient
+from support.gradio_http import ChatStream, GradioChatClient
 from support.servers import MANY_VISITORS_ENV, app_environment, free_port
 
 FRAME_LINE = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d,\d{3}) INFO ui\.pacing pacing: frame (\d+) ms")
@@ -94,6 +96,7 @@ async def measure(
                 timelines.append(f"{design.name}, {count} chats: {frames}")
             single = single or wall
             rates = [s.updates / s.total_s for s in streams]
+            firsts = [s.first_update_s for s in streams if s.first_update_s is not None]
             updates = sum(s.updates for s in streams)
             failed = sum(not s.completed for s in streams)
             rows.append(
@@ -107,12 +110,20 @@ async def measure(
                     f"{statistics.median(s.updates for s in streams):.0f}",
                     f"{min(rates):.1f}",
                     f"{statistics.median(rates):.1f}",
+                    f"{statistics.median(firsts):.2f} / {max(firsts):.2f}" if firsts else "-",
+                    f"{max(longest_gap_s(s) for s in streams):.2f}",
                     failed,
                 ]
             )
         return rows, timelines
     finally:
         server.stop()
+
+
+def longest_gap_s(stream: ChatStream) -> float:
+    """The longest the chat's page went without an update while the turn streamed."""
+    times = stream.update_times
+    return max((later - earlier for earlier, later in zip(times, times[1:])), default=0.0)
 
 
 def frame_timeline(log: str, started: datetime) -> str:
@@ -186,6 +197,8 @@ async def main(
                 "updates/chat",
                 "min upd/s",
                 "median upd/s",
+                "first update s (median / max)",
+                "longest gap s",
                 "failed",
             ],
             rows,
