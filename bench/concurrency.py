@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 from bench.bare_chat import QUESTION
 from bench.report import machine_line, table
@@ -122,8 +123,7 @@ async def measure(
 
 def longest_gap_s(stream: ChatStream) -> float:
     """The longest the chat's page went without an update while the turn streamed."""
-    times = stream.update_times
-    return max((later - earlier for earlier, later in zip(times, times[1:])), default=0.0)
+    return max((later - earlier for earlier, later in pairwise(stream.update_times)), default=0.0)
 
 
 def frame_timeline(log: str, started: datetime) -> str:
