@@ -251,7 +251,7 @@ def next_reply(messages: Sequence[BaseMessage], tools: set[str]) -> AIMessage:
     if turn_start is None:
         return _final(INTRODUCTION.format(reason=""), [], tools)
     try:
-        question = plan(read(messages[turn_start].text, previous_result(messages[:turn_start])))
+        question = planned(messages[turn_start].text, previous_result(messages[:turn_start]))
     except NotArithmetic as reason:
         return _final(INTRODUCTION.format(reason=str(reason)), [], tools)
     return _next_step(question, messages[turn_start + 1 :], tools)
@@ -334,6 +334,16 @@ def _answer_value(answer: str, question: str | None, previous: Number | None) ->
 
 
 @functools.lru_cache(maxsize=1024, typed=True)
+def planned(question: str, previous: Number | None) -> Plan:
+    """The plan for `question` (`previous` is what "that" refers to); raises `NotArithmetic`.
+
+    Cached: every step of a turn is a model call that reads the question again. A plan is
+    never changed once made, so turns can share one.
+    """
+    return plan(read(question, previous))
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
 def _exact_value(question: str | None, previous: Number | None) -> Number | None:
     """The exact value of `question`, if it is arithmetic that computes.
 
@@ -342,6 +352,6 @@ def _exact_value(question: str | None, previous: Number | None) -> Number | None
     if question is None:
         return None
     try:
-        return evaluate(plan(read(question, previous)))
+        return evaluate(planned(question, previous))
     except (NotArithmetic, ValueError, ArithmeticError):
         return None
