@@ -63,16 +63,30 @@ def mark_absent_matplotlib_absent() -> None:
 
 
 class _ConfigsOnDemand(dict):
-    """A session's copy of each block's config, each built the first time the session needs it.
+    """A session's copy of each block's config, with the last value the session recorded for it;
+    nothing is built until the whole set is read.
 
-    Gradio reads one block's entry at a time (when it records a value the session sent or
-    received), and the whole set through `items()` only (for deep links, which `ui.guard`
-    refuses): that builds the rest."""
+    Gradio records a value for a block each time the session sends or receives one, and reads
+    the whole set through `items()` only (for deep links, which `ui.guard` refuses): that builds
+    every config then, the recorded values in them."""
 
     def __init__(self, blocks_config: BlocksConfig, ids: Iterable[int]) -> None:
         super().__init__()
         self._blocks_config = blocks_config
         self._not_built = dict.fromkeys(ids)
+        self._values: dict[int, Any] = {}
+
+    def record_value(self, key: int, value: Any) -> None:
+        """What Gradio's `SessionState._update_value_in_config` does, once the config is built."""
+        self._values[key] = value
+        if key not in self._not_built and key not in self:
+            self._not_built[key] = None  # a block outside the page's list (Gradio records any it is given)
+
+    def __setitem__(self, key: int, config: dict) -> None:
+        """A config Gradio built for the session's own instance of a block: it replaces the
+        page's one and the value recorded before it."""
+        self._values.pop(key, None)
+        super().__setitem__(key, config)
 
     def items(self):  # type: ignore[override]
         self._build_all()
@@ -80,7 +94,7 @@ class _ConfigsOnDemand(dict):
 
     def _build_all(self) -> None:
         """Every block's config, in the page's order (the order Gradio builds them in)."""
-        if not self._not_built:
+        if not self._not_built and not self._values:
             return
         built, blocks = dict(super().items()), self._blocks_config.blocks
         super().clear()
@@ -89,8 +103,12 @@ class _ConfigsOnDemand(dict):
                 built.pop(key) if key in built else self._blocks_config.config_for_block(key, [], blocks[key])
             )
             super().__setitem__(key, config)
-        super().update(built)  # blocks outside the page's list (Gradio records any block it is given)
+        super().update(built)  # blocks Gradio gave a config of their own (`__setitem__`)
+        for key, value in self._values.items():
+            if "props" in (config := super().__getitem__(key)):
+                config["props"]["value"] = value
         self._not_built.clear()
+        self._values.clear()
 
 
 class _SessionStateOnDemand(state_holder.SessionState):
@@ -102,12 +120,16 @@ class _SessionStateOnDemand(state_holder.SessionState):
         ids = [key for key in self.blocks_config.blocks if key in blocks.blocks]
         self.config_values = _ConfigsOnDemand(self.blocks_config, ids)
 
+    def _update_value_in_config(self, key: int, value: Any) -> None:
+        self.config_values.record_value(key, value)
+
 
 def build_session_configs_on_demand() -> None:
     """Gradio's state for a new session starts with the config of every block of the page, built
-    then and there (for deep links): with this page's ~60 blocks, more than a tenth of the server's
-    CPU when many visitors arrive at once, and part of each session's memory. Built on demand instead,
-    a block's config is made when the session first records a value for that block."""
+    then and there (for deep links), and a block's config again the first time it records a value
+    for it: with this page's ~60 blocks, more than a tenth of the server's CPU when many visitors
+    arrive at once, and part of each session's memory. Here a session only notes the last value it
+    recorded for each block; the configs are built when the whole set is read."""
     state_holder.SessionState = _SessionStateOnDemand  # what `StateHolder` makes for each new session
 
 

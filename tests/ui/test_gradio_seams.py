@@ -193,7 +193,7 @@ def _content(message: dict | orjson.Fragment) -> str:
     return content if isinstance(content, str) else content[0]["text"]
 
 
-def test_a_new_session_builds_a_blocks_config_only_when_it_records_a_value_for_it(built):
+def test_a_session_builds_no_blocks_config_until_the_whole_set_is_read(built):
     demo, chat = built
     holder = StateHolder()
     holder.blocks = demo  # what `set_blocks` leaves, without making it the app's
@@ -201,11 +201,17 @@ def test_a_new_session_builds_a_blocks_config_only_when_it_records_a_value_for_i
     assert isinstance(session, seams._SessionStateOnDemand)
     assert vars(session).keys() == vars(gradios).keys()
     assert dict.__len__(session.config_values) == 0
-    for state in (session, gradios):
-        state._update_value_in_config(chat.textbox._id, "what is 2 + 2?")  # as Gradio records an input
-    assert dict.__len__(session.config_values) == 1
-    assert session.config_values[chat.textbox._id]["props"]["value"] == "what is 2 + 2?"
+    replaced = gr.Textbox("a session's own instance", render=False)
+    for state in (session, gradios):  # as Gradio records inputs and outputs, and a gr.update(...)
+        state._update_value_in_config(chat.textbox._id, "what is 2 + 2?")
+        state._update_value_in_config(chat.chatbot._id, [{"role": "user", "content": "2 + 2"}])
+        state._update_value_in_config(chat.textbox._id, "")
+        state[chat.textbox._id] = replaced
+        state._update_value_in_config(chat.textbox._id, "typed again")
+    assert dict.__len__(session.config_values) == 1  # the config Gradio built for its own instance
     assert list(session.components) == list(gradios.components)  # the whole set, as deep links read it
+    assert next(c for c in session.components if c["id"] == chat.textbox._id)["props"]["value"] == "typed again"
+    assert dict.__len__(session.config_values) == len(list(gradios.components))
 
 
 def test_the_copies_of_the_chat_after_a_turn_read_the_session_and_the_others_do_not(tmp_path):
