@@ -210,7 +210,9 @@ def test_a_session_builds_no_blocks_config_until_the_whole_set_is_read(built):
         state._update_value_in_config(chat.textbox._id, "typed again")
     assert dict.__len__(session.config_values) == 1  # the config Gradio built for its own instance
     assert list(session.components) == list(gradios.components)  # the whole set, as deep links read it
-    assert next(c for c in session.components if c["id"] == chat.textbox._id)["props"]["value"] == "typed again"
+    assert (
+        next(c for c in session.components if c["id"] == chat.textbox._id)["props"]["value"] == "typed again"
+    )
     assert dict.__len__(session.config_values) == len(list(gradios.components))
 
 
