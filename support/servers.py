@@ -38,7 +38,18 @@ def _ports_outside_the_ephemeral_range() -> range:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
-    return range(max(1024, low - 12_000), low)
+    return _this_workers_share(range(max(1024, low - 12_000), low))
+
+
+def _this_workers_share(ports: range) -> range:
+    """Under pytest-xdist (`pytest -n N`) each worker process hands out ports from its own slice, so
+    two workers never pick the same free port between one's check and its server's bind."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not (worker.startswith("gw") and count):
+        return ports
+    size = len(ports) // int(count)
+    first = ports.start + int(worker.removeprefix("gw")) * size
+    return range(first, first + size)
 
 
 _handed_out: set[int] = set()

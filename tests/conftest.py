@@ -25,6 +25,16 @@ def pytest_configure(config: pytest.Config) -> None:
     Speed is measured in bench/, never in the tests."""
     if hasattr(config.option, "benchmark_disable"):
         config.option.benchmark_disable = True
+    if getattr(config.option, "numprocesses", None):
+        _whole_files_in_order(config)
+
+
+def _whole_files_in_order(config: pytest.Config) -> None:
+    """`pytest -n N` (pytest-xdist): each worker takes whole files, in collection order. A module's
+    fixtures then start its servers once, and on each worker the Chromium modules come after every
+    asyncio test (`pytest_collection_modifyitems`), which xdist's default reordering would undo."""
+    config.option.dist = "loadfile"
+    config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(trylast=True)  # after any other plugin's reordering (--failed-first, --new-first)
