@@ -216,17 +216,14 @@ def argument_chunk(piece: str, index: int) -> AIMessageChunk:
     chunk = built.model_copy()
     # Through `vars`, not `model_copy(update=...)`: that would also mark the fields as set by
     # the caller, and a tracer's dump of the chunk (`exclude_unset`) would differ.
-    vars(chunk).update(_copied({field: getattr(built, field) for field in _MUTABLE_FIELDS}))
+    vars(chunk).update(
+        additional_kwargs=_copied(built.additional_kwargs),
+        response_metadata=_copied(built.response_metadata),
+        tool_calls=[{**call, "args": _copied(call["args"])} for call in built.tool_calls],
+        invalid_tool_calls=[dict(call) for call in built.invalid_tool_calls],  # of strings and None
+        tool_call_chunks=[dict(piece) for piece in built.tool_call_chunks],  # of strings, None, an int
+    )
     return chunk
-
-
-_MUTABLE_FIELDS = (
-    "additional_kwargs",
-    "response_metadata",
-    "tool_calls",
-    "invalid_tool_calls",
-    "tool_call_chunks",
-)
 
 
 @functools.lru_cache(maxsize=1024)
