@@ -252,7 +252,7 @@ def input_problem(question: str, settings: Settings) -> str | None:
 
 
 async def _run_steps(request: TurnRequest, channel: EventChannel, turn: ObservedTurn) -> Finished | Failed:
-    model = TurnModel(request.settings, request.chat_model, request.toolbox.tools)
+    model = TurnModel(request.settings, request.chat_model, request.toolbox.schemas)
     settings = model.settings
     approvals = request.approvals or Approvals(settings.approval_timeout_s)
     messages: list[BaseMessage] = [

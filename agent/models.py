@@ -30,6 +30,9 @@ from agent.offline import OfflineArithmeticModel
 from agent.settings import OPENAI_HOST, Settings
 from agent.tools import TOOLS
 
+BoundTool = BaseTool | dict[str, Any]
+"""What a model can be bound to: a tool, or its schema in OpenAI's tool format."""
+
 _fallbacks: dict[tuple[str, str | None, str], dict[str, Any]] = {}
 """Settings a server refused, by (key digest, base URL, model): learned once, kept for the process."""
 MAX_REMEMBERED_FALLBACKS = 256
@@ -98,10 +101,10 @@ def preload(settings: Settings) -> None:
 
 
 def build_model(
-    settings: Settings, model: BaseChatModel | None = None, tools: Sequence[BaseTool] = TOOLS
+    settings: Settings, model: BaseChatModel | None = None, tools: Sequence[BoundTool] = TOOLS
 ) -> Runnable[LanguageModelInput, BaseMessage]:
-    """The model (`model`, or the one the settings name) bound to `tools`, with
-    `callbacks` configurable per request.
+    """The model (`model`, or the one the settings name) bound to `tools` (tools, or their
+    schemas in OpenAI's format: `Toolbox.schemas`), with `callbacks` configurable per request.
 
     `configurable.bind_tools(...)` would be forwarded to the default instance and
     lose the configurable field, so the tool arguments come from a plain
@@ -121,11 +124,12 @@ class TurnModel:
     """The model one turn talks to, rebuilt if the server refuses a request parameter.
 
     `chat_model` replaces the model the settings name (tests use scripted ones);
-    fallbacks are only learned for real servers. `tools` are what the model may call.
+    fallbacks are only learned for real servers. `tools` are what the model may call (as in
+    `build_model`).
     """
 
     def __init__(
-        self, settings: Settings, chat_model: BaseChatModel | None = None, tools: Sequence[BaseTool] = TOOLS
+        self, settings: Settings, chat_model: BaseChatModel | None = None, tools: Sequence[BoundTool] = TOOLS
     ) -> None:
         self._chat_model = chat_model
         self._tools = tools

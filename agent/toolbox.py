@@ -13,11 +13,14 @@ and `approval` (`"always"` or `"never"`; absent means never).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agent.tools import TOOLS
 
@@ -71,6 +74,12 @@ class Toolbox:
                 tools.append(tool)
                 sources[name] = server
         return cls(tuple(tools), sources, tuple(down))
+
+    @functools.cached_property
+    def schemas(self) -> tuple[dict[str, Any], ...]:
+        """The tools as the model is told of them (OpenAI's tool format), converted once per
+        toolbox rather than for each turn: binding these is binding the tools."""
+        return tuple(convert_to_openai_tool(tool) for tool in self.tools)
 
     def get(self, name: str) -> BaseTool | None:
         return self._by_name.get(name)  # type: ignore[attr-defined]

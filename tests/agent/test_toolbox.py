@@ -2,10 +2,12 @@ import logging
 
 import pytest
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agent import Settings
 from agent.events import Finished, ToolResult
-from agent.models import build_model
+from agent.models import TurnModel, build_model
+from agent.offline import OfflineArithmeticModel
 from agent.toolbox import BUILT_IN, ServerDown, Toolbox
 from agent.tools import TOOLS
 from support.fakes import ScriptedChatModel, answer, call, calls
@@ -70,6 +72,17 @@ async def test_a_turn_calls_the_tools_it_is_given_and_only_those():
     events = await run_turn_events("time?", Settings(offline_token_delay_ms=0), chat_model=model)
     result = next(e for e in events if isinstance(e, ToolResult) and e.name == "now")
     assert result.is_error and "there is no tool named 'now'" in result.output
+
+
+def test_each_turn_binds_the_toolbox_s_schemas_converted_once():
+    toolbox = Toolbox.combine({"clock": [named("now", "12:00")]})
+    first, second = (
+        TurnModel(Settings(), OfflineArithmeticModel(), toolbox.schemas).runnable.kwargs["tools"]
+        for _turn in range(2)
+    )
+    assert first == [convert_to_openai_tool(tool) for tool in toolbox.tools]
+    assert first == build_model(Settings(), OfflineArithmeticModel(), toolbox.tools).kwargs["tools"]
+    assert all(a is b for a, b in zip(first, second, strict=True))  # not converted again
 
 
 async def test_a_tool_s_own_timeout_replaces_the_default():
