@@ -216,13 +216,7 @@ def argument_chunk(piece: str, index: int) -> AIMessageChunk:
     chunk = built.model_copy()
     # Through `vars`, not `model_copy(update=...)`: that would also mark the fields as set by
     # the caller, and a tracer's dump of the chunk (`exclude_unset`) would differ.
-    vars(chunk).update(
-        additional_kwargs=_copied(built.additional_kwargs),
-        response_metadata=_copied(built.response_metadata),
-        tool_calls=[{**call, "args": _copied(call["args"])} for call in built.tool_calls],
-        invalid_tool_calls=[dict(call) for call in built.invalid_tool_calls],  # of strings and None
-        tool_call_chunks=[dict(piece) for piece in built.tool_call_chunks],  # of strings, None, an int
-    )
+    vars(chunk).update({field: copy(getattr(built, field)) for field, copy in _FIELD_COPIES.items()})
     return chunk
 
 
@@ -240,6 +234,20 @@ def _copied(value: Any) -> Any:
     if isinstance(value, list):
         return [_copied(item) for item in value]
     return value
+
+
+def _flat_copies(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(item) for item in items]
+
+
+_FIELD_COPIES: dict[str, Callable[[Any], Any]] = {
+    "additional_kwargs": _copied,
+    "response_metadata": _copied,
+    "tool_calls": lambda calls: [{**call, "args": _copied(call["args"])} for call in calls],
+    "invalid_tool_calls": _flat_copies,  # their values are strings and None
+    "tool_call_chunks": _flat_copies,  # strings, None and an index
+}
+"""How each mutable field of an argument chunk is copied: only parsed arguments deeply."""
 
 
 def next_reply(messages: Sequence[BaseMessage], tools: set[str]) -> AIMessage:
