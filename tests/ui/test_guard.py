@@ -1,9 +1,10 @@
-"""The guard's settings and its idea of who a client is."""
+"""The guard's settings, its idea of who a client is, and the headers it adds."""
 
+import gradio as gr
 import pytest
 
 from agent import ServerSettings
-from ui.guard import busy_message, client_address, content_security_policy
+from ui.guard import PublicGuard, busy_message, client_address, content_security_policy
 
 
 def test_no_class_of_the_ui_copies_a_server_setting():
@@ -62,3 +63,42 @@ def test_the_sites_that_may_frame_the_page_come_from_the_setting(env, ancestors)
 def test_a_frame_ancestors_value_that_is_not_a_list_of_sources_stops_the_app(value):
     with pytest.raises(ValueError, match="AGENT_FRAME_ANCESTORS"):
         ServerSettings.from_env({"AGENT_FRAME_ANCESTORS": value})
+
+
+async def test_an_event_stream_and_a_plain_response_both_carry_the_security_headers():
+    with gr.Blocks() as blocks:
+        gr.Textbox()
+    settings = ServerSettings(frame_ancestors="'self'")
+    guard = PublicGuard(event_stream, blocks, settings)
+    for path in ("/gradio_api/queue/data", "/config"):
+        sent: list[dict] = []
+
+        async def send(message: dict, sent: list[dict] = sent) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "query_string": b"session_hash=s1",
+            "headers": [],
+        }
+        await guard(scope, receive_nothing, send)
+        headers = dict(sent[0]["headers"])
+        assert headers[b"content-security-policy"] == content_security_policy("'self'").encode(), path
+        assert headers[b"x-content-type-options"] == b"nosniff"
+        assert [m.get("body") for m in sent[1:]] == [b"data: {}\n\n", b""], (
+            "the stream itself passes as it was"
+        )
+
+
+async def event_stream(scope: dict, receive: object, send) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    )
+    await send({"type": "http.response.body", "body": b"data: {}\n\n", "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def receive_nothing() -> dict:
+    return {"type": "http.disconnect"}
