@@ -203,11 +203,6 @@ def _refused(backend: str, message: str) -> Messages:
     """A turn that ends before it starts, shown like any failed turn."""
     view = TurnView(backend)
     view.apply(refused_input(message).failed())
-    return _as_dicts(view)
-
-
-def _as_dicts(view: TurnView) -> Messages:
-    """The turn's messages as plain dicts (see `TurnDicts`)."""
     return TurnDicts(view)()
 
 

@@ -164,17 +164,16 @@ class PublicGuard:
         if scope["type"] != "http":  # the app serves no websocket
             await send({"type": "websocket.close", "code": 1008})
             return
+        send = _with_security_headers(send, self.policy)
         path = _route_path(scope)
         route = self.allowed.route(scope["method"], path)
-        if route is not None and route.kind == "stream":
-            scope["query_string"] = _without_deep_link(scope.get("query_string", b""))
-            await self._stream(scope, receive, send, route.session_hash(path))
-            return
-        send = _with_security_headers(send, self.policy)
         if route is None or (route.kind == "file" and not self.allowed.allows_file(path)):
             await _respond(send, 404, "Not Found")
             return
         scope["query_string"] = _without_deep_link(scope.get("query_string", b""))
+        if route.kind == "stream":
+            await self._stream(scope, receive, send, route.session_hash(path))
+            return
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -229,13 +228,10 @@ class PublicGuard:
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, session: str | None) -> None:
         """A long-lived response: within the client's share of open streams, and closed once idle,
-        as if the client had left (Gradio cleans up as it does for a closed tab). The security
-        headers are added here too, so that each message of the stream passes one wrapper, not two."""
+        as if the client had left (Gradio cleans up as it does for a closed tab)."""
         client = self._client(scope["headers"], scope.get("client"))
         if not self.streams.open(client):
-            await _respond(
-                _with_security_headers(send, self.policy), 429, too_many_streams_message(self.settings)
-            )
+            await _respond(send, 429, too_many_streams_message(self.settings))
             return
         started, idle_s = time.monotonic(), self.settings.stream_idle_s
         last_data, closed = started, False
@@ -252,8 +248,6 @@ class PublicGuard:
                     closed = True
                     serving.cancel()
                     return
-            elif message["type"] == "http.response.start":
-                _add_security_headers(message, self.policy)
             await send(message)
 
         serving = asyncio.ensure_future(self.app(scope, receive, send_until_idle))
@@ -393,18 +387,14 @@ def _route_path(scope: Scope) -> str:
 def _with_security_headers(send: Send, policy: bytes) -> Send:
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            _add_security_headers(message, policy)
+            message["headers"] = [
+                *message.get("headers", []),
+                (b"content-security-policy", policy),
+                (b"x-content-type-options", b"nosniff"),
+            ]
         await send(message)
 
     return send_with_headers
-
-
-def _add_security_headers(start: Message, policy: bytes) -> None:
-    start["headers"] = [
-        *start.get("headers", []),
-        (b"content-security-policy", policy),
-        (b"x-content-type-options", b"nosniff"),
-    ]
 
 
 def _without_deep_link(query: bytes) -> bytes:

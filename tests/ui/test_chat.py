@@ -5,7 +5,7 @@ import dataclasses
 import itertools
 
 from agent import Settings, run_agent
-from ui.chat import TurnDicts, _as_dicts
+from ui.chat import TurnDicts
 from ui.view import TurnView
 
 
@@ -14,7 +14,7 @@ async def test_each_update_carries_every_field_of_a_chat_message_as_plain_values
     updates = []
     async for event in run_agent("What is (2 + 3) * (4 + 5)?", [], Settings(offline_token_delay_ms=0)):
         view.apply(event)
-        updates.append((_as_dicts(view), [dataclasses.asdict(m) for m in view.render()]))
+        updates.append((TurnDicts(view)(), [dataclasses.asdict(m) for m in view.render()]))
     assert len(updates) > 20
     for shallow, deep in updates:
         assert shallow == deep
@@ -40,4 +40,4 @@ async def test_no_update_changes_after_it_was_yielded_and_unchanged_messages_are
         if old is new
     ]
     assert len(kept) > len(updates)
-    assert updates[-1] == _as_dicts(view)
+    assert updates[-1] == TurnDicts(view)()
