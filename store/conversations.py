@@ -23,7 +23,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,9 @@ class ConversationStore:
     def __init__(self, engine: AsyncEngine, limits: Limits) -> None:
         self._engine = engine
         self.limits = limits
+        self._writing: AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @classmethod
     async def open(cls, url: str, limits: Limits | None = None) -> ConversationStore:
@@ -406,7 +409,7 @@ class ConversationStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
         try:
-            async with self._engine.connect() as connection:
+            async with self._writing, self._engine.connect() as connection:
                 await connection.execution_options(**{WRITE_OPTION: True})
                 async with connection.begin():
                     yield connection
@@ -444,12 +447,23 @@ def _sqlite_locked(error: StoreUnavailable) -> bool:
     return isinstance(cause, OperationalError) and "database is locked" in str(cause)
 
 
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a writer waits for another process's write lock. SQLite waits by sleeping and polling,
+so a process's own writers queue on an `asyncio.Lock` instead (`ConversationStore._writing`) and
+are woken the moment the one before them commits."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run during a write; the rest keeps deletes cascading and writers patient.
     The driver's own transaction handling is off: `_sqlite_begin` starts each transaction."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "busy_timeout=10000", "synchronous=NORMAL"):
+    for pragma in (
+        "journal_mode=WAL",
+        "foreign_keys=ON",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "synchronous=NORMAL",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

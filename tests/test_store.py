@@ -19,6 +19,7 @@ from store import (
     database_url,
     new_owner_id,
 )
+from store import conversations as conversations_module
 from store.schema import LATEST
 
 pytestmark = pytest.mark.timeout(60)
@@ -190,6 +191,25 @@ async def test_two_stores_on_one_database_share_conversations_and_append_concurr
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def test_many_saves_at_once_in_one_process_queue_without_polling_sqlites_lock(tmp_path, monkeypatch):
+    """SQLite's busy wait sleeps and polls (a burst of turns ending together stalled on it): one
+    process's writers take turns on a lock of their own instead, so even with no busy wait at all
+    (a writer meeting the lock would fail at once) a burst of starts and appends all succeed."""
+    monkeypatch.setattr(conversations_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    store = await ConversationStore.open(database_url(tmp_path))
+    try:
+        owners = [new_owner_id() for _ in range(30)]
+        started = await asyncio.gather(*(store.start(owner, "t", turn("q0", "a0")) for owner in owners))
+        ids = [saved.conversation_id for saved in started]
+        await asyncio.gather(
+            *(store.append(owner, id_, turn("q1", "a1")) for owner, id_ in zip(owners, ids, strict=True))
+        )
+        for owner, id_ in zip(owners, ids, strict=True):
+            assert [m["content"] for m in (await store.load(owner, id_)).messages] == ["q0", "a0", "q1", "a1"]
+    finally:
+        await store.aclose()
 
 
 async def test_the_schema_is_versioned_and_reopening_keeps_everything(store_url):
