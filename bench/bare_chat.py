@@ -1,11 +1,12 @@
 """The baseline a user would write: a bare `gr.ChatInterface` that yields once per token.
 
-    python -m bench.bare_chat --port 7861 [--token-ms 30]
+    python -m bench.bare_chat --port 7861 [--token-ms 30] [--yield-every 1]
 
 It streams the same token sequence as the agent's offline model for the
 benchmark question, at the same pace (the model's `TokenPace`, as from a remote
 model), with concurrency raised like ours, so that the only difference is what
-each design yields.
+each design yields. `--yield-every K` yields after every K-th token only (and
+after the last), for `bench.update_cost`.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ async def agent_tokens(question: str) -> list[str]:
     return [e.text for e in events if isinstance(e, AnswerDelta | ToolArgsDelta)]
 
 
-def create_app(tokens: list[str], token_ms: float, concurrency: int) -> gr.Blocks:
+def create_app(tokens: list[str], token_ms: float, concurrency: int, yield_every: int = 1) -> gr.Blocks:
     async def chat(message: str, history: list[dict]):
         text, pace = "", TokenPace(token_ms)
         for position, token in enumerate(tokens):
             if (wait_s := pace.wait_s(position)) > 0:
                 await asyncio.sleep(wait_s)
             text += token
-            yield text
+            if (position + 1) % yield_every == 0 or position == len(tokens) - 1:
+                yield text
 
     demo = gr.ChatInterface(chat, api_name="chat", concurrency_limit=concurrency)
     demo.queue(default_concurrency_limit=concurrency)
@@ -47,8 +49,9 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token-ms", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--yield-every", type=int, default=1)
     args = parser.parse_args()
     tokens = asyncio.run(agent_tokens(QUESTION))
-    create_app(tokens, args.token_ms, args.concurrency).launch(
+    create_app(tokens, args.token_ms, args.concurrency, args.yield_every).launch(
         server_port=args.port, max_threads=args.concurrency
     )
