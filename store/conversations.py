@@ -22,22 +22,22 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, event, func, make_url, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, delete, func, make_url, select, update
+from sqlalchemy.exc import OperationalError
 
+from store.database import Database, open_database
+from store.database import reason as _reason
+from store.errors import ConversationNotFound, StoreFull, StoreUnavailable
 from store.schema import conversations, messages, migrate
 
 SQLITE_FILE = "conversations.sqlite3"
 MAX_TITLE_CHARS = 120
 MAX_PAGE = 200
-WRITE_OPTION = "conversation_store_writes"
 _CURSOR = re.compile(r"^(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)~([A-Za-z0-9_-]{1,32})$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -90,32 +90,16 @@ class Saved:
         return f"Your oldest {some} removed to keep within this server's limit for saved conversations."
 
 
-class StoreError(Exception):
-    """The base of what the store raises."""
-
-
-class StoreUnavailable(StoreError):
-    """The database could not be reached, or refused the operation."""
-
-
-class StoreFull(StoreError):
-    """This conversation alone is larger than what one owner may keep."""
-
-
-class ConversationNotFound(StoreError):
-    """No conversation with this id belongs to this owner (it never did, or it was deleted)."""
-
-
 def database_url(data_dir: Path, configured: str | None = None) -> str:
     """The SQLAlchemy URL for `configured` (postgresql://… or sqlite:///…), or the SQLite file under `data_dir`."""
     if not configured:
-        return f"sqlite+aiosqlite:///{(data_dir / SQLITE_FILE).resolve()}"
+        return f"sqlite:///{(data_dir / SQLITE_FILE).resolve()}"
     for prefix in ("postgresql://", "postgres://"):
         if configured.startswith(prefix):
             return _with_asyncpg_ssl("postgresql+asyncpg://" + configured.removeprefix(prefix))
-    if configured.startswith("sqlite:///"):
-        return "sqlite+aiosqlite:///" + configured.removeprefix("sqlite:///")
-    if configured.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+    if configured.startswith("sqlite+aiosqlite:///"):  # what this function gave before
+        return "sqlite:///" + configured.removeprefix("sqlite+aiosqlite:///")
+    if configured.startswith(("postgresql+asyncpg://", "sqlite:///")):
         return configured
     raise ValueError("must start with postgresql:// or sqlite:///")
 
@@ -139,52 +123,36 @@ def new_owner_id() -> str:
 class ConversationStore:
     """Saved conversations, scoped by owner. Open with `await ConversationStore.open(url)`."""
 
-    def __init__(self, engine: AsyncEngine, limits: Limits) -> None:
-        self._engine = engine
+    def __init__(self, database: Database, limits: Limits) -> None:
+        self._database = database
         self.limits = limits
-        self._writing: AbstractAsyncContextManager[Any] = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else nullcontext()
-        )
 
     @classmethod
     async def open(cls, url: str, limits: Limits | None = None) -> ConversationStore:
         """Connect and bring the schema up to date; `StoreUnavailable` if the database cannot be used."""
         try:
-            engine = _engine(url)
+            database = open_database(url)
         except OSError as error:  # the data directory cannot be made
             raise StoreUnavailable(_reason(error)) from error
-        store = cls(engine, limits or Limits())
         try:
             for pause in OPEN_RETRY_PAUSES_S:
-                if await store._migrated_unless_locked():
-                    return store
+                if await _migrated_unless_locked(database):
+                    return cls(database, limits or Limits())
                 await asyncio.sleep(pause)
-            async with store._transaction() as connection:
-                await migrate(connection)
+            await database.write(migrate)
         except BaseException:
-            await engine.dispose()
+            await database.dispose()
             raise
-        return store
-
-    async def _migrated_unless_locked(self) -> bool:
-        """The schema brought up to date; False if SQLite said the file is locked (see `OPEN_RETRY_PAUSES_S`)."""
-        try:
-            async with self._transaction() as connection:
-                await migrate(connection)
-        except StoreUnavailable as error:
-            if _sqlite_locked(error):
-                return False
-            raise
-        return True
+        return cls(database, limits or Limits())
 
     @property
     def backend(self) -> str:
         """`sqlite` or `postgresql`."""
-        return self._engine.dialect.name
+        return self._database.dialect
 
     async def aclose(self) -> None:
         """Close every connection; the store cannot be used after."""
-        await self._engine.dispose()
+        await self._database.dispose()
 
     async def create(self, owner: str, title: str, now: float | None = None) -> str:
         """A new, empty conversation; its id."""
@@ -202,8 +170,9 @@ class ConversationStore:
         if size > self.limits.bytes:
             raise StoreFull(conversation_id)
         owner_key = _owner_key(owner)
-        async with self._transaction() as connection:
-            await connection.execute(
+
+        def start(connection: Connection) -> int:
+            connection.execute(
                 conversations.insert().values(
                     id=conversation_id,
                     owner=owner_key,
@@ -215,10 +184,11 @@ class ConversationStore:
                 )
             )
             if not bodies:
-                return Saved(conversation_id)
-            await _insert(connection, conversation_id, 0, bodies)
-            dropped = await self._make_room(connection, owner_key, keep=conversation_id)
-        return Saved(conversation_id, dropped)
+                return 0
+            _insert(connection, conversation_id, 0, bodies)
+            return self._make_room(connection, owner_key, keep=conversation_id)
+
+        return Saved(conversation_id, await self._database.write(start))
 
     async def append(
         self,
@@ -233,51 +203,47 @@ class ConversationStore:
         `at`: put them at this position instead, dropping the messages from there on (a
         question edited, retried or undone in the page replaces what followed it).
         """
-        async with self._transaction() as connection:
-            dropped = await self._append_in(connection, owner, conversation_id, new_messages, now, at)
+        bodies = _bodies(new_messages)
+        owner_key = _owner_key(owner)
+        updated_at = time.time() if now is None else now
+        dropped = await self._database.write(
+            lambda connection: self._append_in(connection, owner_key, conversation_id, bodies, updated_at, at)
+        )
         return Saved(conversation_id, dropped)
 
-    async def _append_in(
+    def _append_in(
         self,
-        connection: AsyncConnection,
-        owner: str,
+        connection: Connection,
+        owner_key: str,
         conversation_id: str,
-        new_messages: Sequence[Mapping[str, Any]],
-        now: float | None,
+        bodies: list[tuple[str, int]],
+        now: float,
         at: int | None,
     ) -> int:
         """`append` inside the caller's transaction; how many old conversations made room."""
-        bodies = _bodies(new_messages)
         size = sum(size for _body, size in bodies)
-        owner_key = _owner_key(owner)
-        row = (
-            await connection.execute(
-                select(conversations.c.message_count, conversations.c.bytes)
-                .where(conversations.c.id == _checked_id(conversation_id))
-                .where(conversations.c.owner == owner_key)
-                .with_for_update()
-            )
+        row = connection.execute(
+            select(conversations.c.message_count, conversations.c.bytes)
+            .where(conversations.c.id == _checked_id(conversation_id))
+            .where(conversations.c.owner == owner_key)
+            .with_for_update()
         ).first()
         if row is None:
             raise ConversationNotFound(conversation_id)
         start, kept_bytes = row.message_count, row.bytes
         if at is not None and 0 <= at < row.message_count:
             start = at
-            kept_bytes -= await _cut(connection, conversation_id, at)
+            kept_bytes -= _cut(connection, conversation_id, at)
         if kept_bytes + size > self.limits.bytes:
             raise StoreFull(conversation_id)
         if bodies:
-            await _insert(connection, conversation_id, start, bodies)
-        await connection.execute(
+            _insert(connection, conversation_id, start, bodies)
+        connection.execute(
             update(conversations)
             .where(conversations.c.id == conversation_id)
-            .values(
-                updated_at=time.time() if now is None else now,
-                message_count=start + len(bodies),
-                bytes=kept_bytes + size,
-            )
+            .values(updated_at=now, message_count=start + len(bodies), bytes=kept_bytes + size)
         )
-        return await self._make_room(connection, owner_key, keep=conversation_id)
+        return self._make_room(connection, owner_key, keep=conversation_id)
 
     async def page(self, owner: str, cursor: str | None = None, limit: int = 50) -> Page:
         """The owner's conversations, most recently updated first, `limit` at a time."""
@@ -299,98 +265,100 @@ class ConversationStore:
                 (conversations.c.updated_at < updated_at)
                 | ((conversations.c.updated_at == updated_at) & (conversations.c.id < last_id))
             )
-        async with self._connection() as connection:
-            rows = (await connection.execute(query)).all()
+        rows = await self._database.read(lambda connection: connection.execute(query).all())
         found = [Summary(row.id, row.title, row.updated_at, row.message_count) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(found, f"{found[-1].updated_at!r}~{found[-1].id}" if more else None)
 
     async def count(self, owner: str) -> int:
-        async with self._connection() as connection:
-            query = select(func.count()).where(conversations.c.owner == _owner_key(owner))
-            return (await connection.execute(query)).scalar_one()
+        query = select(func.count()).where(conversations.c.owner == _owner_key(owner))
+        return await self._database.read(lambda connection: connection.execute(query).scalar_one())
 
     async def load(self, owner: str, conversation_id: str) -> Conversation:
         """The conversation and its messages in order; `ConversationNotFound` if it is not the owner's."""
-        async with self._connection() as connection:
-            row = (
-                await connection.execute(
-                    select(conversations)
-                    .where(conversations.c.id == _checked_id(conversation_id))
-                    .where(conversations.c.owner == _owner_key(owner))
-                )
+        owner_key = _owner_key(owner)
+
+        def load(connection: Connection) -> Conversation:
+            row = connection.execute(
+                select(conversations)
+                .where(conversations.c.id == _checked_id(conversation_id))
+                .where(conversations.c.owner == owner_key)
             ).first()
             if row is None:
                 raise ConversationNotFound(conversation_id)
-            bodies = (
-                await connection.execute(
-                    select(messages.c.body)
-                    .where(messages.c.conversation_id == conversation_id)
-                    .order_by(messages.c.position)
-                )
+            bodies = connection.execute(
+                select(messages.c.body)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.position)
             ).scalars()
             loaded = [json.loads(body) for body in bodies]
-        return Conversation(Summary(row.id, row.title, row.updated_at, row.message_count), loaded)
+            return Conversation(Summary(row.id, row.title, row.updated_at, row.message_count), loaded)
+
+        return await self._database.read(load)
 
     async def rename(self, owner: str, conversation_id: str, title: str) -> None:
-        async with self._transaction() as connection:
-            result = await connection.execute(
-                update(conversations)
-                .where(conversations.c.id == _checked_id(conversation_id))
-                .where(conversations.c.owner == _owner_key(owner))
-                .values(title=_title(title))
-            )
-        if result.rowcount == 0:
+        statement = (
+            update(conversations)
+            .where(conversations.c.id == _checked_id(conversation_id))
+            .where(conversations.c.owner == _owner_key(owner))
+            .values(title=_title(title))
+        )
+        if await self._database.write(lambda connection: connection.execute(statement).rowcount) == 0:
             raise ConversationNotFound(conversation_id)
 
     async def delete(self, owner: str, conversation_id: str) -> bool:
         """Remove the conversation and its messages; False if the owner had no such conversation."""
-        async with self._transaction() as connection:
-            owned = (
-                await connection.execute(
-                    select(conversations.c.id)
-                    .where(conversations.c.id == _checked_id(conversation_id))
-                    .where(conversations.c.owner == _owner_key(owner))
-                )
-            ).scalar()
-            if owned is None:
+        owned = (
+            select(conversations.c.id)
+            .where(conversations.c.id == _checked_id(conversation_id))
+            .where(conversations.c.owner == _owner_key(owner))
+        )
+
+        def delete_owned(connection: Connection) -> bool:
+            found = connection.execute(owned).scalar()
+            if found is None:
                 return False
-            await _delete(connection, [owned])
-        return True
+            _delete(connection, [found])
+            return True
+
+        return await self._database.write(delete_owned)
 
     async def delete_all(self, owner: str) -> int:
         """Remove every conversation of the owner; how many there were."""
-        owned = select(conversations.c.id).where(conversations.c.owner == _owner_key(owner))
-        async with self._transaction() as connection:
-            await connection.execute(delete(messages).where(messages.c.conversation_id.in_(owned)))
-            result = await connection.execute(
-                delete(conversations).where(conversations.c.owner == _owner_key(owner))
-            )
-        return result.rowcount
+        owner_key = _owner_key(owner)
+        owned = select(conversations.c.id).where(conversations.c.owner == owner_key)
+
+        def delete_all(connection: Connection) -> int:
+            connection.execute(delete(messages).where(messages.c.conversation_id.in_(owned)))
+            return connection.execute(
+                delete(conversations).where(conversations.c.owner == owner_key)
+            ).rowcount
+
+        return await self._database.write(delete_all)
 
     async def purge_expired(self, now: float | None = None) -> int:
         """Remove every conversation (any owner's) untouched for `retention_days`; how many."""
         cutoff = (time.time() if now is None else now) - self.limits.retention_days * 86_400
         expired = select(conversations.c.id).where(conversations.c.updated_at < cutoff)
-        async with self._transaction() as connection:
-            await connection.execute(delete(messages).where(messages.c.conversation_id.in_(expired)))
-            result = await connection.execute(
-                delete(conversations).where(conversations.c.updated_at < cutoff)
-            )
-        return result.rowcount
 
-    async def _make_room(self, connection: AsyncConnection, owner_key: str, keep: str) -> int:
+        def purge(connection: Connection) -> int:
+            connection.execute(delete(messages).where(messages.c.conversation_id.in_(expired)))
+            return connection.execute(
+                delete(conversations).where(conversations.c.updated_at < cutoff)
+            ).rowcount
+
+        return await self._database.write(purge)
+
+    def _make_room(self, connection: Connection, owner_key: str, keep: str) -> int:
         """Remove the owner's oldest conversations (not `keep`) until both limits hold; how many."""
-        count, total = (
-            await connection.execute(
-                select(func.count(), func.coalesce(func.sum(conversations.c.bytes), 0)).where(
-                    conversations.c.owner == owner_key
-                )
+        count, total = connection.execute(
+            select(func.count(), func.coalesce(func.sum(conversations.c.bytes), 0)).where(
+                conversations.c.owner == owner_key
             )
         ).one()
         if count <= self.limits.conversations and total <= self.limits.bytes:
             return 0
-        oldest = await connection.execute(
+        oldest = connection.execute(
             select(conversations.c.id, conversations.c.bytes)
             .where(conversations.c.owner == owner_key)
             .where(conversations.c.id != keep)
@@ -403,38 +371,19 @@ class ConversationStore:
             doomed.append(row.id)
             count -= 1
             total -= row.bytes
-        await _delete(connection, doomed)
+        _delete(connection, doomed)
         return len(doomed)
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._writing, self._engine.connect() as connection:
-                await connection.execution_options(**{WRITE_OPTION: True})
-                async with connection.begin():
-                    yield connection
-        except (SQLAlchemyError, OSError) as error:
-            raise StoreUnavailable(_reason(error)) from error
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self._engine.connect() as connection:
-                yield connection
-        except (SQLAlchemyError, OSError) as error:
-            raise StoreUnavailable(_reason(error)) from error
-
-
-def _engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 10})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
-        return engine
-    return create_async_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=10, connect_args={"timeout": 10}
-    )
+async def _migrated_unless_locked(database: Database) -> bool:
+    """The schema brought up to date; False if SQLite said the file is locked (see `OPEN_RETRY_PAUSES_S`)."""
+    try:
+        await database.write(migrate)
+    except StoreUnavailable as error:
+        if _sqlite_locked(error):
+            return False
+        raise
+    return True
 
 
 OPEN_RETRY_PAUSES_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
@@ -447,45 +396,15 @@ def _sqlite_locked(error: StoreUnavailable) -> bool:
     return isinstance(cause, OperationalError) and "database is locked" in str(cause)
 
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long a writer waits for another process's write lock. SQLite waits by sleeping and polling,
-so a process's own writers queue on an `asyncio.Lock` instead (`ConversationStore._writing`) and
-are woken the moment the one before them commits."""
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run during a write; the rest keeps deletes cascading and writers patient.
-    The driver's own transaction handling is off: `_sqlite_begin` starts each transaction."""
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in (
-        "journal_mode=WAL",
-        "foreign_keys=ON",
-        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-        "synchronous=NORMAL",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def _sqlite_begin(connection: Connection) -> None:
-    """A write takes SQLite's write lock when it begins, so that two writers (two processes
-    migrating, two appends) wait for each other instead of failing half-way."""
-    writing = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
-
-
 def _bodies(new_messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
     """Each message as the JSON the store keeps, with its size in bytes."""
     bodies = [json.dumps(message, ensure_ascii=False, separators=(",", ":")) for message in new_messages]
     return [(body, len(body.encode())) for body in bodies]
 
 
-async def _insert(
-    connection: AsyncConnection, conversation_id: str, start: int, bodies: list[tuple[str, int]]
-) -> None:
+def _insert(connection: Connection, conversation_id: str, start: int, bodies: list[tuple[str, int]]) -> None:
     """The messages' rows, from position `start` on."""
-    await connection.execute(
+    connection.execute(
         messages.insert(),
         [
             {"conversation_id": conversation_id, "position": start + i, "body": body, "bytes": size}
@@ -494,21 +413,21 @@ async def _insert(
     )
 
 
-async def _cut(connection: AsyncConnection, conversation_id: str, at: int) -> int:
+def _cut(connection: Connection, conversation_id: str, at: int) -> int:
     """Delete the conversation's messages from position `at` on; their bytes."""
     after = (messages.c.conversation_id == conversation_id) & (messages.c.position >= at)
-    removed = (
-        await connection.execute(select(func.coalesce(func.sum(messages.c.bytes), 0)).where(after))
+    removed = connection.execute(
+        select(func.coalesce(func.sum(messages.c.bytes), 0)).where(after)
     ).scalar_one()
-    await connection.execute(delete(messages).where(after))
+    connection.execute(delete(messages).where(after))
     return removed
 
 
-async def _delete(connection: AsyncConnection, ids: list[str]) -> None:
+def _delete(connection: Connection, ids: list[str]) -> None:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        await connection.execute(delete(messages).where(messages.c.conversation_id.in_(chunk)))
-        await connection.execute(delete(conversations).where(conversations.c.id.in_(chunk)))
+        connection.execute(delete(messages).where(messages.c.conversation_id.in_(chunk)))
+        connection.execute(delete(conversations).where(conversations.c.id.in_(chunk)))
 
 
 def _owner_key(owner: str) -> str:
@@ -533,10 +452,3 @@ def _parse_cursor(cursor: str) -> tuple[float, str]:
     if not match:
         raise ValueError("not a cursor this store gave out")
     return float(match.group(1)), match.group(2)
-
-
-def _reason(error: BaseException) -> str:
-    """The error's kind and first line, without the SQL and parameters SQLAlchemy appends."""
-    original = getattr(error, "orig", None) or error
-    first = str(original).splitlines()[0] if str(original) else ""
-    return f"{type(original).__name__}: {first}"[:200]

@@ -8,10 +8,11 @@ each step runs once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from sqlalchemy import (
     Column,
+    Connection,
     Float,
     ForeignKey,
     Index,
@@ -23,7 +24,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
 
@@ -60,24 +60,22 @@ messages = Table(
 POSTGRES_MIGRATION_LOCK = 0x5F_C0_A7_19  # any constant: the advisory lock the migrations take
 
 
-async def _create_tables(connection: AsyncConnection) -> None:
-    await connection.run_sync(
-        lambda sync: metadata.create_all(sync, tables=[conversations, messages], checkfirst=True)
-    )
+def _create_tables(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[conversations, messages], checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[AsyncConnection], Awaitable[None]]] = [_create_tables]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_tables]
 """Step n brings the schema from version n to n + 1; new steps go at the end, old ones never change."""
 
 LATEST = len(MIGRATIONS)
 
 
-async def migrate(connection: AsyncConnection) -> int:
+def migrate(connection: Connection) -> int:
     """Bring the schema to `LATEST` inside the caller's transaction; the version it was at."""
     if connection.dialect.name == "postgresql":
-        await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_MIGRATION_LOCK})
-    await connection.run_sync(lambda sync: schema_version.create(sync, checkfirst=True))
-    found = (await connection.execute(select(schema_version.c.version))).scalar()
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_MIGRATION_LOCK})
+    schema_version.create(connection, checkfirst=True)
+    found = connection.execute(select(schema_version.c.version)).scalar()
     current = found or 0
     if current > LATEST:
         raise RuntimeError(
@@ -85,9 +83,9 @@ async def migrate(connection: AsyncConnection) -> int:
             "upgrade the app, or point it at another database"
         )
     for step in MIGRATIONS[current:]:
-        await step(connection)
+        step(connection)
     if found is None:
-        await connection.execute(schema_version.insert().values(version=LATEST))
+        connection.execute(schema_version.insert().values(version=LATEST))
     elif current != LATEST:
-        await connection.execute(schema_version.update().values(version=LATEST))
+        connection.execute(schema_version.update().values(version=LATEST))
     return current

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from store import (
     ConversationNotFound,
@@ -19,7 +19,7 @@ from store import (
     database_url,
     new_owner_id,
 )
-from store import conversations as conversations_module
+from store import database as database_module
 from store.schema import LATEST
 
 pytestmark = pytest.mark.timeout(60)
@@ -197,7 +197,7 @@ async def test_many_saves_at_once_in_one_process_queue_without_polling_sqlites_l
     """SQLite's busy wait sleeps and polls (a burst of turns ending together stalled on it): one
     process's writers take turns on a lock of their own instead, so even with no busy wait at all
     (a writer meeting the lock would fail at once) a burst of starts and appends all succeed."""
-    monkeypatch.setattr(conversations_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    monkeypatch.setattr(database_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
     store = await ConversationStore.open(database_url(tmp_path))
     try:
         owners = [new_owner_id() for _ in range(30)]
@@ -212,6 +212,31 @@ async def test_many_saves_at_once_in_one_process_queue_without_polling_sqlites_l
         await store.aclose()
 
 
+async def test_a_save_given_up_while_it_waited_for_its_turn_never_happens(tmp_path):
+    """The app stops waiting for a save after `SAVE_TIMEOUT_S` and tells the page it was not saved
+    (the next turn saves the whole conversation again): a save given up while it waited behind
+    another writer must not happen later. Here another process holds SQLite's write lock."""
+    url = database_url(tmp_path)
+    store = await ConversationStore.open(url)
+    other_process = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")
+        owner, given_up = new_owner_id(), new_owner_id()
+        waiting = asyncio.ensure_future(store.start(owner, "waits for the lock", turn("q", "a")))
+        await asyncio.sleep(0.2)  # the first save is on the writer thread, waiting for the other process
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(store.start(given_up, "given up", turn("q", "a")), 0.2)
+        other_process.execute("COMMIT")
+
+        await waiting
+        assert await store.count(owner) == 1
+        assert await store.count(given_up) == 0
+        assert await _rows(store, "messages") == 2
+    finally:
+        other_process.close()
+        await store.aclose()
+
+
 async def test_the_schema_is_versioned_and_reopening_keeps_everything(store_url):
     store = await ConversationStore.open(store_url)
     owner = new_owner_id()
@@ -222,9 +247,10 @@ async def test_the_schema_is_versioned_and_reopening_keeps_everything(store_url)
     store = await ConversationStore.open(store_url)
     try:
         assert (await store.load(owner, conversation)).messages == turn("q", "a")
-        async with store._engine.connect() as connection:
-            versions = (await connection.execute(text("SELECT version FROM schema_version"))).scalars()
-            assert list(versions) == [LATEST]
+        versions = await store._database.read(
+            lambda connection: connection.execute(text("SELECT version FROM schema_version")).scalars().all()
+        )
+        assert versions == [LATEST]
     finally:
         await store.aclose()
 
@@ -232,8 +258,9 @@ async def test_the_schema_is_versioned_and_reopening_keeps_everything(store_url)
 async def test_the_database_keeps_a_hash_of_the_owner_never_the_id(store):
     owner = new_owner_id()
     await store.create(owner, "mine")
-    async with store._engine.connect() as connection:
-        stored = (await connection.execute(text("SELECT owner FROM conversations"))).scalar_one()
+    stored = await store._database.read(
+        lambda connection: connection.execute(text("SELECT owner FROM conversations")).scalar_one()
+    )
     assert owner not in stored and len(stored) == 64
 
 
@@ -261,7 +288,8 @@ async def test_a_url_with_a_providers_sslmode_reaches_the_driver(postgres, tmp_p
 
 
 def test_urls_name_the_backend(tmp_path):
-    assert database_url(tmp_path) == f"sqlite+aiosqlite:///{tmp_path.resolve()}/conversations.sqlite3"
+    assert database_url(tmp_path) == f"sqlite:///{tmp_path.resolve()}/conversations.sqlite3"
+    assert database_url(tmp_path, "sqlite+aiosqlite:////data/c.db") == "sqlite:////data/c.db"
     assert database_url(tmp_path, "postgresql://u:p@db:5432/chat") == "postgresql+asyncpg://u:p@db:5432/chat"
     assert database_url(tmp_path, "postgres://u:p%40s@db/chat?sslmode=require") == (
         "postgresql+asyncpg://u:p%40s@db/chat?ssl=require"
@@ -277,12 +305,9 @@ def test_owner_ids_are_unguessable():
 
 
 async def _rows(store: ConversationStore, table: str) -> int:
-    engine = create_async_engine(store._engine.url)
-    try:
-        async with engine.connect() as connection:
-            return (await connection.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
-    finally:
-        await engine.dispose()
+    return await store._database.read(
+        lambda connection: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    )
 
 
 async def test_appending_at_a_position_replaces_what_followed_it(store):

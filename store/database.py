@@ -1,0 +1,172 @@
+"""How the store's work reaches its database: a unit of work is a plain function of a SQLAlchemy
+`Connection`, run in one transaction, and the store awaits its result.
+
+SQLite (`SQLiteDatabase`) runs each unit of work whole on a thread of its own: the writes on one
+writer thread, so one process's writers take turns there and never meet SQLite's busy wait
+(which sleeps and polls), and the reads on a few reader threads beside it (WAL lets them run
+during a write). A save is one hand-over to that thread and one back, however many statements it
+runs; an async driver would hand over every statement, cursor and fetch on its own.
+
+PostgreSQL (`AsyncDatabase`) runs the same function on asyncpg through SQLAlchemy's
+`AsyncConnection.run_sync`: its server does the waiting, and many processes write at once.
+
+Whatever the database refuses or cannot be reached for comes out as `StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from store.errors import StoreUnavailable
+
+T = TypeVar("T")
+Work = Callable[[Connection], T]
+WRITE_OPTION = "conversation_store_writes"
+SQLITE_READERS = 4
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long a writer waits for another process's write lock (this process's writers take turns
+on their one writer thread, so only another process's ever makes one wait)."""
+
+
+class Database(Protocol):
+    """Where the store's units of work run; see the module docstring."""
+
+    dialect: str
+
+    async def write(self, work: Work[T]) -> T:
+        """`work` in a write transaction: committed if it returns, rolled back if it raises."""
+        ...
+
+    async def read(self, work: Work[T]) -> T:
+        """`work` on a connection of its own, writing nothing."""
+        ...
+
+    async def dispose(self) -> None:
+        """Close every connection; nothing can run after."""
+        ...
+
+
+def open_database(url: str) -> Database:
+    """The database at `url` (sqlite:///… or postgresql+asyncpg://…), not yet connected."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return SQLiteDatabase(parsed.set(drivername="sqlite").render_as_string(hide_password=False))
+    return AsyncDatabase(url)
+
+
+class SQLiteDatabase:
+    """SQLite through the standard library's driver, each unit of work whole on a store thread."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
+        self._engine: Engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=1 + SQLITE_READERS,
+        )
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        event.listen(self._engine, "begin", _sqlite_begin)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-write")
+        self._readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="store-read")
+
+    async def write(self, work: Work[T]) -> T:
+        return await self._on(self._writer, self._written, work)
+
+    async def read(self, work: Work[T]) -> T:
+        return await self._on(self._readers, self._read, work)
+
+    async def dispose(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._engine.dispose)
+        self._writer.shutdown(wait=False)
+        self._readers.shutdown(wait=False)
+
+    def _written(self, work: Work[T]) -> T:
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+            with connection.begin():
+                return work(connection)
+
+    def _read(self, work: Work[T]) -> T:
+        with self._engine.connect() as connection:
+            return work(connection)
+
+    @staticmethod
+    async def _on(threads: ThreadPoolExecutor, run: Callable[[Work[T]], T], work: Work[T]) -> T:
+        """`run(work)` on one of `threads`. A caller that stops waiting before its work began
+        (cancelled, timed out) takes the work off the queue: it never runs."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(threads, run, work)
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(reason(error)) from error
+
+
+class AsyncDatabase:
+    """PostgreSQL through asyncpg; each unit of work runs through `AsyncConnection.run_sync`."""
+
+    def __init__(self, url: str) -> None:
+        self._engine: AsyncEngine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            pool_timeout=10,
+            connect_args={"timeout": 10},
+        )
+        self.dialect = self._engine.dialect.name
+
+    async def write(self, work: Work[T]) -> T:
+        try:
+            async with self._engine.connect() as connection, connection.begin():
+                return await connection.run_sync(work)
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(reason(error)) from error
+
+    async def read(self, work: Work[T]) -> T:
+        try:
+            async with self._engine.connect() as connection:
+                return await connection.run_sync(work)
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(reason(error)) from error
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run during a write; the rest keeps deletes cascading and writers patient.
+    The driver's own transaction handling is off: `_sqlite_begin` starts each transaction."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "journal_mode=WAL",
+        "foreign_keys=ON",
+        f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        "synchronous=NORMAL",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """A write takes SQLite's write lock when it begins, so that two writers (two processes
+    migrating, two appends) wait for each other instead of failing half-way."""
+    writing = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def reason(error: BaseException) -> str:
+    """The error's kind and first line, without the SQL and parameters SQLAlchemy appends."""
+    original = getattr(error, "orig", None) or error
+    first = str(original).splitlines()[0] if str(original) else ""
+    return f"{type(original).__name__}: {first}"[:200]
