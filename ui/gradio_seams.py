@@ -269,3 +269,51 @@ def serves_session(app: Any, session_hash: str) -> bool:
     A draining process keeps serving these and sends every other session elsewhere."""
     pending = app.get_blocks()._queue.pending_event_ids_session
     return session_hash in pending or session_hash in app.state_holder
+
+
+# -- the HTTP routes ---------------------------------------------------------------------------
+
+
+def _is_gradio_login_check(call: Any) -> bool:
+    return getattr(call, "__module__", None) == "gradio.routes" and getattr(
+        call, "__qualname__", ""
+    ).endswith(".login_check")
+
+
+def _dependants(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every FastAPI `Dependant` of `routes`, those of included routers' routes too."""
+    for route in routes:
+        if hasattr(route, "effective_candidates"):  # FastAPI's included router
+            yield from _dependants(route.effective_candidates())
+            continue
+        for holder in (route, getattr(route, "original_route", None)):
+            if (dependant := getattr(holder, "dependant", None)) is not None:
+                yield from _with_subdependants(dependant)
+
+
+def _with_subdependants(dependant: Any) -> Iterator[Any]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _with_subdependants(sub)
+
+
+def check_logins_on_the_loop(app: Any) -> int:
+    """Gradio's API routes (the queue's join and event stream, every unqueued call) depend on its
+    `login_check`, a plain function: FastAPI runs each plain dependency in a worker thread, a
+    thread hop per request. It only compares the logged-in user (solved before it, on the loop)
+    with the app's auth settings, so here it runs on the loop, as the same function. `app` is the
+    served FastAPI app (`scope["app"]`); the number of dependencies changed."""
+    changed = 0
+    for dependant in _dependants(app.router.routes):
+        if _is_gradio_login_check(dependant.call):
+            dependant.call = _on_the_loop(dependant.call)
+            changed += 1
+    return changed
+
+
+def _on_the_loop(check: Callable[..., None]) -> Callable[..., Any]:
+    async def login_check(**values: Any) -> None:
+        return check(**values)
+
+    login_check.__qualname__ = "on_the_loop.login_check"
+    return login_check

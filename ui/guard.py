@@ -47,7 +47,7 @@ import gradio as gr
 from agent import ServerSettings
 from ui.allow_list import AllowList, Call, Route
 from ui.budgets import CallBudget, LastSeen, OpenStreams
-from ui.gradio_seams import functions, queued_requests
+from ui.gradio_seams import check_logins_on_the_loop, functions, queued_requests
 from ui.safety import bounded_chat
 
 Scope = MutableMapping[str, Any]
@@ -158,7 +158,8 @@ class PublicGuard:
         self.calls = CallBudget(settings.max_calls_per_s, settings.max_calls_per_s * CALL_BURST_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
+        if scope["type"] == "lifespan":  # the server starts: the routes are all there
+            check_logins_on_the_loop(scope["app"])
             await self.app(scope, receive, send)
             return
         if scope["type"] != "http":  # the app serves no websocket

@@ -1,15 +1,19 @@
 """The contract with Gradio's private parts (`ui.gradio_seams`): the app, built as `python app.py`
 builds it, wired the way each seam must leave it. A Gradio upgrade that breaks a seam fails here."""
 
+import asyncio
 import copy
 import importlib.util
 import inspect
 import sys
 
+import fastapi.dependencies.utils as fastapi_dependencies
 import gradio as gr
+import httpx
 import orjson
 import pytest
 from gradio.queueing import Event
+from gradio.routes import App
 from gradio.state_holder import StateHolder
 from gradio.utils import diff
 from starlette.requests import Request
@@ -17,7 +21,7 @@ from starlette.requests import Request
 import app
 from agent import ServerSettings, Settings
 from ui import gradio_seams as seams
-from ui.guard import is_busy, turn_functions, turns_of
+from ui.guard import guard_options, is_busy, turn_functions, turns_of
 from ui.live_turn import LiveTurnChatInterface
 
 
@@ -233,3 +237,65 @@ def test_the_copies_of_the_chat_after_a_turn_read_the_session_and_the_others_do_
     others = [fn for fn in copies if fn.trigger_after not in turns]
     assert others, "the copies after an undo or a clear"
     assert all(fn.inputs == [chat.chatbot] for fn in others), "an undo's or clear's copy always lands"
+
+
+async def started(asgi_app: object) -> asyncio.Task:
+    """`asgi_app` through its ASGI lifespan start-up, as uvicorn starts it; the task to end it with."""
+    messages: asyncio.Queue[dict] = asyncio.Queue()
+    complete = asyncio.Event()
+    await messages.put({"type": "lifespan.startup"})
+
+    async def send(message: dict) -> None:
+        if message["type"] == "lifespan.startup.complete":
+            complete.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    lifespan = asyncio.create_task(asgi_app(scope, messages.get, send))  # type: ignore[operator]
+    await asyncio.wait_for(complete.wait(), timeout=30)
+    await messages.put({"type": "lifespan.shutdown"})
+    return lifespan
+
+
+def served(demo: gr.Blocks, **app_kwargs: object) -> object:
+    """The FastAPI app `demo.launch()` serves, with the guard as `python app.py` puts it in front."""
+    options = guard_options(demo, ServerSettings())["app_kwargs"]
+    return App.create_app(demo, app_kwargs={**options, **app_kwargs})
+
+
+async def test_gradios_login_check_runs_on_the_loop_once_the_server_starts(built, monkeypatch):
+    demo, _chat = built
+    asgi_app = served(demo)
+    threaded: list[str] = []
+    real_run_in_threadpool = fastapi_dependencies.run_in_threadpool
+
+    async def run_in_threadpool(call, *args, **kwargs):
+        threaded.append(getattr(call, "__qualname__", repr(call)))
+        return await real_run_in_threadpool(call, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi_dependencies, "run_in_threadpool", run_in_threadpool)
+    transport = httpx.ASGITransport(app=asgi_app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        before = await client.get("/config")
+        assert before.status_code == 200
+        assert any(name.endswith(".login_check") for name in threaded), "Gradio's check, in a thread"
+        await (await started(asgi_app))
+        threaded.clear()
+        after = await client.get("/config")
+        assert after.status_code == 200 and after.json().keys() == before.json().keys()
+    assert threaded == []
+
+
+async def test_a_login_check_on_the_loop_still_refuses_a_visitor_not_logged_in(built, monkeypatch):
+    demo, _chat = built
+    asgi_app = served(demo)
+    monkeypatch.setattr(demo, "auth_message", "Log in first", raising=False)  # what launch(auth=...) sets
+    asgi_app.auth = {"someone": "a password"}  # type: ignore[attr-defined]
+    assert seams.check_logins_on_the_loop(asgi_app) > 0
+    assert seams.check_logins_on_the_loop(asgi_app) == 0, "done once"
+    transport = httpx.ASGITransport(app=asgi_app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        refused = await client.get("/config")
+    assert refused.status_code == 401 and refused.json()["detail"] == {
+        "error": "Not authenticated",
+        "auth_message": "Log in first",
+    }
