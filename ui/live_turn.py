@@ -133,11 +133,14 @@ class LiveTurnChatInterface(gr.ChatInterface):
         seams.drop_steps(self._save_conversation)
         seams.drop_steps(self._delete_conversation)
 
-    def _clear_and_save_textbox(self, message: str, request: gr.Request) -> tuple[gr.Textbox, str]:
-        """ChatInterface's first step of a question, after `refuse` had its say."""
+    async def _clear_and_save_textbox(self, message: str, request: gr.Request) -> tuple[dict[str, Any], str]:
+        """ChatInterface's first step of a question, after `refuse` had its say. ChatInterface returns
+        a new Textbox, which Gradio turns into this very update (building a second Textbox from it):
+        the update itself spares the first. A coroutine, so Gradio runs it on the loop, not in a
+        worker thread (it does no I/O)."""
         if self.refuse is not None and (reason := self.refuse(request)):
             raise _refusal(reason)
-        return super()._clear_and_save_textbox(message)
+        return gr.update(value="", interactive=False, placeholder=""), message
 
     def _stop_when_refused(self) -> None:
         """What follows the textbox's first step runs only if that step succeeded (was not refused)."""

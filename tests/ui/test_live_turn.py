@@ -2,6 +2,7 @@ import copy
 from contextlib import aclosing
 
 import gradio as gr
+from gradio.state_holder import SessionState
 
 from ui.chatbot import UNCHANGED, PreparedChatbot
 from ui.live_turn import LiveTurnChatInterface, newest_turns
@@ -77,3 +78,21 @@ async def test_the_conversation_enters_a_turn_trimmed_and_the_session_keeps_it_t
     assert "AGENT_MAX_CHAT_CHARS" in note["content"] and reply["content"] == "4"
     [kept] = [conversation for _response, conversation, *_live in updates if conversation is not UNCHANGED]
     assert [m["content"] for m in kept] == ["", "refused", "2 + 2", note["content"], "4"]
+
+
+async def test_a_questions_first_step_sends_the_page_what_chat_interfaces_own_step_sends():
+    async def answer(message, history):
+        yield [{"role": "assistant", "content": "4", "metadata": None}]
+
+    with gr.Blocks() as demo:
+        chat = LiveTurnChatInterface(
+            answer, chatbot=PreparedChatbot(), max_messages=10, max_chars=1000, save_history=False
+        )
+    first_step = next(fn for fn in demo.fns.values() if fn.name == "_clear_and_save_textbox")
+    ours = await chat._clear_and_save_textbox("2 + 2", None)  # type: ignore[arg-type]  # no refusal: no request needed
+    theirs = gr.ChatInterface._clear_and_save_textbox(chat, "2 + 2")
+    sent = [
+        await demo.postprocess_data(first_step, list(values), SessionState(demo)) for values in (ours, theirs)
+    ]
+    assert sent[0] == sent[1]
+    assert sent[0][0] == {"__type__": "update", "value": "", "interactive": False, "placeholder": ""}
