@@ -1,19 +1,22 @@
 """The agent's tools: four arithmetic operations and `final_answer`.
 
-To add a tool, write one `@tool` function (an `args_schema` and a docstring the
-model reads) and append it to `TOOLS`. Tools are `async` and must finish in
+To add a tool, write one `@async_tool(ArgsSchema)` function (LangChain's `@tool(args_schema=...)`
+for an async function; a docstring the model reads) and append it to `TOOLS`. Tools are `async` and must finish in
 milliseconds: a tool that could be made to run for long (a huge power) checks
 its cost *before* computing and raises `ValueError` with a message for the model.
 A tool that acts (writes, sends, deletes) gets `@requires_approval` above its
 `@tool`: a person then approves or denies each of its calls before it runs.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: LangChain reads a tool function's type hints on every
+# call (agent/langchain_seams.py), and objects need no evaluation.
 
 import math
 
-from langchain_core.tools import BaseTool, tool
+from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
+
+from agent.langchain_seams import async_tool
 
 Number = int | float
 
@@ -87,26 +90,26 @@ def requires_approval(tool: BaseTool) -> BaseTool:
     """Mark a tool whose every call a person approves or denies before it runs:
 
     @requires_approval
-    @tool(args_schema=NewFile)
+    @async_tool(NewFile)
     async def write_file(path: str, text: str) -> str: ...
     """
     tool.metadata = {**(tool.metadata or {}), APPROVAL: "always"}
     return tool
 
 
-@tool(args_schema=TwoNumbers)
+@async_tool(TwoNumbers)
 async def add(a: Number, b: Number) -> str:
     """Add two numbers: returns a + b."""
     return checked(a + b)
 
 
-@tool(args_schema=TwoNumbers)
+@async_tool(TwoNumbers)
 async def subtract(a: Number, b: Number) -> str:
     """Subtract the second number from the first: returns a - b."""
     return checked(a - b)
 
 
-@tool(args_schema=TwoNumbers)
+@async_tool(TwoNumbers)
 async def multiply(a: Number, b: Number) -> str:
     """Multiply two numbers: returns a * b."""
     return checked(a * b)
@@ -129,14 +132,14 @@ def power(base: Number, exponent: Number) -> str:
         raise ValueError("the result is too large to represent") from None
 
 
-@tool(args_schema=Power)
+@async_tool(Power)
 async def exponentiate(base: Number, exponent: Number) -> str:
     """Raise a number to a power: returns base ** exponent. A negative exponent divides
     (x ** -1 is 1 / x), a fractional one takes a root (x ** 0.5 is the square root of x)."""
     return power(base, exponent)
 
 
-@tool(args_schema=FinalAnswer)
+@async_tool(FinalAnswer)
 async def final_answer(answer: str, tools_used: list[str]) -> str:
     """Give the user the final answer. Call it once, when you know the answer; the
     `answer` text is shown to the user as it is, so write it for them."""

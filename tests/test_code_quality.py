@@ -63,6 +63,7 @@ AGENT_LAYERS = [
     "bounds",
     "redaction",
     "settings",
+    "langchain_seams",
     "tools",
     "toolbox",
     "mcp.config",
