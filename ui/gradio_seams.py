@@ -10,6 +10,7 @@ so a Gradio upgrade that breaks one fails the fast tests.
 from __future__ import annotations
 
 import copyreg
+import datetime
 import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -73,7 +74,7 @@ class _ConfigsOnDemand(dict):
     def __init__(self, blocks_config: BlocksConfig, ids: Iterable[int]) -> None:
         super().__init__()
         self._blocks_config = blocks_config
-        self._not_built = dict.fromkeys(ids)
+        self._not_built: dict[int, gr.blocks.Block | None] = dict.fromkeys(ids)  # the block to build from
         self._values: dict[int, Any] = {}
 
     def record_value(self, key: int, value: Any) -> None:
@@ -81,6 +82,15 @@ class _ConfigsOnDemand(dict):
         self._values[key] = value
         if key not in self._not_built and key not in self:
             self._not_built[key] = None  # a block outside the page's list (Gradio records any it is given)
+
+    def renew(self, key: int, block: gr.blocks.Block) -> None:
+        """What Gradio does when it builds a block's config anew (from `block`): the value recorded
+        before is gone."""
+        self._values.pop(key, None)
+        if dict.__contains__(self, key):  # the whole set was read already: as Gradio does, now
+            super().__setitem__(key, self._blocks_config.config_for_block(key, [], block))
+        else:
+            self._not_built[key] = block
 
     def __setitem__(self, key: int, config: dict) -> None:
         """A config Gradio built for the session's own instance of a block: it replaces the
@@ -98,10 +108,9 @@ class _ConfigsOnDemand(dict):
             return
         built, blocks = dict(super().items()), self._blocks_config.blocks
         super().clear()
-        for key in self._not_built:
-            config = (
-                built.pop(key) if key in built else self._blocks_config.config_for_block(key, [], blocks[key])
-            )
+        for key, block in self._not_built.items():
+            source = blocks[key] if block is None else block
+            config = built.pop(key) if key in built else self._blocks_config.config_for_block(key, [], source)
             super().__setitem__(key, config)
         super().update(built)  # blocks Gradio gave a config of their own (`__setitem__`)
         for key, value in self._values.items():
@@ -123,13 +132,31 @@ class _SessionStateOnDemand(state_holder.SessionState):
     def _update_value_in_config(self, key: int, value: Any) -> None:
         self.config_values.record_value(key, value)
 
+    def __setitem__(self, key: int, value: Any) -> None:
+        """Gradio's, whose new config for the block (on every State value a session stores) is
+        built when the whole set is read."""
+        block = self.blocks_config.blocks.get(key)
+        if isinstance(block, gr.State):
+            self._state_ttl[key] = (block.time_to_live, datetime.datetime.now())
+            self.state_data[key] = value
+        else:
+            self.blocks_config.blocks[key] = value
+        if block:
+            self.config_values.renew(key, block)
+
+    def _update_config(self, key: int) -> None:
+        if self[key] is not None:
+            self.config_values.renew(key, self[key])
+
 
 def build_session_configs_on_demand() -> None:
     """Gradio's state for a new session starts with the config of every block of the page, built
     then and there (for deep links), and a block's config again the first time it records a value
-    for it: with this page's ~60 blocks, more than a tenth of the server's CPU when many visitors
-    arrive at once, and part of each session's memory. Here a session only notes the last value it
-    recorded for each block; the configs are built when the whole set is read."""
+    for it, and again each time it stores a State's value or a component's update (a question's
+    first step does both): with this page's ~60 blocks, more than a tenth of the server's CPU when
+    many visitors arrive at once, and part of each session's memory. Here a session only notes the
+    last value it recorded for each block and the block each config is to be built from; the
+    configs are built when the whole set is read."""
     state_holder.SessionState = _SessionStateOnDemand  # what `StateHolder` makes for each new session
 
 

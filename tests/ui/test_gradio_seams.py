@@ -205,19 +205,33 @@ def test_a_session_builds_no_blocks_config_until_the_whole_set_is_read(built):
     assert isinstance(session, seams._SessionStateOnDemand)
     assert vars(session).keys() == vars(gradios).keys()
     assert dict.__len__(session.config_values) == 0
-    replaced = gr.Textbox("a session's own instance", render=False)
+    replaced = gr.Textbox("a session's own instance", interactive=False, render=False)
+    updated = gr.Textbox("updated", render=False)
     for state in (session, gradios):  # as Gradio records inputs and outputs, and a gr.update(...)
         state._update_value_in_config(chat.textbox._id, "what is 2 + 2?")
         state._update_value_in_config(chat.chatbot._id, [{"role": "user", "content": "2 + 2"}])
         state._update_value_in_config(chat.textbox._id, "")
         state[chat.textbox._id] = replaced
+        state._update_config(chat.textbox._id)
         state._update_value_in_config(chat.textbox._id, "typed again")
-    assert dict.__len__(session.config_values) == 1  # the config Gradio built for its own instance
+        state[chat.saved_input._id] = "what is 2 + 2?"  # a State's value
+        state._update_value_in_config(chat.chatbot._id, [{"role": "user", "content": "3 + 3"}])
+        state[chat.chatbot._id] = updated  # an update with no value: the recorded one is gone
+        state._update_config(chat.chatbot._id)
+    assert dict.__len__(session.config_values) == 0
+    assert session.state_data == gradios.state_data
+    assert session._state_ttl.keys() == gradios._state_ttl.keys()
+    assert session[chat.textbox._id] is replaced
     assert list(session.components) == list(gradios.components)  # the whole set, as deep links read it
-    assert (
-        next(c for c in session.components if c["id"] == chat.textbox._id)["props"]["value"] == "typed again"
-    )
+    configs = {c["id"]: c for c in session.components}
+    assert configs[chat.textbox._id]["props"]["value"] == "typed again"
+    assert configs[chat.textbox._id]["props"]["interactive"] is False
+    assert configs[chat.chatbot._id]["props"]["value"] == updated.value
     assert dict.__len__(session.config_values) == len(list(gradios.components))
+    for state in (session, gradios):  # once read, as Gradio does
+        state[chat.textbox._id] = updated
+        state._update_config(chat.textbox._id)
+    assert list(session.components) == list(gradios.components)
 
 
 def test_the_copies_of_the_chat_after_a_turn_read_the_session_and_the_others_do_not(tmp_path):
