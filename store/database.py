@@ -5,7 +5,9 @@ SQLite (`SQLiteDatabase`) runs each unit of work whole on a thread of its own: t
 writer thread, so one process's writers take turns there and never meet SQLite's busy wait
 (which sleeps and polls), and the reads on a few reader threads beside it (WAL lets them run
 during a write). A save is one hand-over to that thread and one back, however many statements it
-runs; an async driver would hand over every statement, cursor and fetch on its own.
+runs; an async driver would hand over every statement, cursor and fetch on its own. The writes
+that queue while one transaction is being committed (a burst of turns ending together) go in the
+next one together, each in a savepoint of its own (`SQLiteDatabase.write`).
 
 PostgreSQL (`AsyncDatabase`) runs the same function on asyncpg through SQLAlchemy's
 `AsyncConnection.run_sync`: its server does the waiting, and many processes write at once.
@@ -29,6 +31,8 @@ from store.errors import StoreUnavailable
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
+_Queued = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+_Outcome = tuple[Any, BaseException | None]
 WRITE_OPTION = "conversation_store_writes"
 SQLITE_READERS = 4
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -63,7 +67,8 @@ def open_database(url: str) -> Database:
 
 
 class SQLiteDatabase:
-    """SQLite through the standard library's driver, each unit of work whole on a store thread."""
+    """SQLite through the standard library's driver, each unit of work whole on a store thread,
+    the writes that wait together committed together."""
 
     dialect = "sqlite"
 
@@ -78,12 +83,29 @@ class SQLiteDatabase:
         event.listen(self._engine, "begin", _sqlite_begin)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-write")
         self._readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="store-read")
+        self._queue: list[_Queued] = []
+        self._committing: asyncio.Future[list[_Outcome]] | None = None
 
     async def write(self, work: Work[T]) -> T:
-        return await self._on(self._writer, self._written, work)
+        """`work` in the next transaction the writer thread commits. Writes that come while one
+        is being committed wait together and go in one transaction, each in a savepoint of its
+        own: one that raises is rolled back alone and gets its own error, the others commit. A
+        caller that stops waiting before its work was taken up (cancelled, timed out) takes it
+        out of the queue: it never runs."""
+        queued: _Queued = (work, asyncio.get_running_loop().create_future())
+        self._queue.append(queued)
+        if self._committing is None:
+            self._commit_queue()
+        try:
+            return await queued[1]
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(reason(error)) from error
 
     async def read(self, work: Work[T]) -> T:
-        return await self._on(self._readers, self._read, work)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(reason(error)) from error
 
     async def dispose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -91,24 +113,55 @@ class SQLiteDatabase:
         self._writer.shutdown(wait=False)
         self._readers.shutdown(wait=False)
 
-    def _written(self, work: Work[T]) -> T:
+    def _commit_queue(self) -> None:
+        """Hand what waits to the writer thread as one transaction (on the event loop's thread)."""
+        batch = [queued for queued in self._queue if not queued[1].cancelled()]
+        self._queue = []
+        if not batch:
+            self._committing = None
+            return
+        self._committing = asyncio.get_running_loop().run_in_executor(
+            self._writer, self._written_together, [work for work, _future in batch]
+        )
+        self._committing.add_done_callback(lambda committed: self._settle(batch, committed))
+
+    def _settle(self, batch: list[_Queued], committed: asyncio.Future[list[_Outcome]]) -> None:
+        """Give each write of `batch` its outcome, then commit what queued meanwhile."""
+        if committed.cancelled():  # only the loop's own end does this: nothing can wait on them
+            for _work, future in batch:
+                future.cancel()
+            return
+        failed = committed.exception()
+        outcomes: list[_Outcome] = [(None, failed)] * len(batch) if failed else committed.result()
+        for (_work, future), (result, error) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+        self._commit_queue()
+
+    def _written_together(self, works: list[Work[Any]]) -> list[_Outcome]:
+        """Each of `works` in a savepoint of one write transaction; what each returned or raised.
+        If the transaction itself fails (it cannot begin or commit), it raises for them all."""
+        outcomes: list[_Outcome] = []
         with self._engine.connect() as connection:
             connection = connection.execution_options(**{WRITE_OPTION: True})
             with connection.begin():
-                return work(connection)
+                for work in works:
+                    connection.exec_driver_sql("SAVEPOINT one_write")
+                    try:
+                        outcomes.append((work(connection), None))
+                    except Exception as error:
+                        connection.exec_driver_sql("ROLLBACK TO one_write")
+                        outcomes.append((None, error))
+                    connection.exec_driver_sql("RELEASE one_write")
+        return outcomes
 
     def _read(self, work: Work[T]) -> T:
         with self._engine.connect() as connection:
             return work(connection)
-
-    @staticmethod
-    async def _on(threads: ThreadPoolExecutor, run: Callable[[Work[T]], T], work: Work[T]) -> T:
-        """`run(work)` on one of `threads`. A caller that stops waiting before its work began
-        (cancelled, timed out) takes the work off the queue: it never runs."""
-        try:
-            return await asyncio.get_running_loop().run_in_executor(threads, run, work)
-        except (SQLAlchemyError, OSError) as error:
-            raise StoreUnavailable(reason(error)) from error
 
 
 class AsyncDatabase:

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from store import (
     ConversationNotFound,
@@ -232,6 +232,58 @@ async def test_a_save_given_up_while_it_waited_for_its_turn_never_happens(tmp_pa
         assert await store.count(owner) == 1
         assert await store.count(given_up) == 0
         assert await _rows(store, "messages") == 2
+    finally:
+        other_process.close()
+        await store.aclose()
+
+
+async def test_saves_that_wait_together_commit_together_and_each_gets_its_own_outcome(tmp_path):
+    """A burst of turns ending together: the saves that wait behind a write go to the database
+    in one transaction, in the order they came. One that fails (too large, deleted just before,
+    another owner's) is rolled back alone, nothing of it half-written, and gets its own error;
+    the others are saved."""
+    url = database_url(tmp_path)
+    store = await ConversationStore.open(url, Limits(bytes=2_000))
+    commits = []
+    event.listen(store._database._engine, "commit", lambda _connection: commits.append(1))
+    other_process = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        owner, mallory, newcomers = new_owner_id(), new_owner_id(), [new_owner_id() for _ in range(3)]
+        kept = (await store.start(owner, "kept", [*turn("q1", "a1"), *turn("q2", "a2")])).conversation_id
+        doomed = (await store.start(owner, "doomed", turn("q", "a"))).conversation_id
+        commits.clear()
+
+        other_process.execute("BEGIN IMMEDIATE")  # the first save waits for it; the burst queues
+        first = asyncio.ensure_future(store.start(owner, "first", turn("q", "a")))
+        await asyncio.sleep(0.2)
+        burst = [
+            asyncio.ensure_future(save)
+            for save in [
+                store.start(newcomers[0], "fine", turn("q", "a")),
+                store.append(owner, kept, turn("q2 edited", "x" * 2_000), at=2),  # cuts, then too large
+                store.start(newcomers[1], "fine", turn("q", "a")),
+                store.delete(owner, doomed),
+                store.append(owner, doomed, turn("too", "late")),
+                store.append(mallory, kept, turn("not", "mine")),
+                store.start(newcomers[2], "fine", turn("q", "a")),
+            ]
+        ]
+        await asyncio.sleep(0.1)
+        other_process.execute("COMMIT")
+        await first
+        outcomes = await asyncio.gather(*burst, return_exceptions=True)
+
+        assert [type(outcome).__name__ for outcome in outcomes] == [
+            "Saved", "StoreFull", "Saved", "bool", "ConversationNotFound", "ConversationNotFound", "Saved"
+        ]  # fmt: skip
+        assert len(commits) == 2  # the first save alone, then the whole burst
+        loaded = await store.load(owner, kept)
+        assert loaded.messages == [*turn("q1", "a1"), *turn("q2", "a2")]
+        assert loaded.summary.message_count == 4
+        assert [s.title for s in (await store.page(owner)).conversations] == ["first", "kept"]
+        for newcomer in newcomers:
+            assert [s.title for s in (await store.page(newcomer)).conversations] == ["fine"]
+        assert await _rows(store, "messages") == 4 + 2 + 3 * 2
     finally:
         other_process.close()
         await store.aclose()
