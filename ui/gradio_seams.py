@@ -24,6 +24,7 @@ from gradio import state_holder
 from gradio.block_function import BlockFunction
 from gradio.blocks import BlocksConfig
 from gradio.context import get_blocks_context
+from starlette.requests import Request
 
 PRIVATE_HOOKS: dict[type, tuple[str, ...]] = {
     gr.ChatInterface: (
@@ -344,3 +345,51 @@ def _on_the_loop(check: Callable[..., None]) -> Callable[..., Any]:
 
     login_check.__qualname__ = "on_the_loop.login_check"
     return login_check
+
+
+# -- the event stream --------------------------------------------------------------------------
+
+_DISCONNECT_WATCH = "ui.gradio_seams.disconnect_watch"
+
+
+class _DisconnectWatch:
+    """An event stream's `receive`, noting when the client has gone."""
+
+    def __init__(self, receive: Callable[[], Any]) -> None:
+        self.receive = receive
+        self.disconnected = False
+
+    async def __call__(self) -> dict[str, Any]:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        return message
+
+
+def noting_disconnects(scope: dict[str, Any], receive: Callable[[], Any]) -> Callable[[], Any]:
+    """`receive` for an event stream's request (`scope`), whose `Request.is_disconnected()` then
+    reads what the stream's response has received (`read_disconnects_from_the_response`)."""
+    watch = _DisconnectWatch(receive)
+    scope[_DISCONNECT_WATCH] = watch
+    return watch
+
+
+async def _is_disconnected(request: Request) -> bool:
+    watch = request.scope.get(_DISCONNECT_WATCH)
+    if watch is None:
+        return await _starlette_is_disconnected(request)
+    return watch.disconnected
+
+
+_starlette_is_disconnected = Request.is_disconnected
+
+
+def read_disconnects_from_the_response() -> None:
+    """Gradio's event stream asks `request.is_disconnected()` before every message it sends;
+    Starlette answers by trying to receive with a cancelled `anyio.CancelScope`, whose cancel
+    message names the current task (its repr), for every message. The stream's response
+    (Starlette's `StreamingResponse`, under an ASGI server below spec 2.4, as uvicorn is) already
+    receives all the while and cancels the stream when the client goes: for requests passed
+    through `noting_disconnects`, the question is answered from what it received. Other requests
+    keep Starlette's answer."""
+    Request.is_disconnected = _is_disconnected  # type: ignore[method-assign]

@@ -47,7 +47,13 @@ import gradio as gr
 from agent import ServerSettings
 from ui.allow_list import AllowList, Call, Route
 from ui.budgets import CallBudget, LastSeen, OpenStreams
-from ui.gradio_seams import check_logins_on_the_loop, functions, queued_requests
+from ui.gradio_seams import (
+    check_logins_on_the_loop,
+    functions,
+    noting_disconnects,
+    queued_requests,
+    read_disconnects_from_the_response,
+)
 from ui.safety import bounded_chat
 
 Scope = MutableMapping[str, Any]
@@ -156,6 +162,7 @@ class PublicGuard:
         self.streams = OpenStreams(settings.max_streams_per_client)
         self.seen = LastSeen()
         self.calls = CallBudget(settings.max_calls_per_s, settings.max_calls_per_s * CALL_BURST_S)
+        read_disconnects_from_the_response()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # the server starts: the routes are all there
@@ -251,7 +258,7 @@ class PublicGuard:
                     return
             await send(message)
 
-        serving = asyncio.ensure_future(self.app(scope, receive, send_until_idle))
+        serving = asyncio.ensure_future(self.app(scope, noting_disconnects(scope, receive), send_until_idle))
         try:
             await serving
         except asyncio.CancelledError:

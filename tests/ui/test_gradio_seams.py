@@ -12,14 +12,19 @@ import gradio as gr
 import httpx
 import orjson
 import pytest
+import uvicorn
 from gradio.queueing import Event
 from gradio.routes import App
 from gradio.state_holder import StateHolder
 from gradio.utils import diff
+from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
 
 import app
 from agent import ServerSettings, Settings
+from support.servers import free_port
 from ui import gradio_seams as seams
 from ui.guard import guard_options, is_busy, turn_functions, turns_of
 from ui.live_turn import LiveTurnChatInterface
@@ -313,3 +318,63 @@ async def test_a_login_check_on_the_loop_still_refuses_a_visitor_not_logged_in(b
         "error": "Not authenticated",
         "auth_message": "Log in first",
     }
+
+
+async def test_an_event_stream_learns_its_client_left_from_what_its_response_received(monkeypatch):
+    """Gradio's event stream asks `is_disconnected()` before each message; a stream whose request
+    went through `noting_disconnects` is answered from what its response received, never by
+    Starlette's receive-and-cancel, and still ends when its client goes, served by uvicorn."""
+    seams.read_disconnects_from_the_response()
+    asked_starlette: list[str] = []
+    starlettes = seams._starlette_is_disconnected
+
+    async def counted(request: Request) -> bool:
+        asked_starlette.append(request.url.path)
+        return await starlettes(request)
+
+    monkeypatch.setattr(seams, "_starlette_is_disconnected", counted)
+    answers: dict[str, list[bool]] = {"/watched": [], "/unwatched": []}
+    ended = {path: asyncio.Event() for path in answers}
+
+    async def stream(request: Request) -> StreamingResponse:
+        path = request.url.path
+
+        async def events():  # as Gradio's `sse_stream` asks
+            try:
+                while not (gone := await request.is_disconnected()):
+                    answers[path].append(gone)
+                    yield "data: ALIVE\n\n"
+                    await asyncio.sleep(0.02)
+                answers[path].append(gone)
+            finally:
+                ended[path].set()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    routes = Starlette(routes=[Route(path, stream) for path in answers])
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/watched":
+            receive = seams.noting_disconnects(scope, receive)
+        await routes(scope, receive, send)
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        for path in answers:
+            client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}")
+            async with client, client.stream("GET", path) as response:
+                lines = response.aiter_lines()
+                assert [await anext(lines) for _ in range(4)][::2] == ["data: ALIVE"] * 2
+            await asyncio.wait_for(ended[path].wait(), timeout=30)  # the client left: the stream ended
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, timeout=30)
+    assert answers["/watched"] and not any(answers["/watched"])
+    assert "/watched" not in asked_starlette
+    assert "/unwatched" in asked_starlette, "other requests keep Starlette's answer"
