@@ -23,6 +23,10 @@ from agent.events import (
     ToolCallStarted,
 )
 
+_VISIBLE = (TextDelta, ReasoningDelta, ToolCallStarted, AnswerDelta)
+"""What the person sees as the turn's first token."""
+_COUNTED = (StepStarted, ToolCallStarted, StepEnded, ApprovalDecided)
+
 
 @dataclass(slots=True, eq=False)
 class TurnFigures:
@@ -51,9 +55,10 @@ class TurnFigures:
         return sum(decision.waited_s for decision in self.approvals)
 
     def note(self, event: AgentEvent) -> None:
-        visible = isinstance(event, TextDelta | ReasoningDelta | ToolCallStarted | AnswerDelta)
-        if visible and self.first_token_s is None:
+        if self.first_token_s is None and isinstance(event, _VISIBLE):
             self.first_token_s = self.clock() - self.started
+        if not isinstance(event, _COUNTED):  # most events (each streamed piece) count nothing
+            return
         if isinstance(event, StepStarted):
             self.steps = event.step
         elif isinstance(event, ToolCallStarted):

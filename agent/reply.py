@@ -99,19 +99,25 @@ class ReplyAssembler:
         self._taken_ids = taken_ids  # every call id used so far in the turn
 
     def add(self, chunk: AIMessageChunk) -> list[AgentEvent]:
+        # Called for every chunk of every reply: empty fields are skipped before any lookup.
         events: list[AgentEvent] = []
-        self.reply.chunks += 1
-        self._note_metadata(chunk)
-        if reasoning := chunk.additional_kwargs.get(REASONING):
-            self.reply.reasoning += reasoning
+        reply = self.reply
+        reply.chunks += 1
+        if chunk.usage_metadata or chunk.response_metadata:
+            self._note_metadata(chunk)
+        provider_fields = chunk.additional_kwargs
+        if provider_fields and (reasoning := provider_fields.get(REASONING)):
+            reply.reasoning += reasoning
             events.append(ReasoningDelta(self.step, reasoning))
-        if text := chunk.text:
-            self.reply.text += text
+        content = chunk.content
+        if text := (content if isinstance(content, str) else str(chunk.text)):
+            reply.text += text
             events.append(TextDelta(self.step, text))
-        extras = chunk.additional_kwargs.get(TOOL_CALL_EXTRAS) or []
-        for position, piece in enumerate(chunk.tool_call_chunks):
-            extra = extras[position] if position < len(extras) else None
-            events.extend(self._add_piece(piece, extra))
+        if pieces := chunk.tool_call_chunks:
+            extras = (provider_fields.get(TOOL_CALL_EXTRAS) if provider_fields else None) or []
+            for position, piece in enumerate(pieces):
+                extra = extras[position] if position < len(extras) else None
+                events.extend(self._add_piece(piece, extra))
         return events
 
     def _note_metadata(self, chunk: AIMessageChunk) -> None:
@@ -119,13 +125,14 @@ class ReplyAssembler:
             self.reply.usage_reported = True
             self.reply.input_tokens = max(self.reply.input_tokens, usage.get("input_tokens") or 0)
             self.reply.output_tokens = max(self.reply.output_tokens, usage.get("output_tokens") or 0)
-        if finish_reason := chunk.response_metadata.get("finish_reason"):
+        metadata = chunk.response_metadata
+        if finish_reason := metadata.get("finish_reason"):
             self.reply.finish_reason = finish_reason
         for key in ("model_name", "system_fingerprint"):
-            if value := chunk.response_metadata.get(key):
+            if value := metadata.get(key):
                 self.reply.response_metadata[key] = value
 
-    def _add_piece(self, piece: Mapping[str, Any], extra: Mapping[str, Any] | None) -> list[AgentEvent]:
+    def _add_piece(self, piece: Mapping[str, Any], extra: Mapping[str, Any] | None) -> Iterable[AgentEvent]:
         provider_id = piece.get("id") or ""
         name = piece.get("name") or ""
         arguments = piece.get("args") or ""
@@ -137,7 +144,7 @@ class ReplyAssembler:
             call.extras.update(extra)
         if name and not call.name:
             call.name = name
-        return list(self._extend(call, arguments))
+        return self._extend(call, arguments)
 
     def _call_for(
         self, provider_id: str, name: str, arguments: str, index: int | None
