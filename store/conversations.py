@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, make_url, select, update
+from sqlalchemy import Connection, bindparam, delete, func, make_url, select, update
 from sqlalchemy.exc import OperationalError
 
 from store.database import Database, open_database
@@ -173,15 +173,16 @@ class ConversationStore:
 
         def start(connection: Connection) -> int:
             connection.execute(
-                conversations.insert().values(
-                    id=conversation_id,
-                    owner=owner_key,
-                    title=_title(title),
-                    created_at=now,
-                    updated_at=now,
-                    message_count=len(bodies),
-                    bytes=size,
-                )
+                _NEW_CONVERSATION,
+                {
+                    "id": conversation_id,
+                    "owner": owner_key,
+                    "title": _title(title),
+                    "created_at": now,
+                    "updated_at": now,
+                    "message_count": len(bodies),
+                    "bytes": size,
+                },
             )
             if not bodies:
                 return 0
@@ -223,10 +224,7 @@ class ConversationStore:
         """`append` inside the caller's transaction; how many old conversations made room."""
         size = sum(size for _body, size in bodies)
         row = connection.execute(
-            select(conversations.c.message_count, conversations.c.bytes)
-            .where(conversations.c.id == _checked_id(conversation_id))
-            .where(conversations.c.owner == owner_key)
-            .with_for_update()
+            _OWNED_FOR_UPDATE, {"id": _checked_id(conversation_id), "owner": owner_key}
         ).first()
         if row is None:
             raise ConversationNotFound(conversation_id)
@@ -239,9 +237,13 @@ class ConversationStore:
         if bodies:
             _insert(connection, conversation_id, start, bodies)
         connection.execute(
-            update(conversations)
-            .where(conversations.c.id == conversation_id)
-            .values(updated_at=now, message_count=start + len(bodies), bytes=kept_bytes + size)
+            _APPENDED,
+            {
+                "appended_to": conversation_id,
+                "now": now,
+                "count": start + len(bodies),
+                "size": kept_bytes + size,
+            },
         )
         return self._make_room(connection, owner_key, keep=conversation_id)
 
@@ -351,11 +353,7 @@ class ConversationStore:
 
     def _make_room(self, connection: Connection, owner_key: str, keep: str) -> int:
         """Remove the owner's oldest conversations (not `keep`) until both limits hold; how many."""
-        count, total = connection.execute(
-            select(func.count(), func.coalesce(func.sum(conversations.c.bytes), 0)).where(
-                conversations.c.owner == owner_key
-            )
-        ).one()
+        count, total = connection.execute(_OWNERS_TOTALS, {"owner": owner_key}).one()
         if count <= self.limits.conversations and total <= self.limits.bytes:
             return 0
         oldest = connection.execute(
@@ -373,6 +371,25 @@ class ConversationStore:
             total -= row.bytes
         _delete(connection, doomed)
         return len(doomed)
+
+
+# The statements of every save, built once: building one (and its cache key) cost more than running it.
+_NEW_CONVERSATION = conversations.insert()
+_NEW_MESSAGES = messages.insert()
+_OWNED_FOR_UPDATE = (
+    select(conversations.c.message_count, conversations.c.bytes)
+    .where(conversations.c.id == bindparam("id"))
+    .where(conversations.c.owner == bindparam("owner"))
+    .with_for_update()
+)
+_APPENDED = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("appended_to"))
+    .values(updated_at=bindparam("now"), message_count=bindparam("count"), bytes=bindparam("size"))
+)
+_OWNERS_TOTALS = select(func.count(), func.coalesce(func.sum(conversations.c.bytes), 0)).where(
+    conversations.c.owner == bindparam("owner")
+)
 
 
 async def _migrated_unless_locked(database: Database) -> bool:
@@ -405,7 +422,7 @@ def _bodies(new_messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
 def _insert(connection: Connection, conversation_id: str, start: int, bodies: list[tuple[str, int]]) -> None:
     """The messages' rows, from position `start` on."""
     connection.execute(
-        messages.insert(),
+        _NEW_MESSAGES,
         [
             {"conversation_id": conversation_id, "position": start + i, "body": body, "bytes": size}
             for i, (body, size) in enumerate(bodies)
