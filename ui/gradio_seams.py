@@ -253,6 +253,22 @@ def chat_state_copies_after_turns(chat: gr.ChatInterface) -> list[BlockFunction]
     ]
 
 
+def queued_updates_of(block: gr.blocks.Block) -> list[BlockFunction]:
+    """ChatInterface's queued steps (in the Blocks being built) that take nothing and only return
+    an update of `block`: its lambdas that give the textbox back after a turn, and take it away
+    and back around a retry."""
+    return [
+        fn
+        for fn in _dependencies()
+        if fn.queue and fn.name == "<lambda>" and not fn.inputs and fn.outputs == [block]
+    ]
+
+
+def run_unqueued(dependency: BlockFunction) -> None:
+    """The page calls `dependency` directly (`/gradio_api/run/predict`), not through the queue."""
+    dependency.queue = False
+
+
 def with_input(dependency: BlockFunction, block: gr.blocks.Block) -> None:
     """`dependency` also takes `block`'s value, as its function's last argument."""
     dependency.inputs = [*dependency.inputs, block]

@@ -123,6 +123,7 @@ class LiveTurnChatInterface(gr.ChatInterface):
         self._keep_api_shape()
         self._prepare_outputs_here()
         self._stop_when_refused()
+        self._update_the_textbox_unqueued()
         if self.chatbot.editable:
             self._rerun_edits_stoppably()
 
@@ -141,6 +142,14 @@ class LiveTurnChatInterface(gr.ChatInterface):
         if self.refuse is not None and (reason := self.refuse(request)):
             raise _refusal(reason)
         return gr.update(value="", interactive=False, placeholder=""), message
+
+    def _update_the_textbox_unqueued(self) -> None:
+        """ChatInterface's step that gives the textbox back after a turn (and those around a
+        retry) is a queued event: a join and an event stream of its own for every question, and
+        a wait behind the turns in the queue before the textbox comes back. It only returns an
+        update, like ChatInterface's unqueued steps around it: it runs unqueued too."""
+        for dependency in seams.queued_updates_of(self.textbox):
+            seams.run_unqueued(dependency)
 
     def _stop_when_refused(self) -> None:
         """What follows the textbox's first step runs only if that step succeeded (was not refused)."""

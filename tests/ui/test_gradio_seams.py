@@ -378,3 +378,21 @@ async def test_an_event_stream_learns_its_client_left_from_what_its_response_rec
     assert answers["/watched"] and not any(answers["/watched"])
     assert "/watched" not in asked_starlette
     assert "/unwatched" in asked_starlette, "other requests keep Starlette's answer"
+
+
+def test_the_steps_that_only_update_the_textbox_run_unqueued(built):
+    demo, chat = built
+    updates = [
+        fn
+        for fn in demo.fns.values()
+        if fn.name == "<lambda>" and not fn.inputs and fn.outputs == [chat.textbox]
+    ]
+    copies = [chat.chatbot_state, chat.chatbot_value]
+    after_turns = {
+        fn._id for fn in demo.fns.values() if fn.inputs[:1] == [chat.chatbot] and fn.outputs == copies
+    }
+    assert any(fn.trigger_after in after_turns for fn in updates), "the textbox given back after a turn"
+    assert not [fn._id for fn in updates if fn.queue]
+    assert [
+        d for d in dependencies(demo) if d["id"] in {fn._id for fn in updates} and d["queue"] is not False
+    ] == []
