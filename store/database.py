@@ -40,6 +40,7 @@ _Queued = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 _Outcome = tuple[Any, BaseException | None]
 WRITE_OPTION = "conversation_store_writes"
 SQLITE_READERS = 4
+CLOSED = "the conversation store is closed"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a writer waits for another process's write lock (this process's writers take turns
 on their one writer thread, so only another process's ever makes one wait)."""
@@ -90,6 +91,7 @@ class SQLiteDatabase:
         self._readers = ThreadPoolExecutor(SQLITE_READERS, thread_name_prefix="store-read")
         self._queue: list[_Queued] = []
         self._committing: asyncio.Future[list[_Outcome]] | None = None
+        self._closed = False
 
     async def write(self, work: Work[T]) -> T:
         """`work` in the next transaction the writer thread commits. Writes that come while one
@@ -97,6 +99,7 @@ class SQLiteDatabase:
         own: one that raises is rolled back alone and gets its own error, the others commit. A
         caller that stops waiting before its work was taken up (cancelled, timed out) takes it
         out of the queue: it never runs."""
+        _refuse_if(self._closed)
         queued: _Queued = (work, asyncio.get_running_loop().create_future())
         self._queue.append(queued)
         if self._committing is None:
@@ -107,12 +110,15 @@ class SQLiteDatabase:
             raise StoreUnavailable(reason(error)) from error
 
     async def read(self, work: Work[T]) -> T:
+        _refuse_if(self._closed)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._readers, self._read, work)
         except (SQLAlchemyError, OSError) as error:
             raise StoreUnavailable(reason(error)) from error
 
     async def dispose(self) -> None:
+        """After the transaction being committed, if any; the writes still waiting are refused."""
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer, self._engine.dispose)
         self._writer.shutdown(wait=False)
@@ -122,7 +128,9 @@ class SQLiteDatabase:
         """Hand what waits to the writer thread as one transaction (on the event loop's thread)."""
         batch = [queued for queued in self._queue if not queued[1].cancelled()]
         self._queue = []
-        if not batch:
+        if not batch or self._closed:
+            for _work, future in batch:
+                future.set_exception(StoreUnavailable(CLOSED))
             self._committing = None
             return
         self._committing = asyncio.get_running_loop().run_in_executor(
@@ -182,8 +190,10 @@ class AsyncDatabase:
             connect_args={"timeout": 10},
         )
         self.dialect = self._engine.dialect.name
+        self._closed = False
 
     async def write(self, work: Work[T]) -> T:
+        _refuse_if(self._closed)
         try:
             async with self._engine.connect() as connection, connection.begin():
                 return await connection.run_sync(work)
@@ -191,6 +201,7 @@ class AsyncDatabase:
             raise StoreUnavailable(reason(error)) from error
 
     async def read(self, work: Work[T]) -> T:
+        _refuse_if(self._closed)
         try:
             async with self._engine.connect() as connection:
                 return await connection.run_sync(work)
@@ -198,7 +209,13 @@ class AsyncDatabase:
             raise StoreUnavailable(reason(error)) from error
 
     async def dispose(self) -> None:
+        self._closed = True
         await self._engine.dispose()
+
+
+def _refuse_if(closed: bool) -> None:
+    if closed:
+        raise StoreUnavailable(CLOSED)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,6 +14,7 @@ from store import (
     ConversationNotFound,
     ConversationStore,
     Limits,
+    Saved,
     StoreFull,
     StoreUnavailable,
     database_url,
@@ -287,6 +288,30 @@ async def test_saves_that_wait_together_commit_together_and_each_gets_its_own_ou
     finally:
         other_process.close()
         await store.aclose()
+
+
+async def test_a_closed_store_refuses_what_comes_after_and_every_save_says_what_became_of_it(store_url):
+    """The server's shutdown closes the store: the saves it was writing end first; any that come
+    after, or waited too long, are refused (the page says not saved). No save hangs, and every
+    one that said it was saved is there when the store is opened again."""
+    store = await ConversationStore.open(store_url)
+    owners = [new_owner_id() for _ in range(20)]
+    saves = [asyncio.ensure_future(store.start(owner, "t", turn("q", "a"))) for owner in owners]
+    await asyncio.sleep(0)  # the saves are under way
+    await store.aclose()
+    outcomes = await asyncio.wait_for(asyncio.gather(*saves, return_exceptions=True), 20)
+    with pytest.raises(StoreUnavailable):
+        await store.start(owners[0], "after", turn("q", "a"))
+    with pytest.raises(StoreUnavailable):
+        await store.page(owners[0])
+
+    assert {type(outcome).__name__ for outcome in outcomes} <= {"Saved", "StoreUnavailable"}
+    reopened = await ConversationStore.open(store_url)
+    try:
+        for owner, outcome in zip(owners, outcomes, strict=True):
+            assert await reopened.count(owner) == (1 if isinstance(outcome, Saved) else 0)
+    finally:
+        await reopened.aclose()
 
 
 async def test_the_schema_is_versioned_and_reopening_keeps_everything(store_url):
