@@ -26,7 +26,7 @@ from ui import page
 from ui.approval import ApprovalPanel, SessionApprovals
 from ui.chat import backend_line, chat_function
 from ui.chatbot import PreparedChatbot
-from ui.gradio_seams import default_address, watch_only_project_code
+from ui.gradio_seams import default_address, keep_no_queue_analytics, watch_only_project_code
 from ui.guard import TurnsOutsideTheQueue, busy_message, is_busy
 from ui.heap import settle_after_start
 from ui.lifecycle import RESTARTING, Lifecycle, catch_stop_signals, lifecycle_options, serve_until_signal
@@ -150,6 +150,7 @@ def create_app(
     # api_open=False: the direct `/gradio_api/run/...` routes would run a turn outside the queue
     # (outside the concurrency limit and the per-client limit); Gradio opens them except on Spaces.
     demo.queue(default_concurrency_limit=concurrency, api_open=False)
+    keep_no_queue_analytics(demo)  # for the monitoring dashboard, which the guard refuses
     return demo
 
 

@@ -299,6 +299,18 @@ def remove_cancellation(blocks: gr.Blocks, block: gr.blocks.Block, event: str) -
 # -- the queue ---------------------------------------------------------------------------------
 
 
+def keep_no_queue_analytics(blocks: gr.Blocks) -> None:
+    """Gradio's queue keeps a record of its last 10,000 events for its monitoring dashboard and,
+    at the end of every queued event, summarises them all (a pandas DataFrame, built in a worker
+    thread while holding the interpreter most of the time): the more events a server has seen, the
+    dearer every turn. The dashboard (`/monitoring`) is refused by `ui.guard` and nothing else reads
+    the summary: the queue of `blocks` (after `blocks.queue()`) keeps its last record only and
+    never summarises."""
+    queue = blocks._queue
+    queue.ANALYTICS_MAX_EVENTS = 1
+    queue.ANAYLTICS_CACHE_FREQUENCY = sys.maxsize  # (sic) a summary every that many events
+
+
 def queued_requests(blocks: gr.Blocks) -> Iterator[tuple[int, Any]]:
     """(function id, Starlette request) of each event Gradio has queued or is running; it forgets
     each one as it ends. The guard counts a client's turns from it: Gradio keeps no public count."""

@@ -396,3 +396,19 @@ def test_the_steps_that_only_update_the_textbox_run_unqueued(built):
     assert [
         d for d in dependencies(demo) if d["id"] in {fn._id for fn in updates} and d["queue"] is not False
     ] == []
+
+
+def test_the_queue_never_summarises_its_events_for_the_refused_dashboard(built, monkeypatch):
+    demo, _chat = built
+    queue = demo._queue
+
+    def summarised(records):
+        raise AssertionError(f"a summary of {len(records)} events was built")
+
+    monkeypatch.setattr(queue, "_get_df", summarised)
+    records = [
+        {"time": 0.0, "status": "success", "process_time": 0.1, "function": "chat", "session_hash": "s"}
+    ]
+    monkeypatch.setattr(queue, "events_recorded", queue.events_recorded + 1000)
+    queue.compute_analytics_summary(records * 1000)
+    assert queue.ANALYTICS_MAX_EVENTS == 1, "Gradio drops the oldest record past this many"
