@@ -7,10 +7,16 @@ same way; both on every call. `StructuredTool._arun`'s own annotations are strin
 postpones them), so every call compiled and evaluated them again, the largest part of what a
 call costs besides the tool's work. `AsyncTool._arun` has the same parameters with annotations
 that are objects already (this module does not postpone them), so reading them is a lookup.
+
+It also reads both functions' signatures (`inspect.signature`) on every call, to see whether
+they take `run_manager` or `callbacks`. A function's `__signature__`, when set, is what
+`inspect.signature` returns (Python's documented protocol), so `AsyncTool._arun` and each
+function `async_tool` wraps keep theirs, computed once.
 """
 
 # No `from __future__ import annotations` here: `AsyncTool._arun`'s annotations must be objects.
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,11 +40,20 @@ class AsyncTool(StructuredTool):
         return await super()._arun(*args, config=config, run_manager=run_manager, **kwargs)
 
 
+def keep_signature(function: Callable[..., Any]) -> None:
+    """Compute `function`'s signature once, for `inspect.signature` to return from now on."""
+    function.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+
+
+keep_signature(AsyncTool._arun)
+
+
 def async_tool(args_schema: type[BaseModel]) -> Callable[[Callable[..., Awaitable[Any]]], AsyncTool]:
     """`@tool(args_schema=...)` for an async function, giving an `AsyncTool`: the same name,
     description and schema (its annotations should be objects too: see agent/tools.py)."""
 
     def build(coroutine: Callable[..., Awaitable[Any]]) -> AsyncTool:
+        keep_signature(coroutine)
         return AsyncTool.from_function(
             coroutine=coroutine,
             name=coroutine.__name__,

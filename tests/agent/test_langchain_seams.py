@@ -29,6 +29,19 @@ def test_async_tool_takes_the_same_parameters_with_annotations_that_are_objects(
     assert AsyncTool._arun.__annotations__["config"] is RunnableConfig
 
 
+@pytest.mark.parametrize(
+    "function", [AsyncTool._arun, *(t.coroutine for t in TOOLS)], ids=lambda f: f.__qualname__
+)
+def test_a_kept_signature_is_the_functions_own(function):
+    kept = function.__signature__
+    del function.__signature__
+    try:
+        assert inspect.signature(function) == kept
+    finally:
+        function.__signature__ = kept
+    assert inspect.signature(function) is kept
+
+
 @pytest.mark.parametrize("built_in", TOOLS, ids=lambda t: t.name)
 def test_each_tool_is_what_langchains_tool_decorator_builds(built_in):
     theirs = tool(args_schema=built_in.args_schema)(built_in.coroutine)
