@@ -11,7 +11,9 @@ oldest conversations (never the one being saved) and says how many. Conversation
 untouched for `Limits.retention_days` are removed by `purge_expired`.
 
 Anything the database refuses or cannot be reached for raises `StoreUnavailable`;
-callers show one line and carry on.
+callers show one line and carry on. Each operation is one plain function of a
+connection, run in one transaction by `store.database` (on SQLite, on the store's
+own threads, the saves that come together committed together).
 """
 
 from __future__ import annotations

@@ -196,8 +196,9 @@ async def test_two_stores_on_one_database_share_conversations_and_append_concurr
 
 async def test_many_saves_at_once_in_one_process_queue_without_polling_sqlites_lock(tmp_path, monkeypatch):
     """SQLite's busy wait sleeps and polls (a burst of turns ending together stalled on it): one
-    process's writers take turns on a lock of their own instead, so even with no busy wait at all
-    (a writer meeting the lock would fail at once) a burst of starts and appends all succeed."""
+    process's writers take turns on the store's one writer thread instead, so even with no busy
+    wait at all (a writer meeting SQLite's lock would fail at once) a burst of starts and appends
+    all succeed."""
     monkeypatch.setattr(database_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
     store = await ConversationStore.open(database_url(tmp_path))
     try:
