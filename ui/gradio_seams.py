@@ -330,6 +330,36 @@ def serves_session(app: Any, session_hash: str) -> bool:
 # -- the HTTP routes ---------------------------------------------------------------------------
 
 
+HOT_ROUTES = frozenset(
+    {
+        "/gradio_api/queue/join",
+        "/gradio_api/queue/data",
+        "/gradio_api/run/{api_name}",
+        "/gradio_api/heartbeat/{session_hash}",
+        "/gradio_api/cancel",
+    }
+)
+"""The routes of a page's every question: joining the queue, its event stream, its unqueued calls,
+its heartbeat, Stop."""
+
+
+def match_hot_routes_first(app: Any) -> None:
+    """FastAPI finds a request's route by trying each route of a router in turn, twice (whether the
+    router has it, then which): Gradio's API routes (an included router) sit behind some fifty
+    others, routes for files, uploads, monitoring and vibe editing among them. In `app` (the served
+    FastAPI app), Gradio's `HOT_ROUTES` are tried first. No other route answers their paths, so
+    every request reaches the route it reached before (contract test); FastAPI is told the routes
+    changed, so it rebuilds its list of them."""
+    for included in app.router.routes:
+        router = getattr(included, "original_router", None)  # FastAPI's included router
+        if router is None:
+            continue
+        hot = [route for route in router.routes if getattr(route, "path", None) in HOT_ROUTES]
+        if hot and router.routes[: len(hot)] != hot:
+            router.routes[:] = [*hot, *(route for route in router.routes if route not in hot)]
+            router._mark_routes_changed()
+
+
 def _is_gradio_login_check(call: Any) -> bool:
     return getattr(call, "__module__", None) == "gradio.routes" and getattr(
         call, "__qualname__", ""

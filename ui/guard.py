@@ -50,6 +50,7 @@ from ui.budgets import CallBudget, LastSeen, OpenStreams
 from ui.gradio_seams import (
     check_logins_on_the_loop,
     functions,
+    match_hot_routes_first,
     noting_disconnects,
     queued_requests,
     read_disconnects_from_the_response,
@@ -166,7 +167,8 @@ class PublicGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # the server starts: the routes are all there
-            check_logins_on_the_loop(scope["app"])
+            match_hot_routes_first(scope["app"])
+            check_logins_on_the_loop(scope["app"])  # after: FastAPI rebuilt its routes' dependencies
             await self.app(scope, receive, send)
             return
         if scope["type"] != "http":  # the app serves no websocket

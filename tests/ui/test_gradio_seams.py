@@ -5,6 +5,7 @@ import asyncio
 import copy
 import importlib.util
 import inspect
+import re
 import sys
 
 import fastapi.dependencies.utils as fastapi_dependencies
@@ -412,3 +413,40 @@ def test_the_queue_never_summarises_its_events_for_the_refused_dashboard(built, 
     monkeypatch.setattr(queue, "events_recorded", queue.events_recorded + 1000)
     queue.compute_analytics_summary(records * 1000)
     assert queue.ANALYTICS_MAX_EVENTS == 1, "Gradio drops the oldest record past this many"
+
+
+def test_every_request_reaches_the_route_it_reached_before_the_hot_routes_went_first(built):
+    demo, _chat = built
+    gradios, ours = App.create_app(demo), App.create_app(demo)
+    seams.match_hot_routes_first(ours)
+    [included] = [route for route in ours.router.routes if hasattr(route, "original_router")]
+    tried_first = [context.original_route.path for context in included.effective_candidates()]
+    assert set(tried_first[: len(seams.HOT_ROUTES)]) == seams.HOT_ROUTES
+
+    def reached(app: App, method: str, path: str) -> tuple | None:
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "root_path": "",
+            "headers": [],
+            "query_string": b"",
+        }
+        for route in app.router.routes:
+            match, _child = route.matches(scope)
+            if match.name == "FULL":
+                target = route
+                if hasattr(route, "original_router"):
+                    target = next(
+                        c for c in route.effective_candidates() if c.matches(scope)[0].name == "FULL"
+                    )
+                    target = target.original_route
+                return (target.path, target.name)
+        return None
+
+    requests = {("POST", "/gradio_api/run/predict"), ("GET", "/gradio_api/heartbeat/a-session")}
+    for route in included.original_router.routes:
+        path = re.sub(r"\{\w+:path\}", "a/b.txt", re.sub(r"\{\w+\}", "a-value", route.path))
+        requests |= {(method, path) for method in ("GET", "HEAD", "POST")}
+    for method, path in sorted(requests):
+        assert reached(ours, method, path) == reached(gradios, method, path), (method, path)
