@@ -1,11 +1,12 @@
 """The agent's tools: four arithmetic operations and `final_answer`.
 
-To add a tool, write one `@async_tool(ArgsSchema)` function (LangChain's `@tool(args_schema=...)`
-for an async function; a docstring the model reads) and append it to `TOOLS`. Tools are `async` and must finish in
-milliseconds: a tool that could be made to run for long (a huge power) checks
-its cost *before* computing and raises `ValueError` with a message for the model.
-A tool that acts (writes, sends, deletes) gets `@requires_approval` above its
-`@tool`: a person then approves or denies each of its calls before it runs.
+To add a tool, write one `@async_tool(ArgsSchema)` function (LangChain's
+`@tool(args_schema=...)` for an async function; a docstring the model reads) and
+append it to `TOOLS`. Tools are `async` and must finish in milliseconds: a tool
+that could be made to run for long (a huge power) checks its cost *before*
+computing and raises `ValueError` with a message for the model. A tool that acts
+(writes, sends, deletes) gets `@requires_approval` above its `@async_tool`: a
+person then approves or denies each of its calls before it runs.
 """
 
 # No `from __future__ import annotations`: LangChain reads a tool function's type hints on every
